@@ -1,0 +1,7 @@
+"""Clients and plans, the week's hours, exports, cards and kiosks."""
+from flask import Blueprint
+
+bp = Blueprint("coordinator", __name__, url_prefix="/coordinator", template_folder="templates",
+               static_folder="static")
+
+from coordinator import routes  # noqa: E402,F401

@@ -1,0 +1,121 @@
+"""IOP Kiosk: check-in kiosk, live group facilitation and attendance hours for IOPs."""
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from flask import Flask, jsonify, render_template, request
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from iop import config as config_module
+from iop.config import ConfigError
+
+socketio = SocketIO()
+csrf = CSRFProtect()
+
+__all__ = ["create_app", "socketio", "csrf", "ConfigError"]
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Make the application. A test passes its own settings; otherwise they come from the environment."""
+    settings = dict(config_module.DEFAULTS)
+    settings.update(config_module.from_environment() if test_config is None else {})
+    if test_config is not None:
+        settings.setdefault("INSTANCE_PATH", test_config.get("INSTANCE_PATH"))
+        settings.update(test_config)
+    config_module.finish(settings)
+
+    app = Flask(
+        __name__,
+        instance_path=settings["INSTANCE_PATH"],
+        instance_relative_config=True,
+    )
+    app.config.update(settings)
+    app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
+
+    from iop import auth, db, views
+
+    db.init_app(app)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode="threading",
+        message_queue=app.config.get("REDIS_URL"),
+        cors_allowed_origins=app.config.get("CORS_ORIGINS", []) or None,
+        logger=False,
+        engineio_logger=False,
+    )
+    auth.init_app(app)
+
+    from coordinator import bp as coordinator_bp
+    from facilitator import bp as facilitator_bp
+    from kiosk import bp as kiosk_bp
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(kiosk_bp)
+    app.register_blueprint(facilitator_bp)
+    app.register_blueprint(coordinator_bp)
+
+    from iop import cli
+
+    cli.register(app)
+    _register_error_pages(app)
+    _quiet_request_log()
+    return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith(("/kiosk/api/", "/api/")) or request.is_json
+
+    def error_page(status: int, code: str, message: str):
+        if wants_json():
+            return jsonify(error={"code": code, "message": message}), status
+        return render_template("error.html", status=status, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc):
+        return error_page(400, "csrf_failed", "This form expired. Please go back, reload the page and try again.")
+
+    @app.errorhandler(400)
+    def _bad_request(_exc):
+        return error_page(400, "bad_request", "That request could not be read.")
+
+    @app.errorhandler(403)
+    def _forbidden(_exc):
+        return error_page(403, "forbidden", "Your role does not allow this page.")
+
+    @app.errorhandler(404)
+    def _not_found(_exc):
+        return error_page(404, "not_found", "There is nothing here.")
+
+    @app.errorhandler(405)
+    def _method(_exc):
+        return error_page(405, "method_not_allowed", "That action is not possible here.")
+
+    @app.errorhandler(413)
+    def _too_large(_exc):
+        return error_page(413, "too_large", "That is too large to send.")
+
+    @app.errorhandler(500)
+    def _server_error(_exc):
+        return error_page(500, "server_error", "Something went wrong on our side. Please try again.")
+
+
+class _NoQueryStrings(logging.Filter):
+    """Werkzeug's access log prints whole request lines; keep the path and drop query strings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple) and len(record.args) >= 1:
+            first = record.args[0]
+            if isinstance(first, str) and "?" in first:
+                record.args = (first.split("?", 1)[0] + " [query omitted]",) + tuple(record.args[1:])
+        return True
+
+
+def _quiet_request_log() -> None:
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _NoQueryStrings) for f in logger.filters):
+        logger.addFilter(_NoQueryStrings())

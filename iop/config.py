@@ -1,0 +1,124 @@
+"""Settings from the environment (CONTRACT.md), read when the app is made, never at import."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A setting a person gave is wrong; the message says which and how to fix it."""
+
+
+DEFAULTS = {
+    "TIMEZONE": "America/New_York",
+    "SCHEDULER": True,
+    "REDIS_URL": None,
+    "FULL_DAY_MINUTES": 180,
+    "GRACE_MINUTES": 10,
+    "SESSION_OPENS_BEFORE_MINUTES": 30,
+    "REPEAT_SCAN_MINUTES": 5,
+    "OFFLINE_SCAN_MAX_AGE_HOURS": 12,
+    "IDLE_SIGNOUT_MINUTES": 15,
+    "KIOSK_WELCOME": "Welcome. Please scan your card.",
+    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,
+}
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"on", "1", "true", "yes"}:
+        return True
+    if value in {"off", "0", "false", "no"}:
+        return False
+    raise ConfigError(f"{name} must be 'on' or 'off', not {raw!r}.")
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict:
+    """The settings named in CONTRACT.md, from `environ` (os.environ by default)."""
+    env = os.environ if environ is None else environ
+    settings: dict = {}
+    instance = env.get("IOP_INSTANCE_PATH", "").strip() or str(Path.cwd() / "instance")
+    settings["INSTANCE_PATH"] = str(Path(instance).expanduser().resolve())
+    if env.get("IOP_DATABASE_URL", "").strip():
+        settings["DATABASE_URL"] = env["IOP_DATABASE_URL"].strip()
+    if env.get("IOP_REDIS_URL", "").strip():
+        settings["REDIS_URL"] = env["IOP_REDIS_URL"].strip()
+    if env.get("IOP_SECRET_KEY", "").strip():
+        settings["SECRET_KEY"] = env["IOP_SECRET_KEY"].strip()
+    if env.get("IOP_SECRET_KEY_FALLBACKS", "").strip():
+        settings["SECRET_KEY_FALLBACKS"] = env["IOP_SECRET_KEY_FALLBACKS"].split()
+    if env.get("IOP_TIMEZONE", "").strip():
+        settings["TIMEZONE"] = env["IOP_TIMEZONE"].strip()
+    if env.get("IOP_SCHEDULER", "").strip():
+        settings["SCHEDULER"] = _flag("IOP_SCHEDULER", env["IOP_SCHEDULER"])
+    return settings
+
+
+def finish(config: dict) -> None:
+    """Fill derived settings and check every value; raises ConfigError with one clear line."""
+    instance = Path(config["INSTANCE_PATH"])
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+        probe = instance / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"The instance folder {instance} cannot be written ({exc.strerror}). "
+            "Set IOP_INSTANCE_PATH to a folder this user can write."
+        ) from None
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'iop.sqlite3'}"
+    _check_database_url(config["DATABASE_URL"])
+    try:
+        ZoneInfo(str(config["TIMEZONE"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"IOP_TIMEZONE {config['TIMEZONE']!r} is not a time zone name (try America/New_York)."
+        ) from None
+    redis_url = config.get("REDIS_URL")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("IOP_REDIS_URL must start with redis://, rediss:// or unix://.")
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "IOP_DATABASE_URL is not a database URL "
+            "(try sqlite:///path/iop.sqlite3 or postgresql+psycopg://host/db)."
+        ) from None
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError("IOP_DATABASE_URL must be a SQLite or PostgreSQL URL.")
+
+
+def _instance_secret(path: Path) -> str:
+    """The secret key kept in the instance folder, made once with mode 0600."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def signing_keys(config) -> list[str]:
+    """Old keys first, the current key last: itsdangerous signs with the last and accepts all."""
+    return [*(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]

@@ -1,0 +1,79 @@
+"""The one place that makes the engine and opens database sessions."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=15000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        # A write transaction takes the write lock at BEGIN, so two writers queue on the
+        # busy timeout instead of one failing when it upgrades from a stale read snapshot.
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection):
+            write = connection.get_execution_options().get("iop_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["iop.db"] = Database(engine, sessionmaker(engine, expire_on_commit=False))
+    app.teardown_appcontext(_close_session)
+
+
+def database(app: Flask | None = None) -> Database:
+    return (app or current_app).extensions["iop.db"]
+
+
+def session() -> Session:
+    """The session of the current app context (a request, a socket event, a job or a command)."""
+    if "db_session" not in g:
+        g.db_session = database().sessions()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+@contextlib.contextmanager
+def transaction():
+    """A unit of work that writes: commits at the end of the block, rolls back on any error."""
+    db_session = session()
+    if db_session.in_transaction():
+        db_session.commit()  # end the read snapshot so the write starts on fresh data
+    db_session.connection(execution_options={"iop_write": True})
+    try:
+        yield db_session
+        db_session.commit()
+    except BaseException:
+        db_session.rollback()
+        raise
