@@ -1,0 +1,432 @@
+"""The hours rules of DOMAIN.md: pure functions, and the SQL that applies them to many rows at once.
+
+Every figure the system shows or exports comes from here. Nothing derived is stored: credited
+minutes are computed from check-in/check-out and the session's scheduled window, in Python for
+one attendance and in SQL (`credited_minutes_sql`) for sums.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, bindparam, case, func
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+FULL_DAY_MINUTES = 180
+GRACE_MINUTES = 10
+WEEKDAYS_PER_WEEK = 5
+STATUSES = ("met", "on_track", "at_risk", "short", "no_plan")
+
+
+class InvalidAttendance(ValueError):
+    """An attendance that cannot be recorded as given (the message says why, for the person)."""
+
+
+# ---- rule 1: credited minutes ----------------------------------------------------------------
+
+def credited_minutes(check_in: datetime | None, check_out: datetime | None,
+                     starts: datetime, ends: datetime) -> int:
+    """Whole minutes (rounded down) of [check_in, check_out] inside [starts, ends]; 0 when they miss."""
+    if check_in is None or check_out is None:
+        return 0
+    if check_out < check_in:
+        raise InvalidAttendance("The check-out is before the check-in.")
+    overlap = (min(check_out, ends) - max(check_in, starts)).total_seconds()
+    return max(0, math.floor(overlap / 60))
+
+
+def effective_check_out(check_out: datetime | None, ends: datetime, now: datetime) -> datetime:
+    """A missing check-out counts up to now while the session runs, and to its end after (rule 2)."""
+    return check_out if check_out is not None else min(now, ends)
+
+
+def close_check_out(closed_at: datetime, ends: datetime) -> datetime:
+    """Rule 2: a client still in when a session closes is checked out at the earlier of close and end."""
+    return min(closed_at, ends)
+
+
+def overlaps(a_start: datetime, a_end: datetime | None, b_start: datetime, b_end: datetime | None) -> bool:
+    """Whether two attendances of one client overlap in time (open ends run forever)."""
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return a_start < (b_end or far) and b_start < (a_end or far)
+
+
+# ---- rule 8: flags ---------------------------------------------------------------------------
+
+def is_late(check_in: datetime | None, starts: datetime, grace_minutes: int = GRACE_MINUTES) -> bool:
+    return check_in is not None and check_in > starts + timedelta(minutes=grace_minutes)
+
+
+def left_early(check_out: datetime | None, ends: datetime, grace_minutes: int = GRACE_MINUTES) -> bool:
+    return check_out is not None and check_out < ends - timedelta(minutes=grace_minutes)
+
+
+# ---- rules 3 and 4: days and weeks -----------------------------------------------------------
+
+def is_full_day(minutes: int, full_day_minutes: int = FULL_DAY_MINUTES) -> bool:
+    return minutes >= full_day_minutes
+
+
+def days_attended(minutes_by_date: dict[date, int]) -> int:
+    return sum(1 for minutes in minutes_by_date.values() if minutes > 0)
+
+
+def week_start(day: date) -> date:
+    """The Monday of the week holding `day`."""
+    return day - timedelta(days=day.weekday())
+
+
+def week_bounds(monday: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Monday 00:00 to the next Monday 00:00 in the program's zone, as UTC instants (DST-safe)."""
+    start = datetime.combine(monday, time(0), tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz).astimezone(timezone.utc)
+    return start, end
+
+
+def weeks_overlapping(first: date, last: date) -> list[date]:
+    """The Mondays of every whole week that overlaps [first, last]."""
+    monday, mondays = week_start(first), []
+    while monday <= last:
+        mondays.append(monday)
+        monday += timedelta(days=7)
+    return mondays
+
+
+# ---- rule 5: targets -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phase:
+    first_week: int
+    last_week: int
+    weekly_minutes: int
+    days_per_week: int
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    """What the rules need of a plan (built from the Plan row, or from an import row)."""
+
+    start_date: date
+    end_date: date | None
+    weekly_minutes: int
+    days_per_week: int
+    level_of_care: str = ""
+    phases: tuple[Phase, ...] = ()
+
+    def covers(self, day: date) -> bool:
+        return self.start_date <= day and (self.end_date is None or day <= self.end_date)
+
+    def overlaps_week(self, monday: date) -> bool:
+        sunday = monday + timedelta(days=6)
+        return self.start_date <= sunday and (self.end_date is None or self.end_date >= monday)
+
+
+def plan_terms(plan) -> PlanTerms:
+    """PlanTerms from a models.Plan."""
+    return PlanTerms(
+        start_date=plan.start_date, end_date=plan.end_date, weekly_minutes=plan.weekly_minutes,
+        days_per_week=plan.days_per_week, level_of_care=plan.level_of_care,
+        phases=tuple(Phase(p.first_week, p.last_week, p.weekly_minutes, p.days_per_week) for p in plan.phases),
+    )
+
+
+def plan_week_number(plan_start: date, monday: date) -> int:
+    """Plan week 1 is the week containing the plan's start date."""
+    return (monday - week_start(plan_start)).days // 7 + 1
+
+
+def phase_in_effect(plan: PlanTerms, monday: date) -> tuple[int, int]:
+    """(weekly minutes, days per week) of the phase in effect on `monday`; the plan's own without one."""
+    number = plan_week_number(plan.start_date, monday)
+    for phase in plan.phases:
+        if phase.first_week <= number <= phase.last_week:
+            return phase.weekly_minutes, phase.days_per_week
+    return plan.weekly_minutes, plan.days_per_week
+
+
+def covered_weekdays(plan: PlanTerms, monday: date) -> int:
+    """How many of the week's Monday–Friday the plan's dates cover."""
+    return sum(1 for offset in range(WEEKDAYS_PER_WEEK) if plan.covers(monday + timedelta(days=offset)))
+
+
+def round_up_quarter_hour(minutes: float) -> int:
+    return int(math.ceil(minutes / 15 - 1e-9)) * 15
+
+
+def plan_week_target(plan: PlanTerms, monday: date) -> int | None:
+    """This plan's target minutes for the week of `monday`; None when the plan misses the week."""
+    if not plan.overlaps_week(monday):
+        return None
+    minutes, _days = phase_in_effect(plan, monday)
+    sunday = monday + timedelta(days=6)
+    starts_or_ends_here = monday <= plan.start_date <= sunday or (
+        plan.end_date is not None and monday <= plan.end_date <= sunday)
+    if not starts_or_ends_here:
+        return minutes
+    return round_up_quarter_hour(minutes * covered_weekdays(plan, monday) / WEEKDAYS_PER_WEEK)
+
+
+def week_target(plans: Iterable[PlanTerms], monday: date) -> int | None:
+    """The week's target over a client's plans (a plan that ends mid-week and the next that starts
+    add their prorated parts); None when no plan touches the week (status no_plan)."""
+    parts = [t for t in (plan_week_target(plan, monday) for plan in plans) if t is not None]
+    return sum(parts) if parts else None
+
+
+def plan_in_effect(plans: Sequence[PlanTerms], monday: date) -> PlanTerms | None:
+    """The latest-starting plan that touches the week (its level of care labels the week)."""
+    touching = [plan for plan in plans if plan.overlaps_week(monday)]
+    return max(touching, key=lambda plan: plan.start_date) if touching else None
+
+
+def phases_problem(phases: Sequence[Phase]) -> str | None:
+    """Why a phase list is unusable (overlaps, gaps, reversed weeks), or None."""
+    ordered = sorted(phases, key=lambda p: p.first_week)
+    for phase in ordered:
+        if phase.first_week < 1 or phase.last_week < phase.first_week:
+            return f"Phase weeks {phase.first_week}-{phase.last_week} are not a forward range starting at week 1 or later."
+        if phase.weekly_minutes < 0 or not 0 <= phase.days_per_week <= 7:
+            return "A phase needs hours of 0 or more and 0 to 7 days a week."
+    for before, after in zip(ordered, ordered[1:]):
+        if after.first_week <= before.last_week:
+            return f"Phases weeks {before.first_week}-{before.last_week} and {after.first_week}-{after.last_week} overlap."
+        if after.first_week > before.last_week + 1:
+            return f"Phases leave weeks {before.last_week + 1}-{after.first_week - 1} without hours."
+    if ordered and ordered[0].first_week != 1:
+        return f"Phases start at week {ordered[0].first_week}; the first phase must start at week 1."
+    return None
+
+
+# ---- rule 6: status --------------------------------------------------------------------------
+
+def week_status(target: int | None, attended: int, week_over: bool, still_possible: int) -> str:
+    """met / short / at_risk / on_track / no_plan for one client's week.
+
+    `still_possible`: minutes the client could still earn by attending every remaining scheduled
+    session of their groups this week in full (from now on).
+    """
+    if target is None:
+        return "no_plan"
+    if attended >= target:
+        return "met"
+    if week_over:
+        return "short"
+    return "at_risk" if attended + still_possible < target else "on_track"
+
+
+def remaining_minutes(windows: Iterable[tuple[datetime, datetime]], now: datetime) -> int:
+    """Minutes still to come in these scheduled session windows (a running one counts from now)."""
+    total = 0
+    for starts, ends in windows:
+        if ends > now:
+            total += max(0, math.floor((ends - max(starts, now)).total_seconds() / 60))
+    return total
+
+
+def hours_text(minutes: int) -> str:
+    """'6 h 00' as the kiosk and the board show hours."""
+    return f"{minutes // 60} h {minutes % 60:02d}"
+
+
+def decimal_hours(minutes: int) -> str:
+    """'6.50': hours with two decimals, as the exports give them."""
+    return f"{minutes / 60:.2f}"
+
+
+# ---- SQL: rule 1 for many rows at once -------------------------------------------------------
+
+class epoch_seconds(FunctionElement):
+    """Seconds since 1970 of a stored (naive UTC) timestamp, as an integer, on SQLite and PostgreSQL."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw):
+    return "CAST(strftime('%%s', %s) AS INTEGER)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element, compiler, **kw):
+    return "CAST(FLOOR(EXTRACT(EPOCH FROM %s)) AS BIGINT)" % compiler.process(element.clauses, **kw)
+
+
+class least(FunctionElement):
+    type = Integer()
+    inherit_cache = True
+
+
+class greatest(FunctionElement):
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element, compiler, **kw):
+    return "MIN(%s)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element, compiler, **kw):
+    return "MAX(%s)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(least, "postgresql")
+def _least_pg(element, compiler, **kw):
+    return "LEAST(%s)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(greatest, "postgresql")
+def _greatest_pg(element, compiler, **kw):
+    return "GREATEST(%s)" % compiler.process(element.clauses, **kw)
+
+
+class floor_div_60(FunctionElement):
+    """Whole minutes of a non-negative number of seconds."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(floor_div_60, "sqlite")
+def _div_sqlite(element, compiler, **kw):
+    return "((%s) / 60)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(floor_div_60, "postgresql")
+def _div_pg(element, compiler, **kw):
+    return "((%s) / 60)" % compiler.process(element.clauses, **kw)  # BIGINT / INT truncates; input >= 0
+
+
+def credited_minutes_sql(attendance, group_session, now: datetime) -> ColumnElement[int]:
+    """Rule 1 (with rule 2's open check-out up to now) as a column expression over a join of
+    Attendance and GroupSession; 0 for excused records and records without a check-in."""
+    from iop.models import UTCDateTime
+
+    now_param = bindparam("hours_now", now, type_=UTCDateTime())
+    check_out = func.coalesce(attendance.check_out_at, now_param)
+    seconds = (
+        least(epoch_seconds(check_out), epoch_seconds(group_session.ends_at))
+        - greatest(epoch_seconds(attendance.check_in_at), epoch_seconds(group_session.starts_at))
+    )
+    return case(
+        (attendance.check_in_at.is_(None), 0),
+        (seconds <= 0, 0),
+        else_=floor_div_60(seconds),
+    )
+
+
+# ---- one week for many clients ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WeekFigures:
+    """A client's week: every number the kiosk, the board and the hours export show."""
+
+    client_pk: int
+    week_start: date
+    level_of_care: str
+    target_minutes: int
+    attended_minutes: int
+    days_attended: int
+    status: str
+
+    @property
+    def attended_hours(self) -> str:
+        return decimal_hours(self.attended_minutes)
+
+
+def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Sequence[int] | None = None):
+    """{(client_pk, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL."""
+    from sqlalchemy import select
+
+    from iop import db
+    from iop.models import Attendance, GroupSession
+
+    credited = credited_minutes_sql(Attendance, GroupSession, now)
+    query = (
+        select(Attendance.client_id, GroupSession.date, func.sum(credited))
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
+               Attendance.status == "present")
+        .group_by(Attendance.client_id, GroupSession.date)
+    )
+    if client_pks is not None:
+        query = query.where(Attendance.client_id.in_(client_pks))
+    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in db.session().execute(query)}
+
+
+def group_windows(monday: date, tz: ZoneInfo) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Each active group's scheduled session windows in the week, less cancelled sessions."""
+    from sqlalchemy import select
+
+    from iop import db
+    from iop.models import Group, GroupSession
+    from iop.sessions import local_to_utc
+
+    sunday = monday + timedelta(days=6)
+    cancelled = set(db.session().execute(
+        select(GroupSession.group_id, GroupSession.date)
+        .where(GroupSession.date.between(monday, sunday), GroupSession.status == "cancelled")).all())
+    windows: dict[int, list[tuple[datetime, datetime]]] = {}
+    for group in db.session().scalars(select(Group).where(Group.active.is_(True))):
+        for offset in range(7):
+            day = monday + timedelta(days=offset)
+            if day.weekday() in group.weekday_numbers and (group.id, day) not in cancelled:
+                windows.setdefault(group.id, []).append(
+                    (local_to_utc(day, group.start, tz), local_to_utc(day, group.end, tz)))
+    return windows
+
+
+def week_figures(monday: date, now: datetime, tz: ZoneInfo,
+                 client_pks: Sequence[int] | None = None) -> dict[int, WeekFigures]:
+    """WeekFigures for the week of `monday`, for the named clients (or every client with a plan
+    touching the week or attendance in it)."""
+    from sqlalchemy import or_, select
+    from sqlalchemy.orm import selectinload
+
+    from iop import db
+    from iop.models import ClientGroup, Plan
+
+    sunday = monday + timedelta(days=6)
+    minutes = minutes_by_client_day(monday, sunday, now, client_pks)
+    plan_query = (select(Plan).options(selectinload(Plan.phases))
+                  .where(Plan.start_date <= sunday, or_(Plan.end_date.is_(None), Plan.end_date >= monday)))
+    if client_pks is not None:
+        plan_query = plan_query.where(Plan.client_id.in_(client_pks))
+    plans: dict[int, list[PlanTerms]] = {}
+    for plan in db.session().scalars(plan_query):
+        plans.setdefault(plan.client_id, []).append(plan_terms(plan))
+    wanted = set(client_pks) if client_pks is not None else set(plans) | {pk for pk, _ in minutes}
+    if not wanted:
+        return {}
+    _week_begins, week_ends = week_bounds(monday, tz)
+    week_over = now >= week_ends
+    windows = group_windows(monday, tz) if not week_over else {}
+    groups_of: dict[int, list[int]] = {}
+    if windows:
+        membership = select(ClientGroup.client_id, ClientGroup.group_id)
+        if client_pks is not None:
+            membership = membership.where(ClientGroup.client_id.in_(client_pks))
+        for client_pk, group_id in db.session().execute(membership):
+            groups_of.setdefault(client_pk, []).append(group_id)
+    figures = {}
+    for client_pk in wanted:
+        by_day = {day: m for (pk, day), m in minutes.items() if pk == client_pk}
+        attended = sum(by_day.values())
+        client_plans = plans.get(client_pk, [])
+        target = week_target(client_plans, monday)
+        in_effect = plan_in_effect(client_plans, monday)
+        possible = remaining_minutes(
+            [w for group_id in groups_of.get(client_pk, []) for w in windows.get(group_id, [])], now)
+        figures[client_pk] = WeekFigures(
+            client_pk=client_pk, week_start=monday,
+            level_of_care=in_effect.level_of_care if in_effect else "",
+            target_minutes=target or 0, attended_minutes=attended, days_attended=days_attended(by_day),
+            status=week_status(target, attended, week_over, possible),
+        )
+    return figures
