@@ -304,6 +304,16 @@ class WeekFlag(Base):
     flagged_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
+class SchedulerHeartbeat(Base):
+    """The scheduler's last sign of life, so /healthz in any process can tell whether the jobs run."""
+
+    __tablename__ = "scheduler_heartbeat"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    beat_at: Mapped[datetime]
+    host: Mapped[str] = mapped_column(String(120), default="")
+
+
 class AuditEvent(Base):
     """Append-only: who did what, to what, when, and why."""
 

@@ -36,6 +36,12 @@ def upgrade() -> None:
     sa.Column('weekly_maximum_minutes', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_level_of_care'))
     )
+    op.create_table('scheduler_heartbeat',
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('beat_at', iop.models.UTCDateTime(), nullable=False),
+    sa.Column('host', sa.String(length=120), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_heartbeat'))
+    )
     op.create_table('staff_user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -239,6 +245,7 @@ def downgrade() -> None:
 
     op.drop_table('audit_event')
     op.drop_table('staff_user')
+    op.drop_table('scheduler_heartbeat')
     op.drop_table('level_of_care')
     op.drop_table('client')
     # ### end Alembic commands ###
