@@ -1,6 +1,7 @@
 """The `iop` commands (CONTRACT.md). Each is a thin shell over a domain module."""
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -71,6 +72,8 @@ def serve_command(host, port, with_demo, use_https, cert, key):
     if app.config["SCHEDULER"]:
         scheduler.start(app)
     click.echo(serving.where_to_go(base))
+    # FlaskGroup marks the process as a CLI run, which makes app.run() a no-op; this command is the server.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, ssl_context=ssl_context,
                  use_reloader=False, log_output=False)
 
