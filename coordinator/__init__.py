@@ -5,3 +5,4 @@ bp = Blueprint("coordinator", __name__, url_prefix="/coordinator", template_fold
                static_folder="static")
 
 from coordinator import routes  # noqa: E402,F401
+from coordinator import curriculum_routes  # noqa: E402,F401

@@ -5,9 +5,12 @@ left out, and the rest is served.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from flask import current_app, has_app_context
 
 
 TRACKS_DIR = Path(__file__).parent / "tracks"
@@ -33,6 +36,7 @@ class Module:
     goals: tuple[str, ...]
     steps: tuple[Step, ...]
     path: str = ""
+    steps_line: int = 0  # where `steps:` is in the file, for messages about the steps' minutes
 
     @property
     def minutes(self) -> int:
@@ -62,17 +66,30 @@ class Catalog:
 
 _lock = threading.Lock()
 _loaded: dict[str, Catalog] = {}
+log = logging.getLogger(__name__)
 
 
-def load(root: Path = TRACKS_DIR) -> Catalog:
-    """Read every track and module under `root` (validation: curriculum.validate)."""
+def tracks_dir() -> Path:
+    """The folder of track folders: the shipped one, or the app's CURRICULUM_DIR (tests use their own)."""
+    if has_app_context() and current_app.config.get("CURRICULUM_DIR"):
+        return Path(current_app.config["CURRICULUM_DIR"])
+    return TRACKS_DIR
+
+
+def load(root: Path | None = None) -> Catalog:
+    """Read every track and module under `root` (validation: curriculum.validate); a broken file is
+    reported in .problems and in the log, and left out."""
     from curriculum.validate import load_catalog
 
-    return load_catalog(root)
+    result = load_catalog(root or tracks_dir())
+    for problem in result.problems:
+        log.warning("curriculum: %s", problem)
+    return result
 
 
-def catalog(root: Path = TRACKS_DIR) -> Catalog:
+def catalog(root: Path | None = None) -> Catalog:
     """The loaded curriculum (loaded on first use, then kept until reload())."""
+    root = root or tracks_dir()
     key = str(root)
     with _lock:
         if key not in _loaded:
@@ -80,7 +97,9 @@ def catalog(root: Path = TRACKS_DIR) -> Catalog:
         return _loaded[key]
 
 
-def reload(root: Path = TRACKS_DIR) -> Catalog:
+def reload(root: Path | None = None) -> Catalog:
+    """Read the files again (the coordinator's reload page); this process serves the new catalog."""
+    root = root or tracks_dir()
     fresh = load(root)
     with _lock:
         _loaded[str(root)] = fresh

@@ -1,9 +1,110 @@
-"""Which module a group session gets: the next of its track, in sequence, wrapping around."""
+"""Which module a group session gets: the next of its track, in sequence, wrapping around.
+
+Groups are open-enrollment, so the track is a cycle: each session takes the module after the one
+its group last ran (or was assigned), and a facilitator's choice before the start moves the cycle
+on from what was actually chosen.
+"""
 from __future__ import annotations
 
-from iop.models import GroupSession
+from sqlalchemy import select
+
+from curriculum.catalog import Module, catalog
+from iop import audit, db
+from iop.models import AuditEvent, Group, GroupSession, StaffUser
+
+CHOSEN = "session.module_chosen"  # the audit action of a facilitator's choice
+LOOK_BACK = 20  # earlier sessions read to find one whose module the catalog still has
+
+
+class ModuleChoiceRefused(ValueError):
+    """A module choice that cannot be made (the message says why, for the facilitator)."""
+
+
+def next_module(track_modules: list[Module], previous_id: str | None) -> Module | None:
+    """The module after `previous_id` in sequence, wrapping to the first; the first when none ran."""
+    if not track_modules:
+        return None
+    ids = [module.id for module in track_modules]
+    if previous_id not in ids:
+        return track_modules[0]
+    return track_modules[(ids.index(previous_id) + 1) % len(track_modules)]
+
+
+def _group(meeting: GroupSession) -> Group:
+    return meeting.group if meeting.group is not None else db.session().get(Group, meeting.group_id)
+
+
+def previous_module_id(meeting: GroupSession) -> str | None:
+    """The module of the group's latest earlier session that ran or was assigned (cancelled ones
+    ran nothing), skipping modules the catalog no longer has or that belong to another track."""
+    track_ids = {module.id for module in catalog().track_modules(_group(meeting).track)}
+    earlier = db.session().scalars(
+        select(GroupSession.module_id)
+        .where(GroupSession.group_id == meeting.group_id, GroupSession.date < meeting.date,
+               GroupSession.status != "cancelled", GroupSession.module_id.is_not(None))
+        .order_by(GroupSession.date.desc())
+        .limit(LOOK_BACK)
+    )
+    return next((module_id for module_id in earlier if module_id in track_ids), None)
 
 
 def assign_next_module(meeting: GroupSession) -> None:
-    """Set `meeting.module_id` to the next module of its group's track (filled by the curriculum work)."""
-    return None
+    """Set `meeting.module_id` to the next module of its group's track (None if the track has none)."""
+    module = next_module(catalog().track_modules(_group(meeting).track), previous_module_id(meeting))
+    meeting.module_id = module.id if module else None
+
+
+def module_choices(meeting: GroupSession) -> list[Module]:
+    """The modules a facilitator may pick for this session: its group's track, in sequence."""
+    return catalog().track_modules(_group(meeting).track)
+
+
+def can_choose_module(meeting: GroupSession) -> bool:
+    return meeting.status == "scheduled" and meeting.started_at is None
+
+
+def choose_module(meeting: GroupSession, module_id: str, user: StaffUser | None) -> Module:
+    """A facilitator runs another module of the track in this session (before it starts); later
+    sessions not yet started follow on from it. Audited; the caller commits."""
+    if not can_choose_module(meeting):
+        raise ModuleChoiceRefused("This group has already started, so its module can no longer be changed.")
+    module = catalog().module(module_id)
+    track = _group(meeting).track
+    if module is None:
+        raise ModuleChoiceRefused("That module is not in the curriculum. Please pick one from the list.")
+    if module.track != track:
+        raise ModuleChoiceRefused(f"“{module.title}” belongs to another track; this group follows {track}.")
+    if meeting.module_id == module.id:
+        return module
+    audit.record(CHOSEN, target=f"session:{meeting.id}", user=user, module=module.id, previous=meeting.module_id)
+    meeting.module_id = module.id
+    follow_on_from(meeting)
+    return module
+
+
+def follow_on_from(meeting: GroupSession) -> list[GroupSession]:
+    """Re-plan the group's later sessions that have not started, so the cycle continues from what
+    `meeting` runs; a later session a facilitator chose for keeps its choice (and the cycle
+    continues from that). Returns the sessions whose module changed (the caller commits)."""
+    db_session = db.session()
+    later = list(db_session.scalars(
+        select(GroupSession)
+        .where(GroupSession.group_id == meeting.group_id, GroupSession.date > meeting.date,
+               GroupSession.status != "cancelled")
+        .order_by(GroupSession.date)
+    ))
+    if not later:
+        return []
+    chosen = set(db_session.scalars(
+        select(AuditEvent.target).where(AuditEvent.action == CHOSEN,
+                                        AuditEvent.target.in_([f"session:{s.id}" for s in later]))))
+    modules = catalog().track_modules(_group(meeting).track)
+    previous, changed = meeting.module_id, []
+    for session in later:
+        if can_choose_module(session) and f"session:{session.id}" not in chosen:
+            module = next_module(modules, previous)
+            if module is not None and session.module_id != module.id:
+                session.module_id = module.id
+                changed.append(session)
+        previous = session.module_id
+    return changed
