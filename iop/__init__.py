@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from iop import config as config_module
 from iop.config import ConfigError
@@ -34,14 +36,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
 
-    from iop import auth, db, views
+    from iop import auth, db, realtime, views
 
     db.init_app(app)
     csrf.init_app(app)
     socketio.init_app(
         app,
         async_mode="threading",
-        message_queue=app.config.get("REDIS_URL"),
+        client_manager=realtime.client_manager(app),
         cors_allowed_origins=app.config.get("CORS_ORIGINS", []) or None,
         logger=False,
         engineio_logger=False,
@@ -98,6 +100,19 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(413)
     def _too_large(_exc):
         return error_page(413, "too_large", "That is too large to send.")
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def _database_unavailable(_exc):
+        # The database dropped the connection, is restarting, is locked or the pool is exhausted: the
+        # unit of work was rolled back, so nothing is half-written and the same request may be sent
+        # again (a kiosk queues the scan and retries; pool_pre_ping replaces dead connections).
+        app.logger.warning("database unavailable: %s", type(_exc).__name__)
+        g.staff_user = None  # the error page must not ask the database who is signed in
+        response = make_response(error_page(503, "try_again", "The system is busy for a moment. Please try again."))
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.errorhandler(500)
     def _server_error(_exc):

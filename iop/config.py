@@ -15,6 +15,7 @@ DEFAULTS = {
     "TIMEZONE": "America/New_York",
     "SCHEDULER": True,
     "REDIS_URL": None,
+    "REDIS_CHANNEL": "iop-kiosk",
     "FULL_DAY_MINUTES": 180,
     "GRACE_MINUTES": 10,
     "SESSION_OPENS_BEFORE_MINUTES": 30,
@@ -48,6 +49,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["DATABASE_URL"] = env["IOP_DATABASE_URL"].strip()
     if env.get("IOP_REDIS_URL", "").strip():
         settings["REDIS_URL"] = env["IOP_REDIS_URL"].strip()
+    if env.get("IOP_REDIS_CHANNEL", "").strip():
+        settings["REDIS_CHANNEL"] = env["IOP_REDIS_CHANNEL"].strip()
     if env.get("IOP_SECRET_KEY", "").strip():
         settings["SECRET_KEY"] = env["IOP_SECRET_KEY"].strip()
     if env.get("IOP_SECRET_KEY_FALLBACKS", "").strip():
@@ -56,6 +59,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["TIMEZONE"] = env["IOP_TIMEZONE"].strip()
     if env.get("IOP_SCHEDULER", "").strip():
         settings["SCHEDULER"] = _flag("IOP_SCHEDULER", env["IOP_SCHEDULER"])
+    if env.get("IOP_HTTPS", "").strip() and _flag("IOP_HTTPS", env["IOP_HTTPS"]):
+        settings["PREFERRED_URL_SCHEME"] = "https"  # people reach us over TLS (a proxy or --https)
     return settings
 
 
@@ -86,6 +91,8 @@ def finish(config: dict) -> None:
         raise ConfigError("IOP_REDIS_URL must start with redis://, rediss:// or unix://.")
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if config.get("PREFERRED_URL_SCHEME") == "https":
+        config.setdefault("SESSION_COOKIE_SECURE", True)  # never send the staff cookie in clear text
 
 
 def _check_database_url(url: str) -> None:

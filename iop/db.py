@@ -38,7 +38,10 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pool_pre_ping replaces a connection the server dropped (restart, failover) before it is used;
+    # the connect timeout keeps a request (and /healthz) from hanging on an unreachable server.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args={"connect_timeout": 5})
 
 
 def init_app(app: Flask) -> None:

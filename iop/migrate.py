@@ -1,12 +1,13 @@
 """Alembic, driven from the app: `iop init` upgrades to head."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from iop import db
 
@@ -27,10 +28,32 @@ def alembic_config(app: Flask) -> Config:
     return config
 
 
+# Any constant: PostgreSQL advisory-lock key that serialises `iop init` across processes.
+_MIGRATION_LOCK = 7_404_120_001
+
+
 def upgrade(app: Flask, revision: str = "head") -> None:
-    with app.app_context():
+    with app.app_context(), _one_migrator(app):
         command.upgrade(alembic_config(app), revision)
         seed_defaults()
+
+
+@contextlib.contextmanager
+def _one_migrator(app: Flask):
+    """Several processes started at once (`iop serve` x N, `iop scheduler`) upgrade one at a time;
+    the later ones find the schema at head and do nothing. SQLite needs no lock: one process."""
+    engine = db.database(app).engine
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            connection.commit()
 
 
 def seed_defaults() -> None:

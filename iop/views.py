@@ -35,6 +35,20 @@ def healthz():
     return jsonify(report), 200
 
 
+@bp.route("/api/ping")
+def ping():
+    """The cheapest answer the server gives (no database): a baseline for benchmarks and probes."""
+    return jsonify(ok=True)
+
+
+@bp.route("/api/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of the kiosk, health and export HTTP API (iop/openapi.yaml)."""
+    from iop import openapi as description
+
+    return jsonify(description.document())
+
+
 @bp.route("/api/keepalive", methods=["POST"])
 @staff_required("facilitator")
 def keepalive():
