@@ -20,6 +20,8 @@ FULL_DAY_MINUTES = 180
 GRACE_MINUTES = 10
 WEEKDAYS_PER_WEEK = 5
 STATUSES = ("met", "on_track", "at_risk", "short", "no_plan")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_SECOND = timedelta(seconds=1)
 
 
 class InvalidAttendance(ValueError):
@@ -28,6 +30,14 @@ class InvalidAttendance(ValueError):
 
 # ---- rule 1: credited minutes ----------------------------------------------------------------
 
+def whole_seconds(moment: datetime) -> int:
+    """Seconds since 1970, rounded down: the precision every credited minute is counted at.
+
+    The SQL below reads stored times to the whole second too, so Python and SQL agree to the minute
+    even for kiosk stamps carrying fractions of a second."""
+    return (moment - EPOCH) // ONE_SECOND
+
+
 def credited_minutes(check_in: datetime | None, check_out: datetime | None,
                      starts: datetime, ends: datetime) -> int:
     """Whole minutes (rounded down) of [check_in, check_out] inside [starts, ends]; 0 when they miss."""
@@ -35,8 +45,9 @@ def credited_minutes(check_in: datetime | None, check_out: datetime | None,
         return 0
     if check_out < check_in:
         raise InvalidAttendance("The check-out is before the check-in.")
-    overlap = (min(check_out, ends) - max(check_in, starts)).total_seconds()
-    return max(0, math.floor(overlap / 60))
+    overlap = (min(whole_seconds(check_out), whole_seconds(ends))
+               - max(whole_seconds(check_in), whole_seconds(starts)))
+    return max(0, overlap // 60)
 
 
 def effective_check_out(check_out: datetime | None, ends: datetime, now: datetime) -> datetime:
@@ -223,7 +234,7 @@ def remaining_minutes(windows: Iterable[tuple[datetime, datetime]], now: datetim
     total = 0
     for starts, ends in windows:
         if ends > now:
-            total += max(0, math.floor((ends - max(starts, now)).total_seconds() / 60))
+            total += max(0, (whole_seconds(ends) - whole_seconds(max(starts, now))) // 60)
     return total
 
 
@@ -248,7 +259,9 @@ class epoch_seconds(FunctionElement):
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_sqlite(element, compiler, **kw):
-    return "CAST(strftime('%%s', %s) AS INTEGER)" % compiler.process(element.clauses, **kw)
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': cut the fraction (strftime would round it to the
+    # millisecond first, and 09:00:00.9996 would become 09:00:01; Python truncates).
+    return "CAST(strftime('%%s', substr(%s, 1, 19)) AS INTEGER)" % compiler.process(element.clauses, **kw)
 
 
 @compiles(epoch_seconds, "postgresql")
@@ -334,6 +347,7 @@ class WeekFigures:
     attended_minutes: int
     days_attended: int
     status: str
+    full_days: int = 0
 
     @property
     def attended_hours(self) -> str:
@@ -341,7 +355,10 @@ class WeekFigures:
 
 
 def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Sequence[int] | None = None):
-    """{(client_pk, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL."""
+    """{(client_pk, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL.
+
+    The query starts from the sessions' dates (indexed) and reaches attendance through its
+    (session, client) index, so its cost follows the range's rows, not the table's."""
     from sqlalchemy import select
 
     from iop import db
@@ -350,7 +367,8 @@ def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Se
     credited = credited_minutes_sql(Attendance, GroupSession, now)
     query = (
         select(Attendance.client_id, GroupSession.date, func.sum(credited))
-        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .select_from(GroupSession)
+        .join(Attendance, GroupSession.id == Attendance.session_id)
         .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
                Attendance.status == "present")
         .group_by(Attendance.client_id, GroupSession.date)
@@ -360,8 +378,37 @@ def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Se
     return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in db.session().execute(query)}
 
 
+def plans_touching(first: date, last: date, client_pks: Sequence[int] | None = None) -> dict[int, list[PlanTerms]]:
+    """{client_pk: [PlanTerms]} of the plans whose dates touch first..last (two plain queries)."""
+    from sqlalchemy import or_, select
+
+    from iop import db
+    from iop.models import Plan, PlanPhase
+
+    touching = [Plan.start_date <= last, or_(Plan.end_date.is_(None), Plan.end_date >= first)]
+    if client_pks is not None:
+        touching.append(Plan.client_id.in_(client_pks))
+    phases: dict[int, list[Phase]] = {}
+    for plan_id, *terms in db.session().execute(
+            select(PlanPhase.plan_id, PlanPhase.first_week, PlanPhase.last_week, PlanPhase.weekly_minutes,
+                   PlanPhase.days_per_week).join(Plan, Plan.id == PlanPhase.plan_id).where(*touching)
+            .order_by(PlanPhase.plan_id, PlanPhase.first_week)):
+        phases.setdefault(plan_id, []).append(Phase(*terms))
+    plans: dict[int, list[PlanTerms]] = {}
+    for plan_id, client_pk, start, end, weekly, days, level in db.session().execute(
+            select(Plan.id, Plan.client_id, Plan.start_date, Plan.end_date, Plan.weekly_minutes,
+                   Plan.days_per_week, Plan.level_of_care).where(*touching)):
+        plans.setdefault(client_pk, []).append(PlanTerms(
+            start_date=start, end_date=end, weekly_minutes=weekly, days_per_week=days, level_of_care=level,
+            phases=tuple(phases.get(plan_id, ()))))
+    return plans
+
+
 def group_windows(monday: date, tz: ZoneInfo) -> dict[int, list[tuple[datetime, datetime]]]:
-    """Each active group's scheduled session windows in the week, less cancelled sessions."""
+    """Each active group's session windows in the week that can still be attended.
+
+    A dated session keeps its own window (the group's schedule may have changed since it was made);
+    a cancelled or closed session offers nothing more; days without a session row follow the schedule."""
     from sqlalchemy import select
 
     from iop import db
@@ -369,64 +416,123 @@ def group_windows(monday: date, tz: ZoneInfo) -> dict[int, list[tuple[datetime, 
     from iop.sessions import local_to_utc
 
     sunday = monday + timedelta(days=6)
-    cancelled = set(db.session().execute(
-        select(GroupSession.group_id, GroupSession.date)
-        .where(GroupSession.date.between(monday, sunday), GroupSession.status == "cancelled")).all())
+    dated: dict[tuple[int, date], tuple[str, datetime, datetime]] = {
+        (group_id, day): (status, starts, ends) for group_id, day, status, starts, ends in db.session().execute(
+            select(GroupSession.group_id, GroupSession.date, GroupSession.status, GroupSession.starts_at,
+                   GroupSession.ends_at).where(GroupSession.date.between(monday, sunday)))}
     windows: dict[int, list[tuple[datetime, datetime]]] = {}
     for group in db.session().scalars(select(Group).where(Group.active.is_(True))):
+        meets = group.weekday_numbers
         for offset in range(7):
             day = monday + timedelta(days=offset)
-            if day.weekday() in group.weekday_numbers and (group.id, day) not in cancelled:
+            session_row = dated.get((group.id, day))
+            if session_row is not None:
+                status, starts, ends = session_row
+                if status not in ("cancelled", "closed"):
+                    windows.setdefault(group.id, []).append((starts, ends))
+            elif day.weekday() in meets:
                 windows.setdefault(group.id, []).append(
                     (local_to_utc(day, group.start, tz), local_to_utc(day, group.end, tz)))
     return windows
 
 
-def week_figures(monday: date, now: datetime, tz: ZoneInfo,
-                 client_pks: Sequence[int] | None = None) -> dict[int, WeekFigures]:
-    """WeekFigures for the week of `monday`, for the named clients (or every client with a plan
-    touching the week or attendance in it)."""
-    from sqlalchemy import or_, select
-    from sqlalchemy.orm import selectinload
+def merged_windows(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping windows joined: a client in two groups at once can only sit in one room."""
+    merged: list[tuple[datetime, datetime]] = []
+    for starts, ends in sorted(windows):
+        if merged and starts <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], ends))
+        else:
+            merged.append((starts, ends))
+    return merged
+
+
+def remaining_by_client(monday: date, now: datetime, tz: ZoneInfo,
+                        client_pks: Sequence[int] | None = None) -> dict[int, int]:
+    """{client_pk: minutes still to come this week in their groups' sessions} (rule 6)."""
+    from sqlalchemy import select
 
     from iop import db
-    from iop.models import ClientGroup, Plan
+    from iop.models import ClientGroup
 
-    sunday = monday + timedelta(days=6)
-    minutes = minutes_by_client_day(monday, sunday, now, client_pks)
-    plan_query = (select(Plan).options(selectinload(Plan.phases))
-                  .where(Plan.start_date <= sunday, or_(Plan.end_date.is_(None), Plan.end_date >= monday)))
+    windows = group_windows(monday, tz)
+    if not windows:
+        return {}
+    per_group = {group_id: remaining_minutes(group_windows_, now) for group_id, group_windows_ in windows.items()}
+    membership = select(ClientGroup.client_id, ClientGroup.group_id)
     if client_pks is not None:
-        plan_query = plan_query.where(Plan.client_id.in_(client_pks))
-    plans: dict[int, list[PlanTerms]] = {}
-    for plan in db.session().scalars(plan_query):
-        plans.setdefault(plan.client_id, []).append(plan_terms(plan))
-    wanted = set(client_pks) if client_pks is not None else set(plans) | {pk for pk, _ in minutes}
+        membership = membership.where(ClientGroup.client_id.in_(client_pks))
+    groups_of: dict[int, list[int]] = {}
+    for client_pk, group_id in db.session().execute(membership):
+        if group_id in windows:
+            groups_of.setdefault(client_pk, []).append(group_id)
+    remaining = {}
+    for client_pk, group_ids in groups_of.items():
+        if len(group_ids) == 1:
+            remaining[client_pk] = per_group[group_ids[0]]
+        else:
+            remaining[client_pk] = remaining_minutes(
+                merged_windows(w for group_id in group_ids for w in windows[group_id]), now)
+    return remaining
+
+
+def _full_day_minutes(full_day_minutes: int | None) -> int:
+    if full_day_minutes is not None:
+        return full_day_minutes
+    from flask import current_app, has_app_context
+
+    return current_app.config.get("FULL_DAY_MINUTES", FULL_DAY_MINUTES) if has_app_context() else FULL_DAY_MINUTES
+
+
+def figures_for_week(client_pk: int, monday: date, by_day: dict[date, int], plans: Sequence[PlanTerms],
+                     week_over: bool, still_possible: int, full_day_minutes: int = FULL_DAY_MINUTES) -> WeekFigures:
+    """One client's WeekFigures from their credited minutes by day and their plans (pure)."""
+    attended = sum(by_day.values())
+    target = week_target(plans, monday)
+    in_effect = plan_in_effect(plans, monday)
+    return WeekFigures(
+        client_pk=client_pk, week_start=monday,
+        level_of_care=in_effect.level_of_care if in_effect else "",
+        target_minutes=target or 0, attended_minutes=attended, days_attended=days_attended(by_day),
+        status=week_status(target, attended, week_over, still_possible),
+        full_days=sum(1 for minutes in by_day.values() if is_full_day(minutes, full_day_minutes)),
+    )
+
+
+def week_figures(monday: date, now: datetime, tz: ZoneInfo, client_pks: Sequence[int] | None = None,
+                 full_day_minutes: int | None = None) -> dict[int, WeekFigures]:
+    """WeekFigures for the week of `monday`, for the named clients (or every client with a plan
+    touching the week or attendance in it)."""
+    sunday = monday + timedelta(days=6)
+    by_client: dict[int, dict[date, int]] = {}
+    for (client_pk, day), minutes in minutes_by_client_day(monday, sunday, now, client_pks).items():
+        by_client.setdefault(client_pk, {})[day] = minutes
+    plans = plans_touching(monday, sunday, client_pks)
+    wanted = set(client_pks) if client_pks is not None else set(plans) | set(by_client)
     if not wanted:
         return {}
-    _week_begins, week_ends = week_bounds(monday, tz)
-    week_over = now >= week_ends
-    windows = group_windows(monday, tz) if not week_over else {}
-    groups_of: dict[int, list[int]] = {}
-    if windows:
-        membership = select(ClientGroup.client_id, ClientGroup.group_id)
-        if client_pks is not None:
-            membership = membership.where(ClientGroup.client_id.in_(client_pks))
-        for client_pk, group_id in db.session().execute(membership):
-            groups_of.setdefault(client_pk, []).append(group_id)
-    figures = {}
-    for client_pk in wanted:
-        by_day = {day: m for (pk, day), m in minutes.items() if pk == client_pk}
-        attended = sum(by_day.values())
-        client_plans = plans.get(client_pk, [])
-        target = week_target(client_plans, monday)
-        in_effect = plan_in_effect(client_plans, monday)
-        possible = remaining_minutes(
-            [w for group_id in groups_of.get(client_pk, []) for w in windows.get(group_id, [])], now)
-        figures[client_pk] = WeekFigures(
-            client_pk=client_pk, week_start=monday,
-            level_of_care=in_effect.level_of_care if in_effect else "",
-            target_minutes=target or 0, attended_minutes=attended, days_attended=days_attended(by_day),
-            status=week_status(target, attended, week_over, possible),
-        )
-    return figures
+    week_over = now >= week_bounds(monday, tz)[1]
+    remaining = {} if week_over else remaining_by_client(monday, now, tz, client_pks)
+    full_day = _full_day_minutes(full_day_minutes)
+    return {client_pk: figures_for_week(client_pk, monday, by_client.get(client_pk, {}), plans.get(client_pk, ()),
+                                        week_over, remaining.get(client_pk, 0), full_day)
+            for client_pk in wanted}
+
+
+def client_weeks(client_pk: int, first_monday: date, last_monday: date, now: datetime, tz: ZoneInfo,
+                 full_day_minutes: int | None = None) -> list[WeekFigures]:
+    """One client's WeekFigures for every week first_monday..last_monday (a client page's history),
+    in three queries rather than three per week."""
+    last_sunday = last_monday + timedelta(days=6)
+    by_week: dict[date, dict[date, int]] = {}
+    for (_pk, day), minutes in minutes_by_client_day(first_monday, last_sunday, now, [client_pk]).items():
+        by_week.setdefault(week_start(day), {})[day] = minutes
+    plans = plans_touching(first_monday, last_sunday, [client_pk]).get(client_pk, [])
+    full_day = _full_day_minutes(full_day_minutes)
+    weeks = []
+    for monday in weeks_overlapping(first_monday, last_monday):
+        week_over = now >= week_bounds(monday, tz)[1]
+        still_possible = 0 if week_over else remaining_by_client(monday, now, tz, [client_pk]).get(client_pk, 0)
+        weeks.append(figures_for_week(client_pk, monday, by_week.get(monday, {}), plans, week_over,
+                                      still_possible, full_day))
+    return weeks
