@@ -135,22 +135,22 @@ def _entries(node: Node | None) -> dict[str, tuple[Node, Node]]:
 def _text(file: _File, where: Node, name: str, value: Any) -> str | None:
     """A non-empty piece of text, or None after naming the problem."""
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        file.problem(where, f"'{name}' must be text." if value is not None else f"'{name}' is empty.")
+        file.problem(where, f"{name} must be text." if value is not None else f"{name} is empty.")
         return None
     value = str(value).strip()
     if not value:
-        file.problem(where, f"'{name}' is empty.")
+        file.problem(where, f"{name} is empty.")
         return None
     return value
 
 
 def _whole_number(file: _File, where: Node, name: str, value: Any, low: int, high: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
-        file.problem(where, f"'{name}' must be a whole number, not {value!r}.")
+        file.problem(where, f"{name} must be a whole number, not {value!r}.")
         return None
     if value < low or (high is not None and value > high):
         span = f"{low} to {high}" if high is not None else f"{low} or more"
-        file.problem(where, f"'{name}' is {value}; it must be {span}.")
+        file.problem(where, f"{name} is {value}; it must be {span}.")
         return None
     return value
 
@@ -187,19 +187,19 @@ def _step(file: _File, node: Node, data: Any, number: int) -> Step | None:
     def value_node(name: str) -> Node:
         return entries[name][1] if name in entries else node
 
-    title = _text(file, value_node("title"), f"{what} title", data.get("title")) if "title" in data else None
+    title = _text(file, value_node("title"), f"{what}: 'title'", data.get("title")) if "title" in data else None
     if title is not None and len(title) > MAX_TITLE_CHARS:
-        file.problem(value_node("title"), f"{what} title has {len(title)} characters; at most {MAX_TITLE_CHARS}.")
+        file.problem(value_node("title"), f"{what}: the title has {len(title)} characters; at most {MAX_TITLE_CHARS}.")
     kind = data.get("kind")
     if "kind" in data and kind not in STEP_KINDS:
         file.problem(value_node("kind"), f"{what} has the unknown kind {kind!r} (the kinds are: {', '.join(STEP_KINDS)}).")
     minutes = None
     if "minutes" in data:
-        minutes = _whole_number(file, value_node("minutes"), f"{what} minutes", data["minutes"], 1, MAX_STEP_MINUTES)
-    room = _text(file, value_node("room"), f"{what} room", data.get("room")) if "room" in data else None
+        minutes = _whole_number(file, value_node("minutes"), f"{what}: 'minutes'", data["minutes"], 1, MAX_STEP_MINUTES)
+    room = _text(file, value_node("room"), f"{what}: 'room'", data.get("room")) if "room" in data else None
     if room is not None and (why := room_text_problem(room)):
         file.problem(value_node("room"), f"{what}: {why}")
-    notes = _text(file, value_node("notes"), f"{what} notes", data.get("notes")) if "notes" in data else None
+    notes = _text(file, value_node("notes"), f"{what}: 'notes'", data.get("notes")) if "notes" in data else None
     if len(file.problems) > before:
         return None
     return Step(title=title, kind=kind, minutes=minutes, room=room, notes=notes)
@@ -221,12 +221,12 @@ def _module(file: _File, tracks: dict[str, Track], folder: str) -> Module | None
         if not isinstance(module_id, str) or not ID_PATTERN.match(module_id) or len(module_id) > MAX_ID_CHARS:
             file.problem(value_node("id"), f"the id {module_id!r} must be lowercase letters, digits and dashes "
                                            f"(like rp-01-triggers), at most {MAX_ID_CHARS} characters.")
-    title = _text(file, value_node("title"), "title", data.get("title")) if "title" in data else None
+    title = _text(file, value_node("title"), "'title'", data.get("title")) if "title" in data else None
     if title is not None and len(title) > MAX_TITLE_CHARS:
         file.problem(value_node("title"), f"the title has {len(title)} characters; at most {MAX_TITLE_CHARS}.")
     track = data.get("track")
     if "track" in data:
-        if track not in tracks:
+        if not isinstance(track, str) or track not in tracks:
             known = ", ".join(sorted(tracks)) or "none"
             file.problem(value_node("track"), f"unknown track {track!r} (the tracks are: {known}).")
         elif track != folder:
@@ -234,8 +234,8 @@ def _module(file: _File, tracks: dict[str, Track], folder: str) -> Module | None
                                               "move the file or fix the track.")
     sequence = None
     if "sequence" in data:
-        sequence = _whole_number(file, value_node("sequence"), "sequence", data["sequence"], 1, None)
-    summary = _text(file, value_node("summary"), "summary", data.get("summary")) if "summary" in data else None
+        sequence = _whole_number(file, value_node("sequence"), "'sequence'", data["sequence"], 1, None)
+    summary = _text(file, value_node("summary"), "'summary'", data.get("summary")) if "summary" in data else None
     goals = data.get("goals")
     if "goals" in data:
         if not isinstance(goals, list) or not goals or not all(isinstance(g, str) and g.strip() for g in goals):
@@ -243,7 +243,7 @@ def _module(file: _File, tracks: dict[str, Track], folder: str) -> Module | None
             goals = None
     steps: list[Step] = []
     if "steps" in data:
-        steps = _steps(file, value_node("steps"), data["steps"])
+        steps = _steps(file, entries["steps"][0], value_node("steps"), data["steps"])
     if file.problems:
         return None
     return Module(id=module_id, title=title, track=track, sequence=sequence, summary=summary,
@@ -251,17 +251,17 @@ def _module(file: _File, tracks: dict[str, Track], folder: str) -> Module | None
                   steps_line=_line(entries["steps"][0]))
 
 
-def _steps(file: _File, node: Node, data: Any) -> list[Step]:
-    key_line = _line(node)
+def _steps(file: _File, key: Node, node: Node, data: Any) -> list[Step]:
+    key_line = _line(key)
     if not data:
-        file.problem(node, f"'steps' is empty; a module needs {MIN_STEPS} to {MAX_STEPS} steps.")
+        file.problem(key_line, f"'steps' is empty; a module needs {MIN_STEPS} to {MAX_STEPS} steps.")
         return []
     if not isinstance(data, list):
-        file.problem(node, "'steps' must be a list of steps, each starting with '- title:'.")
+        file.problem(key_line, "'steps' must be a list of steps, each starting with '- title:'.")
         return []
     if not MIN_STEPS <= len(data) <= MAX_STEPS:
-        file.problem(node, f"the module has {len(data)} steps; it needs {MIN_STEPS} to {MAX_STEPS}.")
-    items = node.value if isinstance(node, SequenceNode) else [node] * len(data)
+        file.problem(key_line, f"the module has {len(data)} steps; it needs {MIN_STEPS} to {MAX_STEPS}.")
+    items = node.value
     steps = [_step(file, item_node, item, number) for number, (item_node, item) in
              enumerate(zip(items, data), start=1)]
     if any(step is None for step in steps):
@@ -290,7 +290,7 @@ def _track(file: _File, folder: str) -> Track | None:
     entries = _entries(node)
     if "id" in data and data["id"] != folder:
         file.problem(entries["id"][1], f"the track id {data['id']!r} must match its folder {folder!r}.")
-    title = _text(file, entries["title"][1], "title", data["title"]) if "title" in entries else None
+    title = _text(file, entries["title"][1], "'title'", data["title"]) if "title" in entries else None
     if file.problems:
         return None
     return Track(id=folder, title=title, description=str(data.get("description") or "").strip())
@@ -331,7 +331,8 @@ def check_tree(root: Path) -> tuple[Catalog, list[Problem]]:
             data = file.data if isinstance(file.data, dict) else {}
             entries = _entries(file.node)
             # Remember numbers even from a broken file, so its sequence is not also called a gap.
-            if isinstance(data.get("sequence"), int) and data.get("track") in result.tracks:
+            if isinstance(data.get("sequence"), int) and isinstance(data.get("track"), str) \
+                    and data["track"] in result.tracks:
                 seen_sequences.setdefault(data["track"], set()).add(data["sequence"])
             if module is not None:
                 if module.id in ids:
