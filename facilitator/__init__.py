@@ -4,4 +4,4 @@ from flask import Blueprint
 bp = Blueprint("facilitator", __name__, url_prefix="/facilitator", template_folder="templates",
                static_folder="static")
 
-from facilitator import routes  # noqa: E402,F401
+from facilitator import live, routes  # noqa: E402,F401

@@ -1,10 +1,232 @@
-from flask import render_template
+"""The facilitator's pages: today's groups, the live control page, the room display, close and summary.
+
+Thin views: the rules and writes live in iop.live, iop.attendance and iop.roster.
+"""
+from __future__ import annotations
+
+from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
 from facilitator import bp
-from iop.auth import staff_required
+from iop import audit, clock, db, live, realtime, roster
+from iop.auth import current_user, staff_required
+from iop.live import LiveError
+from iop.sessions import ensure_sessions_for, local_date, program_tz
 
+STATUS_WORDS = {"scheduled": "Not started", "open": "Open", "closed": "Closed", "cancelled": "Cancelled"}
+
+
+@bp.context_processor
+def _helpers():
+    return {"time_text": live.time_text, "date_text": live.date_text, "status_text": status_text,
+            "text_blocks": text_blocks}
+
+
+CLOSING_PUNCTUATION = (".", "!", "?", ":", ";", ")", '"', "\u201d")
+
+
+def text_blocks(text: str | None, prose: bool = False) -> list[tuple[str, list[str]]]:
+    """Curriculum text as ("p", [text]) and ("ul", [items]) blocks, as live-common.js textBlocks() lays
+    it out: a line that is indented or follows one without closing punctuation continues it."""
+    blocks: list[tuple[str, list[str]]] = []
+    current: tuple[str, list[str]] | None = None
+    for raw in (text or "").split("\n"):
+        line = raw.strip()
+        if not line:
+            current = None
+        elif line.startswith("- "):
+            if current is None or current[0] != "ul":
+                current = ("ul", [])
+                blocks.append(current)
+            current[1].append(line[2:])
+        elif current is not None and (prose or raw[:1].isspace() or not current[1][-1].endswith(CLOSING_PUNCTUATION)):
+            current[1][-1] += " " + line
+        else:
+            current = ("p", [line])
+            blocks.append(current)
+    return blocks
+
+
+def status_text(meeting) -> str:
+    if meeting.status == "open" and meeting.started_at is not None:
+        return "Running"
+    if meeting.status == "open":
+        return "Open for check-in"
+    return STATUS_WORDS.get(meeting.status, meeting.status)
+
+
+def _wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def _refused(exc: LiveError, back: str | None = None):
+    """A refusal in the person's words: JSON for scripts, a flash and a way back for forms, else a page."""
+    if _wants_json():
+        return jsonify(error=exc.as_dict()), exc.status
+    if back is not None:
+        flash(exc.message)
+        return redirect(back, code=303)
+    return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+
+def _meeting_for_staff(session_id: int):
+    """The session, when the signed-in user may run it (else LiveError)."""
+    meeting = live.find_session(session_id)
+    live.require_may_run(current_user(), meeting)
+    return meeting
+
+
+# ---- today's groups --------------------------------------------------------------------------
 
 @bp.route("/")
 @staff_required("facilitator")
 def home():
-    return render_template("facilitator/home.html")
+    user = current_user()
+    now = clock.now()
+    today = local_date(now, program_tz())
+    with db.transaction():
+        meetings = ensure_sessions_for(today)
+    # The signed-in facilitator's own groups first, then by start time.
+    meetings.sort(key=lambda m: (m.facilitator_id != user.id, m.starts_at))
+    counts = roster.checked_in_counts([m.id for m in meetings])
+    rows = [{"meeting": m, "module": live.module_of(m), "checked_in": counts.get(m.id, 0), "mine": m.facilitator_id == user.id,
+             "may_run": live.may_run(user, m)} for m in meetings]
+    return render_template("facilitator/home.html", rows=rows, today=today)
+
+
+# ---- the control page ------------------------------------------------------------------------
+
+@bp.route("/sessions/<int:session_id>")
+@staff_required("facilitator")
+def control(session_id: int):
+    try:
+        meeting = _meeting_for_staff(session_id)
+    except LiveError as exc:
+        return _refused(exc)
+    if meeting.status == "closed":
+        return redirect(url_for("facilitator.summary", session_id=meeting.id))
+    module = live.module_of(meeting)
+    state = live.staff_state(meeting)
+    live_data = {
+        "session_id": meeting.id,
+        "state": state,
+        "steps": [{"title": s.title, "kind": s.kind, "minutes": s.minutes, "room": s.room, "notes": s.notes}
+                  for s in (module.steps if module else ())],
+        "attendance_url": url_for("facilitator.attendance", session_id=meeting.id),
+        "summary_url": url_for("facilitator.summary", session_id=meeting.id),
+        "timezone": current_app.config["TIMEZONE"],
+    }
+    return render_template(
+        "facilitator/control.html", meeting=meeting, module=module, state=state, live_data=live_data,
+        choices=live.module_choices(meeting) if live.can_choose_module(meeting) else [],
+        display_url=url_for("facilitator.display", token=live.display_token(meeting.id)))
+
+
+@bp.route("/sessions/<int:session_id>/module", methods=["POST"])
+@staff_required("facilitator")
+def choose_module(session_id: int):
+    back = url_for("facilitator.control", session_id=session_id)
+    try:
+        with db.transaction():
+            meeting = live.find_session(session_id, for_update=True)
+            module = live.choose_module(meeting, request.form.get("module_id", ""), current_user())
+    except LiveError as exc:
+        return _refused(exc, back)
+    realtime.emit_to_session("step", live.public_state(meeting), meeting.id)
+    flash(f"This group will run “{module.title}”.")
+    return redirect(back, code=303)
+
+
+@bp.route("/sessions/<int:session_id>/attendance", methods=["POST"])
+@staff_required("facilitator")
+def attendance(session_id: int):
+    """Check in, check out or excuse a client by hand (no card, forgot to scan): audited with the reason."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    back = url_for("facilitator.control", session_id=session_id)
+    try:
+        if not hasattr(data, "get"):
+            raise LiveError("bad_request", "That request could not be read.")
+        with db.transaction():
+            meeting = live.find_session(session_id, for_update=True)
+            message = live.record_by_hand(meeting, data.get("action"), data.get("client"), data.get("reason"),
+                                          data.get("at"), current_user(), clock.now())
+    except LiveError as exc:
+        return _refused(exc, back)
+    roster.publish(meeting.id)
+    if _wants_json():
+        return jsonify(ok=True, message=message)
+    flash(message)
+    return redirect(back, code=303)
+
+
+@bp.route("/sessions/<int:session_id>/close", methods=["POST"])
+@staff_required("facilitator")
+def close(session_id: int):
+    summary_url = url_for("facilitator.summary", session_id=session_id)
+    try:
+        with db.transaction():
+            meeting = live.find_session(session_id, for_update=True)
+            checked_out = live.close(meeting, current_user(), clock.now())
+    except LiveError as exc:
+        if exc.code == "already_closed":
+            return _refused(exc, summary_url)
+        return _refused(exc, url_for("facilitator.control", session_id=session_id))
+    realtime.emit_to_session("closed", {"session_id": meeting.id}, meeting.id)
+    roster.publish(meeting.id)
+    words = {0: "Nobody was still checked in.", 1: "1 client still checked in was checked out."}
+    flash("Group closed. " + words.get(checked_out, f"{checked_out} clients still checked in were checked out."))
+    if _wants_json():
+        return jsonify(ok=True, checked_out=checked_out, summary=summary_url)
+    return redirect(summary_url, code=303)
+
+
+# ---- the session summary and its group note --------------------------------------------------
+
+@bp.route("/sessions/<int:session_id>/summary")
+@staff_required("facilitator")
+def summary(session_id: int):
+    try:
+        meeting = _meeting_for_staff(session_id)
+    except LiveError as exc:
+        return _refused(exc)
+    report = live.summary(meeting)
+    with db.transaction():
+        audit.record("session.summary_view", target=f"session:{meeting.id}")
+    note = meeting.note_text if meeting.note_text is not None else live.draft_note(report)
+    return render_template("facilitator/summary.html", meeting=meeting, report=report, note=note,
+                           grace=current_app.config["GRACE_MINUTES"])
+
+
+@bp.route("/sessions/<int:session_id>/note", methods=["POST"])
+@staff_required("facilitator")
+def note(session_id: int):
+    back = url_for("facilitator.summary", session_id=session_id)
+    sign = request.form.get("action") == "sign"
+    try:
+        with db.transaction():
+            meeting = live.find_session(session_id, for_update=True)
+            live.save_note(meeting, request.form.get("note_text", ""), current_user(), sign, clock.now())
+    except LiveError as exc:
+        return _refused(exc, back)
+    flash("The group note is signed and stored with the session." if sign else "The note draft is saved.")
+    return redirect(back, code=303)
+
+
+# ---- the room display ------------------------------------------------------------------------
+
+@bp.route("/display/<token>")
+def display(token: str):
+    """The room's screen: no staff sign-in, only a signed link bound to one session (SECURITY.md)."""
+    theme = "dark" if request.args.get("theme") == "dark" else "light"
+    try:
+        meeting = live.display_session(token)
+    except LiveError as exc:
+        response = render_template("facilitator/display_gone.html", message=exc.message, theme=theme,
+                                   staff=None), exc.status
+    else:
+        response = render_template("facilitator/display.html", state=live.public_state(meeting), token=token,
+                                   theme=theme, staff=None)
+    response = make_response(response)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the link is the key: never hand it to another site
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response

@@ -1,17 +1,137 @@
-"""What the session's screens are told when its roster changes (the facilitator work fills this in).
+"""What the session's screens are told when its roster changes.
 
-Kiosk scans and manual changes call `publish(session_id)` after their transaction commits.
+Kiosk scans and manual changes call `publish(session_id)` after their transaction commits: the
+roster (display names and flags) goes to the facilitator screens only, the headcount to every
+screen of the session, the room display included. A failed push never undoes a check-in.
 """
 from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from iop import clock, db, hours, realtime
+from iop.models import Attendance, Client, GroupSession, WeekFlag
+
+log = logging.getLogger(__name__)
+
+
+def headcount(session_id: int) -> int:
+    """Clients in the room now: checked in and not yet out."""
+    return db.session().scalar(select(func.count()).select_from(Attendance).where(
+        Attendance.session_id == session_id, Attendance.voided_at.is_(None), Attendance.status == "present",
+        Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None))) or 0
+
+
+def checked_in_counts(session_ids: list[int]) -> dict[int, int]:
+    """{session_id: clients who checked in at all} for a list of sessions (one query)."""
+    if not session_ids:
+        return {}
+    rows = db.session().execute(
+        select(Attendance.session_id, func.count()).where(
+            Attendance.session_id.in_(session_ids), Attendance.voided_at.is_(None),
+            Attendance.status == "present", Attendance.check_in_at.is_not(None))
+        .group_by(Attendance.session_id))
+    return {session_id: count for session_id, count in rows}
+
+
+def _new_to_module(client_pks: list[int], module_id: str | None) -> set[int]:
+    from curriculum.catalog import catalog
+
+    if not module_id or catalog().module(module_id) is None:
+        return set()
+    from curriculum.completion import new_to_module
+
+    return new_to_module(client_pks, module_id)
+
+
+def _at_risk(client_pks: list[int], meeting: GroupSession) -> set[int]:
+    if not client_pks:
+        return set()
+    return set(db.session().scalars(select(WeekFlag.client_id).where(
+        WeekFlag.client_id.in_(client_pks), WeekFlag.week_start == hours.week_start(meeting.date),
+        WeekFlag.status == "at_risk")))
+
+
+def roster_payload(meeting: GroupSession) -> dict:
+    """The facilitator's roster: who is in (newest first), who left, who is excused, who is not here.
+
+    Display names only ("Maria G."); clients are named in actions by their opaque public_id."""
+    from iop.attendance import session_members
+    from iop.live import iso, time_text
+
+    grace = current_app.config["GRACE_MINUTES"]
+    records = db.session().execute(
+        select(Attendance, Client).join(Client, Client.id == Attendance.client_id)
+        .where(Attendance.session_id == meeting.id, Attendance.voided_at.is_(None))
+        .execution_options(populate_existing=True)).all()
+    pks = [client.id for _record, client in records]
+    new = _new_to_module(pks, meeting.module_id)
+    at_risk = _at_risk([m.id for m in session_members(meeting)] + pks, meeting)
+    entries = []
+    for record, client in records:
+        if record.status == "excused":
+            state = "excused"
+        elif record.check_out_at is not None:
+            state = "out"
+        else:
+            state = "in"
+        entries.append({
+            "id": client.public_id,
+            "name": client.display_name,
+            "state": state,
+            "check_in_at": iso(record.check_in_at),
+            "time_in": time_text(record.check_in_at),
+            "time_out": time_text(record.check_out_at),
+            "late": state != "excused" and hours.is_late(record.check_in_at, meeting.starts_at, grace),
+            "left_early": state == "out" and hours.left_early(record.check_out_at, meeting.ends_at, grace),
+            "new_to_module": client.id in new,
+            "at_risk": client.id in at_risk,
+            "manual": record.source == "manual",
+        })
+    # In the room first, newest arrival on top (the facilitator looks up when someone walks in);
+    # then those who left, then the excused.
+    order = {"in": 0, "out": 1, "excused": 2}
+    entries.sort(key=lambda e: e["check_in_at"] or "", reverse=True)
+    entries.sort(key=lambda e: order[e["state"]])
+    recorded = set(pks)
+    not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": member.id in at_risk}
+                for member in session_members(meeting) if member.id not in recorded]
+    return {"session_id": meeting.id, "entries": entries, "not_here": not_here,
+            "headcount": sum(1 for e in entries if e["state"] == "in")}
 
 
 def publish(session_id: int) -> None:
     """Push the session's roster to its facilitator screens and the headcount to its displays."""
-    return None
+    try:
+        meeting = db.session().get(GroupSession, session_id, populate_existing=True)
+        if meeting is None:
+            return
+        payload = roster_payload(meeting)
+        realtime.emit_to_staff("roster", payload, session_id)
+        realtime.emit_to_session("headcount", {"session_id": session_id, "count": payload["headcount"]}, session_id)
+    except Exception as exc:  # the check-in is saved; a screen that missed this asks for state on reconnect
+        log.warning("roster push for session %s failed: %s", session_id, type(exc).__name__)
 
 
 def publish_help_request(kiosk_name: str) -> int:
     """Alert the facilitators of every session open now that someone at a kiosk needs help.
 
     Returns how many sessions were alerted."""
-    return 0
+    from iop.attendance import is_open_at
+    from iop.live import iso, time_text
+
+    now = clock.now()
+    candidates = db.session().scalars(select(GroupSession).where(
+        GroupSession.status.not_in(("closed", "cancelled")),
+        GroupSession.starts_at <= now + timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"]),
+        GroupSession.ends_at > now)).all()
+    alerted = 0
+    for meeting in candidates:
+        if is_open_at(meeting, now):
+            realtime.emit_to_staff("help", {"session_id": meeting.id, "kiosk": str(kiosk_name or "")[:80],
+                                            "at": iso(now), "time": time_text(now)}, meeting.id)
+            alerted += 1
+    return alerted

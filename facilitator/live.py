@@ -1,0 +1,140 @@
+"""Socket.IO events of the live group: control pages and room displays join, ask for state, step.
+
+Who a socket is gets settled at connect: a signed-in staff user (the Flask session cookie) or a
+room display (a signed display token in the connect `auth` payload). Both are checked again on
+every event. Displays join only the session's room; facilitator screens also join its staff room,
+where the roster and help alerts (which carry names) go. Refusals go to the sender alone as an
+`error` event {code, message}; nothing a socket sends can crash a handler.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+from flask import session
+from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
+
+from iop import clock, db, live, realtime, socketio
+from iop.auth import current_user, has_role
+
+log = logging.getLogger(__name__)
+IDENTITY = "iop_live"  # this socket's own session entry: {"kind": "staff"} or {"kind": "display", "token": ...}
+
+
+def _identity() -> tuple[str, object]:
+    """('staff', StaffUser) or ('display', GroupSession), checked again now."""
+    who = session.get(IDENTITY) or {}
+    if who.get("kind") == "display":
+        return "display", live.display_session(who.get("token"))
+    user = current_user()
+    if who.get("kind") != "staff" or user is None or not has_role(user, "facilitator"):
+        raise live.LiveError("signed_out", "Please sign in again.", 401)
+    return "staff", user
+
+
+def _data(payload) -> dict:
+    if not isinstance(payload, dict):
+        raise live.LiveError("bad_request", "The request could not be read.")
+    return payload
+
+
+def socket_event(handler):
+    """Refusals become an `error` event to the sender; anything unexpected is logged without content."""
+
+    @functools.wraps(handler)
+    def wrapped(payload=None, *_extra):
+        try:
+            return handler(payload)
+        except live.LiveError as exc:
+            emit("error", exc.as_dict())
+        except Exception as exc:  # a bad payload or a fault must not take the socket down
+            log.warning("live event %s failed: %s", handler.__name__, type(exc).__name__)
+            emit("error", {"code": "server_error", "message": "Something went wrong on our side. Please try again."})
+        return None
+
+    return wrapped
+
+
+def _session_for(kind: str, who, payload: dict):
+    """The session this socket asks about, when it may: displays only their own, staff those they may run."""
+    if kind == "display":
+        wanted = payload.get("session_id", who.id)
+        if live.parse_int(wanted, "session_id") != who.id:
+            raise live.LiveError("wrong_session", "This room display link is for another group.", 403)
+        return who
+    meeting = live.find_session(payload.get("session_id"))
+    live.require_may_run(who, meeting)
+    return meeting
+
+
+def _state_for(kind: str, meeting) -> dict:
+    return live.staff_state(meeting) if kind == "staff" else live.public_state(meeting)
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    token = auth.get("display_token") if isinstance(auth, dict) else None
+    try:
+        if token is not None:
+            live.display_session(token)
+            session[IDENTITY] = {"kind": "display", "token": token}
+            return True
+        user = current_user()
+        if user is None or not has_role(user, "facilitator"):
+            raise live.LiveError("signed_out", "Please sign in again.", 401)
+        session[IDENTITY] = {"kind": "staff"}
+        return True
+    except live.LiveError as exc:
+        raise ConnectionRefusedError(exc.as_dict()) from None
+
+
+@socketio.on("join")
+@socket_event
+def on_join(payload):
+    """Follow a session: its room (and, for staff, its staff room); the state comes back at once."""
+    data = _data(payload)
+    kind, who = _identity()
+    meeting = _session_for(kind, who, data)
+    for joined in session.get("iop_joined", []):  # a screen follows one session at a time
+        if joined != meeting.id:
+            leave_room(realtime.session_room(joined))
+            leave_room(realtime.staff_room(joined))
+    join_room(realtime.session_room(meeting.id))
+    if kind == "staff":
+        join_room(realtime.staff_room(meeting.id))
+    session["iop_joined"] = [meeting.id]
+    emit("state", _state_for(kind, meeting))
+
+
+@socketio.on("leave")
+@socket_event
+def on_leave(payload):
+    data = _data(payload)
+    _identity()
+    session_id = live.parse_int(data.get("session_id"), "session_id")
+    leave_room(realtime.session_room(session_id))
+    leave_room(realtime.staff_room(session_id))
+    session["iop_joined"] = [s for s in session.get("iop_joined", []) if s != session_id]
+
+
+@socketio.on("state")
+@socket_event
+def on_state(payload):
+    """The current step, timer and headcount from the database (after a reconnect, say)."""
+    data = _data(payload)
+    kind, who = _identity()
+    emit("state", _state_for(kind, _session_for(kind, who, data)))
+
+
+@socketio.on("step")
+@socket_event
+def on_step(payload):
+    """Make a step current (staff who may run the session only), then tell every screen of the session."""
+    data = _data(payload)
+    kind, who = _identity()
+    if kind != "staff":
+        raise live.LiveError("display_cannot_step", "A room display cannot change the step.", 403)
+    with db.transaction():
+        meeting = live.find_session(data.get("session_id"), for_update=True)
+        live.step_to(meeting, data.get("index"), who, clock.now())
+    realtime.emit_to_session("step", live.public_state(meeting), meeting.id)

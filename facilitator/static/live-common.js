@@ -1,0 +1,108 @@
+// What the control page and the room display share: the socket, the server-corrected clock,
+// step timers and the room text's simple layout. Plain ES module, no build step.
+
+// Milliseconds to add to this screen's clock to get the server's (TVs often keep bad time).
+let offsetMs = 0;
+
+export function syncClock(state) {
+  if (state && state.server_now) {
+    offsetMs = Date.parse(state.server_now) - Date.now();
+  }
+}
+
+export function serverNow() {
+  return Date.now() + offsetMs;
+}
+
+// Seconds left of the current step: the full time before it starts, negative once over.
+export function secondsLeft(state) {
+  const total = (state.step_minutes || 0) * 60;
+  if (!state.step_started_at || !state.started) { return total; }
+  return total - Math.floor((serverNow() - Date.parse(state.step_started_at)) / 1000);
+}
+
+export function minSec(seconds) {
+  const s = Math.abs(seconds);
+  const m = Math.floor(s / 60);
+  return m + ":" + String(s % 60).padStart(2, "0");
+}
+
+export function hoursMinutes(seconds) {
+  const m = Math.max(0, Math.floor(seconds / 60));
+  return Math.floor(m / 60) + ":" + String(m % 60).padStart(2, "0");
+}
+
+// Curriculum text as blocks: "- " lines are list items, blank lines end a block, and a line that is
+// indented or follows a line without closing punctuation continues the one before (YAML keeps the
+// author's hard wraps). In prose (presenter notes) every line continues until a blank line.
+// facilitator/routes.py text_blocks() does the same for the first paint.
+export function textBlocks(text, prose = false) {
+  const blocks = [];
+  let current = null;  // {kind: "p"|"ul", items: [..]}
+  for (const raw of String(text || "").split("\n")) {
+    const line = raw.trim();
+    if (!line) { current = null; continue; }
+    if (line.startsWith("- ")) {
+      if (!current || current.kind !== "ul") { current = { kind: "ul", items: [] }; blocks.push(current); }
+      current.items.push(line.slice(2));
+      continue;
+    }
+    const last = current ? current.items[current.items.length - 1] : "";
+    if (current && (prose || /^\s/.test(raw) || !/[.!?:;)"”]$/.test(last))) {
+      current.items[current.items.length - 1] = last + " " + line;
+      continue;
+    }
+    current = { kind: "p", items: [line] };
+    blocks.push(current);
+  }
+  return blocks;
+}
+
+export function renderRoomText(el, text, prose = false) {
+  el.replaceChildren();
+  for (const block of textBlocks(text, prose)) {
+    if (block.kind === "ul") {
+      const list = document.createElement("ul");
+      for (const item of block.items) {
+        const li = document.createElement("li");
+        li.textContent = item;
+        list.append(li);
+      }
+      el.append(list);
+    } else {
+      const p = document.createElement("p");
+      p.textContent = block.items[0];
+      el.append(p);
+    }
+  }
+}
+
+// A Socket.IO connection that joins the session on every (re)connect, so a server restart
+// or a network drop ends with the current state from the database, without a reload.
+export function connectLive({ sessionId, auth, onState, onStep, onConnection, onRefused, handlers }) {
+  const socket = window.io({ auth: auth || {}, reconnectionDelay: 500, reconnectionDelayMax: 2000 });
+  socket.on("connect", () => {
+    onConnection(true);
+    socket.emit("join", { session_id: sessionId });
+  });
+  socket.on("disconnect", () => onConnection(false));
+  socket.on("connect_error", (err) => {
+    onConnection(false);
+    if (!socket.active) {
+      // The server refused us (signed out, link ended): say so, and try again later in case it was
+      // a restart that had not yet loaded everything.
+      if (onRefused) { onRefused(err && err.data); }
+      setTimeout(() => socket.connect(), 5000);
+    }
+  });
+  socket.on("state", (state) => { syncClock(state); onState(state); });
+  socket.on("step", (state) => { syncClock(state); (onStep || onState)(state); });
+  for (const [name, fn] of Object.entries(handlers || {})) { socket.on(name, fn); }
+  // A tab woken from sleep may have missed steps: ask again.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && socket.connected) {
+      socket.emit("state", { session_id: sessionId });
+    }
+  });
+  return socket;
+}

@@ -1,0 +1,7 @@
+// The session summary: print, and confirm before a note is signed (it is locked after).
+document.getElementById("print").addEventListener("click", () => window.print());
+for (const button of document.querySelectorAll("button[data-confirm]")) {
+  button.addEventListener("click", (event) => {
+    if (!window.confirm(button.dataset.confirm)) { event.preventDefault(); }
+  });
+}
