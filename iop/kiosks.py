@@ -9,7 +9,7 @@ from iop.config import signing_keys
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
-from iop import clock, db
+from iop import audit, clock, db
 from iop.models import KioskDevice
 
 ENROLLMENT_LIFETIME = timedelta(hours=24)
@@ -36,6 +36,8 @@ def issue_enrollment(name: str, created_by_id: int | None = None) -> KioskDevice
         db_session.add(device)
     device.enrollment_nonce = secrets.token_urlsafe(24)
     device.enrollment_expires_at = clock.now() + ENROLLMENT_LIFETIME
+    db_session.flush()
+    audit.record("kiosk.enrollment_link", target=f"kiosk:{device.public_id}", name=name)
     return device
 
 
@@ -59,6 +61,7 @@ def complete_enrollment(nonce: str) -> KioskDevice:
     device.enrollment_expires_at = None
     device.enrolled_at = clock.now()
     device.last_seen_at = clock.now()
+    audit.record("kiosk.enrolled", target=f"kiosk:{device.public_id}", name=device.name)
     return device
 
 
@@ -80,3 +83,67 @@ def device_from_cookie(value: str | None) -> KioskDevice | None:
     if device is None or device.revoked_at is not None or device.enrolled_at is None:
         return None
     return device
+
+
+COOKIE_MAX_AGE = int(timedelta(days=365).total_seconds())
+LAST_SEEN_EVERY = timedelta(minutes=1)
+
+
+def all_devices() -> list[KioskDevice]:
+    """Every kiosk, working ones first, then links not yet used, then revoked ones."""
+    devices = db.session().scalars(select(KioskDevice).order_by(KioskDevice.name, KioskDevice.id)).all()
+    return sorted(devices, key=lambda d: (d.revoked_at is not None, d.enrolled_at is None, d.name.lower()))
+
+
+def device_by_public_id(public_id: str) -> KioskDevice:
+    device = db.session().scalar(select(KioskDevice).where(KioskDevice.public_id == public_id))
+    if device is None:
+        raise KioskError("There is no such kiosk.")
+    return device
+
+
+def rename(device: KioskDevice, name: str, by_user=None) -> KioskDevice:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise KioskError("A kiosk needs a name of 1 to 80 characters (for example: Front desk).")
+    if name != device.name:
+        audit.record("kiosk.rename", target=f"kiosk:{device.public_id}", user=by_user, old=device.name, new=name)
+        device.name = name
+    return device
+
+
+def revoke(device: KioskDevice, by_user=None) -> KioskDevice:
+    """The tablet stops being a kiosk at its next request; an unused link stops working too."""
+    if device.revoked_at is None:
+        device.revoked_at = clock.now()
+        device.enrollment_nonce = None
+        device.enrollment_expires_at = None
+        audit.record("kiosk.revoke", target=f"kiosk:{device.public_id}", user=by_user, name=device.name)
+    return device
+
+
+def set_chime(device: KioskDevice, on: bool, by_user=None) -> KioskDevice:
+    if device.chime != on:
+        device.chime = on
+        audit.record("kiosk.chime", target=f"kiosk:{device.public_id}", user=by_user, chime=on)
+    return device
+
+
+def enrollment_device(nonce: str) -> KioskDevice | None:
+    """The kiosk a still-usable one-time link would set up (for the confirm page), or None."""
+    if not nonce or len(nonce) > 64:
+        return None
+    device = db.session().scalar(select(KioskDevice).where(KioskDevice.enrollment_nonce == nonce))
+    if device is None or device.revoked_at is not None or device.enrollment_expires_at is None \
+            or device.enrollment_expires_at < clock.now():
+        return None
+    return device
+
+
+def seen(device: KioskDevice) -> None:
+    """Note the kiosk's activity (at most once a minute, so an idle kiosk's polling writes little)."""
+    now = clock.now()
+    if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_EVERY:
+        with db.transaction() as db_session:
+            fresh = db_session.get(KioskDevice, device.id)
+            fresh.last_seen_at = now

@@ -1,0 +1,321 @@
+"""The kiosk scan: one card, one answer, at most one attendance (CONTRACT.md, POST /kiosk/api/scan).
+
+A scan is written in one transaction together with its `Scan` row, whose primary key is the
+kiosk's scan_id: a retry of the same scan_id collides on that key and gets the stored answer, so
+it is counted once however the retries race. Parallel scans of one card with different scan_ids
+meet the partial unique index on live attendance, and the losers answer already_checked_in.
+
+Decisions (README "Kiosk"):
+- A second scan at least REPEAT_SCAN_MINUTES after the check-in checks out (rule 2); sooner, it
+  answers already_checked_in and writes nothing.
+- A scan after the check-out of the same session answers the error `already_checked_out` ("see
+  staff"): a check-out is never reopened or moved by the kiosk, and no second attendance is made.
+- Offline scans carry `scanned_at`: up to OFFLINE_SCAN_MAX_AGE_HOURS old, never more than
+  CLOCK_SKEW in the future; the session is looked up and the attendance recorded at that time.
+  A check-in replayed after its session closed is recorded and checked out at the close (rule 2).
+- Bad cards (unknown or revoked) from one kiosk are slowed: after BAD_SCANS_PER_MINUTE in a
+  minute, every scan from that kiosk answers too_many_attempts for COOL_DOWN. The count lives in
+  the process (app.extensions), so it costs no database write or query on the fast path; with
+  several server processes each counts its own, which still slows a brute-force run.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from iop import attendance, cards, clock, db, hours
+from iop.models import Client, GroupSession, KioskDevice, Scan
+from iop.sessions import local_date, program_tz
+
+log = logging.getLogger(__name__)
+
+SCAN_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_CODE_LENGTH = 200
+CLOCK_SKEW = timedelta(seconds=60)
+BAD_SCANS_PER_MINUTE = 5
+COOL_DOWN = timedelta(seconds=30)
+BAD_CARD_CODES = frozenset({"unknown_card", "revoked_card"})
+
+# The HTTP status of each answer; the words for the person live in the kiosk's catalogues.
+STATUS = {
+    "checked_in": 200,
+    "checked_out": 200,
+    "already_checked_in": 200,
+    "bad_request": 400,
+    "scanned_at_invalid": 422,
+    "not_enrolled": 403,
+    "inactive_client": 403,
+    "unknown_card": 404,
+    "revoked_card": 410,
+    "no_session_now": 409,
+    "already_checked_out": 409,
+    "see_staff": 409,
+    "too_large": 413,
+    "too_many_attempts": 429,
+}
+
+
+@dataclass
+class ScanRequest:
+    code: str
+    scan_id: str
+    scanned_at: datetime | None = None
+
+
+@dataclass
+class ScanAnswer:
+    """The HTTP status and JSON body (errors carry only the code; the view adds the words)."""
+
+    status: int
+    body: dict
+    session_id: int | None = None  # set when a fresh answer changed a roster: publish after commit
+    client_pk: int | None = None
+
+    @property
+    def code(self) -> str:
+        return self.body["error"]["code"] if "error" in self.body else self.body["result"]
+
+
+class ScanRefused(ValueError):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def refusal(code: str, client_pk: int | None = None) -> ScanAnswer:
+    return ScanAnswer(STATUS[code], {"error": {"code": code}}, client_pk=client_pk)
+
+
+# ---- the request -----------------------------------------------------------------------------
+
+def parse_request(data: object) -> ScanRequest:
+    """The scan as sent, checked at the edge; ScanRefused('bad_request'|'scanned_at_invalid')."""
+    if not isinstance(data, dict):
+        raise ScanRefused("bad_request")
+    code, scan_id, scanned_at = data.get("code"), data.get("scan_id"), data.get("scanned_at")
+    if not isinstance(code, str) or not isinstance(scan_id, str) or not SCAN_ID.match(scan_id):
+        raise ScanRefused("bad_request")
+    when = None
+    if scanned_at is not None:
+        if not isinstance(scanned_at, str) or len(scanned_at) > 40:
+            raise ScanRefused("scanned_at_invalid")
+        try:
+            when = datetime.fromisoformat(scanned_at.strip())
+        except ValueError:
+            raise ScanRefused("scanned_at_invalid") from None
+        if when.tzinfo is None:  # a wall-clock time without a zone could be anything
+            raise ScanRefused("scanned_at_invalid")
+        when = when.astimezone(timezone.utc)
+    return ScanRequest(code=code.strip()[: MAX_CODE_LENGTH + 1], scan_id=scan_id, scanned_at=when)
+
+
+def scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
+    """When the scan happened: now for a live scan, the kiosk's time for a replayed one.
+
+    Raises ScanRefused('scanned_at_invalid') for a time in the future beyond clock skew or
+    older than OFFLINE_SCAN_MAX_AGE_HOURS."""
+    if scanned_at is None:
+        return now
+    oldest = now - timedelta(hours=current_app.config["OFFLINE_SCAN_MAX_AGE_HOURS"])
+    if scanned_at > now + CLOCK_SKEW or scanned_at < oldest:
+        raise ScanRefused("scanned_at_invalid")
+    return min(scanned_at, now)
+
+
+# ---- bad-scan slow-down ------------------------------------------------------------------------
+
+@dataclass
+class BadScanLimiter:
+    per_minute: int = BAD_SCANS_PER_MINUTE
+    cool_down: timedelta = COOL_DOWN
+    _bad: dict[int, deque] = field(default_factory=dict)
+    _until: dict[int, datetime] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def blocked(self, kiosk_id: int, now: datetime) -> bool:
+        with self._lock:
+            until = self._until.get(kiosk_id)
+            if until is not None and now >= until:
+                del self._until[kiosk_id]
+                return False
+            return until is not None
+
+    def note_bad(self, kiosk_id: int, now: datetime) -> None:
+        with self._lock:
+            recent = self._bad.setdefault(kiosk_id, deque())
+            recent.append(now)
+            while recent and now - recent[0] > timedelta(minutes=1):
+                recent.popleft()
+            if len(recent) >= self.per_minute:
+                self._until[kiosk_id] = now + self.cool_down
+                recent.clear()
+
+
+def limiter() -> BadScanLimiter:
+    app = current_app._get_current_object()
+    with _LIMITER_LOCK:
+        return app.extensions.setdefault("iop.scan_limiter", BadScanLimiter(
+            per_minute=app.config.get("KIOSK_BAD_SCANS_PER_MINUTE", BAD_SCANS_PER_MINUTE),
+            cool_down=timedelta(seconds=app.config.get("KIOSK_BAD_SCAN_COOL_DOWN_SECONDS",
+                                                       COOL_DOWN.total_seconds()))))
+
+
+_LIMITER_LOCK = threading.Lock()
+
+
+# ---- the use case ------------------------------------------------------------------------------
+
+def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
+    """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out."""
+    now = clock.now()
+    stored = _stored_answer(request.scan_id, kiosk_id)
+    if stored is not None:
+        return stored
+    if limiter().blocked(kiosk_id, now):
+        return refusal("too_many_attempts")
+    try:
+        at = scan_time(request.scanned_at, now)
+    except ScanRefused as exc:
+        at, early = now, refusal(exc.code)
+    else:
+        early = None
+    answer = None
+    for attempt in range(3):
+        try:
+            with db.transaction() as db_session:
+                row = Scan(scan_id=request.scan_id, kiosk_id=kiosk_id, received_at=now, scanned_at=at,
+                           http_status=0, response={})
+                db_session.add(row)
+                db_session.flush()  # a repeated scan_id stops here (primary key), before any work
+                answer = early or _decide(request.code, at, now)
+                row.client_id = answer.client_pk
+                row.http_status = answer.status
+                row.response = answer.body
+                db_session.get(KioskDevice, kiosk_id).last_seen_at = now
+            break
+        except IntegrityError:
+            # Either this scan_id was stored by a racing retry (answer as it was answered), or two
+            # scans made the same day's session at once (PostgreSQL): try again on fresh data.
+            stored = _stored_answer(request.scan_id, kiosk_id)
+            if stored is not None:
+                return stored
+            if attempt == 2:
+                raise
+    if answer.code in BAD_CARD_CODES:
+        limiter().note_bad(kiosk_id, now)
+    if answer.session_id is not None:
+        _publish(answer.session_id)
+    return answer
+
+
+def _stored_answer(scan_id: str, kiosk_id: int) -> ScanAnswer | None:
+    row = db.session().get(Scan, scan_id, populate_existing=True)
+    if row is None:
+        return None
+    if row.kiosk_id != kiosk_id or not row.http_status:
+        return refusal("bad_request")  # another kiosk's scan_id: never replay its answer here
+    return ScanAnswer(row.http_status, row.response)
+
+
+def _publish(session_id: int) -> None:
+    """Tell the session's screens; the scan is committed, so a failure here must not undo its answer."""
+    from iop import roster
+
+    try:
+        roster.publish(session_id)
+    except Exception:  # noqa: BLE001  (a screen update is best effort; the record is safe)
+        log.exception("roster publish failed for session %s", session_id)
+
+
+def _decide(code: str, at: datetime, now: datetime) -> ScanAnswer:
+    """Inside the scan's transaction: verify the card, find the session, write in or out."""
+    db_session = db.session()
+    try:
+        token = cards.read_card(code)
+    except cards.CardError:
+        return refusal("unknown_card")
+    client = db_session.get(Client, token.client_pk)
+    if client is None or token.version > client.card_version:
+        return refusal("unknown_card")
+    if token.version < client.card_version:
+        return refusal("revoked_card", client.id)
+    if client.status != "active":
+        return refusal("inactive_client", client.id)
+    meeting = session_at(client, at)
+    if meeting is None:
+        return refusal("no_session_now", client.id)
+
+    record = attendance.live_attendance(meeting.id, client.id)
+    if record is None:
+        try:
+            with db_session.begin_nested():
+                record = attendance.check_in(meeting, client, at, source="kiosk")
+                if meeting.status == "closed":
+                    closed = hours.close_check_out(meeting.closed_at or meeting.ends_at, meeting.ends_at)
+                    attendance.check_out(record, max(closed, at), source="close")
+            result = "checked_in"
+        except (IntegrityError, attendance.AttendanceError):
+            result = "already_checked_in"  # a parallel scan of the same card won the race
+    elif record.status != "present" or record.check_in_at is None:
+        return refusal("see_staff", client.id)  # staff recorded this visit by hand (e.g. excused)
+    elif record.check_out_at is not None:
+        return refusal("already_checked_out", client.id)
+    elif at - record.check_in_at >= timedelta(minutes=current_app.config["REPEAT_SCAN_MINUTES"]):
+        attendance.check_out(record, at, source="kiosk")
+        result = "checked_out"
+    else:
+        result = "already_checked_in"
+    body = success_body(result, client, meeting, at, now)
+    return ScanAnswer(200, body, session_id=meeting.id if result != "already_checked_in" else None,
+                      client_pk=client.id)
+
+
+def session_at(client: Client, at: datetime) -> GroupSession | None:
+    """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
+    meeting = attendance.session_open_for(client, at)
+    if meeting is not None:
+        return meeting
+    day = local_date(at, program_tz())
+    group_ids = [group.id for group in client.groups]
+    if not group_ids:
+        return None
+    closed_since = db.session().scalars(select(GroupSession).where(
+        GroupSession.group_id.in_(group_ids), GroupSession.date.in_([day, day + timedelta(days=1)]),
+        GroupSession.status == "closed", GroupSession.closed_at > at)).all()
+    candidates = [m for m in closed_since if attendance.opens_at(m) <= at < m.ends_at]
+    return min(candidates, key=lambda m: m.starts_at) if candidates else None
+
+
+def success_body(result: str, client: Client, meeting: GroupSession, at: datetime, now: datetime) -> dict:
+    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py)."""
+    tz = program_tz()
+    day = local_date(at, tz)
+    monday = hours.week_start(day)
+    figures = hours.week_figures(monday, now, tz, [client.id]).get(client.id)
+    today = hours.minutes_by_client_day(meeting.date, meeting.date, now, [client.id]).get(
+        (client.id, meeting.date), 0)
+    group = meeting.group
+    return {
+        "result": result,
+        "client": {"display_name": client.display_name},
+        "session": {
+            "id": meeting.id,
+            "group": group.name,
+            "room": group.room or "",
+            "starts": meeting.starts_at.astimezone(tz).strftime("%H:%M"),
+            "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
+        },
+        "week": {
+            "attended_minutes": figures.attended_minutes if figures else 0,
+            "target_minutes": figures.target_minutes if figures else 0,
+        },
+        "today": {"attended_minutes": today},
+    }

@@ -1,0 +1,311 @@
+/* The kiosk page: a scanner types a card's code and Enter into one focused field; the answer
+   shows for a few seconds and leaves no trace. Scans made while the server cannot be reached
+   wait in localStorage (with their own id and time) and are sent in order when it is back. */
+(function () {
+  "use strict";
+  var root = document.getElementById("kiosk");
+  if (!root) return;
+  var input = document.getElementById("scan-input");
+  var words = JSON.parse(document.getElementById("kiosk-words").textContent);
+  var QUEUE_KEY = "iop-kiosk-queue";
+  var LANG_KEY = "iop-kiosk-lang";
+  var SHOW_FOR = { in: 5000, out: 5000, already: 4000, problem: 6000, saved: 4000, help: 8000 };
+  var SPINNER_AFTER = 150;
+  var REQUEST_TIMEOUT = 8000;
+  var RETRY_EVERY = 15000;
+  var lang = root.dataset.lang;
+  var state = "ready";
+  var resetTimer = null;
+  var serverOffset = Date.parse(root.dataset.now) - Date.now(); // server clock minus ours
+  var busy = Promise.resolve();
+  var lastCode = "", lastCodeAt = 0;
+  var flushing = false;
+
+  // ---- words ------------------------------------------------------------------------------
+  function t(key, values) {
+    var text = (words.catalogs[lang] || {})[key] || words.catalogs.en[key] || "";
+    return text.replace(/\{(\w+)\}/g, function (_m, name) { return values && name in values ? values[name] : ""; });
+  }
+  function applyLang(next) {
+    lang = words.catalogs[next] ? next : "en";
+    document.documentElement.lang = lang;
+    try { localStorage.setItem(LANG_KEY, lang); } catch (e) { /* private mode: the choice lasts this page */ }
+    document.cookie = "iop_kiosk_lang=" + lang + "; path=/kiosk; max-age=31536000; samesite=strict";
+    document.querySelectorAll("[data-i18n]").forEach(function (el) { el.textContent = t(el.dataset.i18n); });
+    document.querySelectorAll("[data-i18n-aria]").forEach(function (el) { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
+    document.querySelectorAll("[data-welcome]").forEach(function (el) { el.textContent = words.welcome[lang] || t("ready.welcome"); });
+    document.querySelectorAll("[data-set-lang]").forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.setLang === lang)); });
+    document.title = t("page.title");
+    showPending();
+    tick();
+  }
+
+  // ---- hours as the board shows them ("6 h 00"; a whole target as "9 h") --------------------
+  function hoursText(minutes) { return Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0"); }
+  function targetText(minutes) { return minutes % 60 ? hoursText(minutes) : (minutes / 60) + " h"; }
+
+  // ---- states -----------------------------------------------------------------------------
+  function slot(name) { return root.querySelector('[data-slot="' + name + '"]'); }
+  function clearSlots() {
+    // No trace of the last person: every name, group and number leaves the page.
+    root.querySelectorAll("[data-slot]").forEach(function (el) {
+      if (el.dataset.slot === "pending-text") return;
+      el.textContent = "";
+      el.removeAttribute("aria-valuenow");
+      el.removeAttribute("aria-valuemax");
+      el.removeAttribute("aria-valuetext");
+    });
+    document.getElementById("kiosk-announce").textContent = "";
+  }
+  function show(next, holdFor) {
+    clearTimeout(resetTimer);
+    state = next;
+    root.querySelectorAll(".state").forEach(function (el) { el.hidden = el.id !== "state-" + next; });
+    if (holdFor) resetTimer = setTimeout(ready, holdFor);
+    keepFocus();
+  }
+  function ready() {
+    if (state === "camera" && window.IOPCamera) window.IOPCamera.stop();
+    clearSlots();
+    show("ready");
+  }
+  function announce(text) { document.getElementById("kiosk-announce").textContent = text; }
+
+  function greet(answer) {
+    var name = answer.client.display_name;
+    clearSlots();
+    if (answer.result === "checked_in") {
+      slot("in-name").textContent = t("in.welcome", { name: name });
+      var s = answer.session;
+      slot("in-where").textContent = s.room ? t("in.where", { group: s.group, room: s.room }) : s.group;
+      var w = answer.week, bar = slot("in-bar");
+      if (w.target_minutes > 0) {
+        var text = t("week.progress", { attended: hoursText(w.attended_minutes), target: targetText(w.target_minutes) });
+        bar.hidden = false;
+        bar.setAttribute("aria-valuemax", w.target_minutes);
+        bar.setAttribute("aria-valuenow", Math.min(w.attended_minutes, w.target_minutes));
+        bar.setAttribute("aria-valuetext", text);
+        bar.firstElementChild.style.width = Math.min(100, 100 * w.attended_minutes / w.target_minutes) + "%";
+        slot("in-week").textContent = text;
+      } else {
+        bar.hidden = true;
+        slot("in-week").textContent = t("week.progress_no_target", { attended: hoursText(w.attended_minutes) });
+      }
+      slot("in-cheer").textContent = t("cheer." + Math.floor(Math.random() * 6));
+      show("in", SHOW_FOR.in);
+      announce(slot("in-name").textContent);
+      chime();
+    } else if (answer.result === "checked_out") {
+      slot("out-name").textContent = t("out.goodbye", { name: name });
+      slot("out-today").textContent = t("out.today", { minutes: hoursText((answer.today || {}).attended_minutes || 0) });
+      show("out", SHOW_FOR.out);
+      announce(slot("out-name").textContent);
+      chime();
+    } else {
+      slot("already-name").textContent = t("already.here", { name: name });
+      show("already", SHOW_FOR.already);
+      announce(slot("already-name").textContent);
+    }
+  }
+  function problem(code, message) {
+    clearSlots();
+    // Words from the catalogue by the stable code; never a code or a name on screen.
+    slot("problem-text").textContent = t("error." + code) || message || t("error.bad_request");
+    show("problem", SHOW_FOR.problem);
+    announce(slot("problem-text").textContent);
+  }
+
+  // ---- the optional soft chime (per kiosk, off by default) --------------------------------
+  var audio = null;
+  function chime() {
+    if (root.dataset.chime !== "1" || !window.AudioContext) return;
+    try {
+      audio = audio || new AudioContext();
+      var osc = audio.createOscillator(), gain = audio.createGain(), now = audio.currentTime;
+      osc.type = "sine";
+      osc.frequency.setValueAtTime(660, now);
+      osc.frequency.linearRampToValueAtTime(880, now + 0.15);
+      gain.gain.setValueAtTime(0.0001, now);
+      gain.gain.exponentialRampToValueAtTime(0.08, now + 0.03);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.45);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now);
+      osc.stop(now + 0.5);
+    } catch (e) { /* no sound is fine */ }
+  }
+
+  // ---- talking to the server --------------------------------------------------------------
+  function newScanId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    // crypto.randomUUID needs a secure context; a kiosk on plain http:// over the LAN has only getRandomValues.
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+  function post(url, body) {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = setTimeout(function () { if (controller) controller.abort(); }, REQUEST_TIMEOUT);
+    return fetch(url, {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(body), signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      clearTimeout(timer);
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        return { status: response.status, data: data };
+      });
+    }, function (error) { clearTimeout(timer); throw error; });
+  }
+  // Worth trying again later: the server was unreachable, failing, or asked us to slow down.
+  function retryable(status) { return status === 0 || status >= 500 || status === 429 || status === 408; }
+
+  // ---- the offline queue ------------------------------------------------------------------
+  function loadQueue() {
+    try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function saveQueue(queue) {
+    try { localStorage.setItem(QUEUE_KEY, JSON.stringify(queue)); } catch (e) { /* storage full: keep what we have */ }
+    showPending();
+  }
+  function showPending() {
+    var count = loadQueue().length, box = document.getElementById("pending");
+    box.hidden = count === 0;
+    slot("pending-text").textContent = count ? t("pending.count", { count: count }) : "";
+  }
+  function enqueue(scan) {
+    var queue = loadQueue();
+    scan.scanned_at = scan.scanned_at || new Date(Date.now() + serverOffset).toISOString();
+    queue.push(scan);
+    saveQueue(queue);
+  }
+  // Send waiting scans oldest first; stop at the first that cannot be sent yet (order matters:
+  // a check-in must reach the server before the same person's check-out).
+  function flush() {
+    if (flushing) return Promise.resolve();
+    var queue = loadQueue();
+    if (!queue.length) return Promise.resolve();
+    flushing = true;
+    function next() {
+      var queue = loadQueue();
+      if (!queue.length) return Promise.resolve();
+      return post(root.dataset.scanUrl, queue[0]).then(function (r) {
+        if (retryable(r.status)) return;
+        if (r.status === 403 && r.data.error && r.data.error.code === "not_enrolled") { location.reload(); return; }
+        saveQueue(loadQueue().filter(function (s) { return s.scan_id !== queue[0].scan_id; }));
+        return next();
+      }, function () { /* still offline */ });
+    }
+    return next().then(function () { flushing = false; }, function () { flushing = false; });
+  }
+
+  // ---- one scan ---------------------------------------------------------------------------
+  function submit(raw) {
+    var code = (raw || "").trim();
+    if (!code) return;
+    var now = Date.now();
+    if (code === lastCode && now - lastCodeAt < 3000) return; // one card read twice by the scanner
+    lastCode = code; lastCodeAt = now;
+    var scan = { code: code, scan_id: newScanId(), scanned_at: new Date(now + serverOffset).toISOString() };
+    busy = busy.then(function () { return send(scan); }, function () { return send(scan); });
+  }
+  function send(scan) {
+    var spinner = setTimeout(function () { show("checking"); }, SPINNER_AFTER);
+    function offline() { clearTimeout(spinner); enqueue(scan); show("saved", SHOW_FOR.saved); announce(t("saved.title")); }
+    // Earlier scans go first; if they still cannot be sent, this one waits behind them.
+    return flush().then(function () {
+      if (loadQueue().length) { offline(); return; }
+      // A live scan is timed by the server; only a queued one carries the kiosk's time.
+      var live = { code: scan.code, scan_id: scan.scan_id };
+      return post(root.dataset.scanUrl, live).then(function (r) {
+        clearTimeout(spinner);
+        if (retryable(r.status) && r.status !== 429) { offline(); return; }
+        if (r.status === 200 && r.data.result) { greet(r.data); return; }
+        var error = r.data.error || {};
+        if (error.code === "not_enrolled") { location.reload(); return; }
+        problem(error.code || "server_error", error.message);
+      }, offline);
+    });
+  }
+
+  // ---- help, camera, language ------------------------------------------------------------
+  document.getElementById("help-button").addEventListener("click", function () {
+    show("help", SHOW_FOR.help);
+    post(root.dataset.helpUrl, {}).catch(function () { /* staff can still be reached in person */ });
+  });
+  document.querySelectorAll("[data-set-lang]").forEach(function (button) {
+    button.addEventListener("click", function () { applyLang(button.dataset.setLang); });
+  });
+  var cameraLoading = null;
+  function loadCamera() {
+    // The decoder is heavy, so it loads only when the camera is asked for.
+    cameraLoading = cameraLoading || new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = root.dataset.cameraSrc;
+      script.onload = resolve;
+      script.onerror = function () { cameraLoading = null; reject(); };
+      document.head.appendChild(script);
+    });
+    return cameraLoading;
+  }
+  document.getElementById("camera-button").addEventListener("click", function () {
+    show("camera", 30000);
+    loadCamera().then(function () {
+      return window.IOPCamera.start(document.getElementById("camera-video"), root.dataset.workerSrc, function (code) {
+        ready();
+        submit(code);
+      });
+    }).catch(function () {
+      if (state !== "camera") return;
+      if (window.IOPCamera) window.IOPCamera.stop();
+      clearSlots();
+      slot("problem-text").textContent = t("camera.unavailable");
+      show("problem", SHOW_FOR.problem);
+    });
+  });
+  document.getElementById("camera-cancel").addEventListener("click", ready);
+
+  // ---- the scanner's field keeps focus ----------------------------------------------------
+  function keepFocus() {
+    if (document.activeElement !== input) input.focus({ preventScroll: true });
+  }
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" || event.key === "Tab") {
+      event.preventDefault();
+      var value = input.value;
+      input.value = "";
+      submit(value);
+    }
+  });
+  input.addEventListener("blur", function () { setTimeout(keepFocus, 0); });
+  document.addEventListener("click", function () { setTimeout(keepFocus, 0); });
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { keepFocus(); refresh(); } });
+  window.addEventListener("focus", keepFocus);
+
+  // ---- clock, heartbeat, retries ----------------------------------------------------------
+  var clockFormat = null;
+  function tick() {
+    try {
+      clockFormat = new Intl.DateTimeFormat(lang === "es" ? "es" : "en-US", { hour: "numeric", minute: "2-digit", timeZone: root.dataset.tz });
+      document.getElementById("kiosk-clock").textContent = clockFormat.format(new Date(Date.now() + serverOffset));
+    } catch (e) { /* an unknown zone name: no clock rather than a wrong one */ }
+  }
+  function refresh() {
+    return fetch(root.dataset.statusUrl, { credentials: "same-origin", cache: "no-store" }).then(function (response) {
+      if (response.status === 403) { location.reload(); return; }
+      return response.json().then(function (data) {
+        if (data.now) serverOffset = Date.parse(data.now) - Date.now();
+        return flush();
+      });
+    }).catch(function () { /* offline: the queue waits */ });
+  }
+  window.addEventListener("online", function () { busy = busy.then(flush, flush); });
+  setInterval(tick, 10000);
+  setInterval(function () { busy = busy.then(refresh, refresh); }, RETRY_EVERY);
+
+  var stored = null;
+  try { stored = localStorage.getItem(LANG_KEY); } catch (e) { /* none */ }
+  applyLang(stored || lang);
+  show("ready");
+  flush();
+})();
