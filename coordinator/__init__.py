@@ -6,4 +6,5 @@ bp = Blueprint("coordinator", __name__, url_prefix="/coordinator", template_fold
 
 from coordinator import routes  # noqa: E402,F401
 from coordinator import curriculum_routes  # noqa: E402,F401
+from coordinator import data_routes  # noqa: E402,F401
 from coordinator import kiosk_routes  # noqa: E402,F401

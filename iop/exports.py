@@ -353,3 +353,89 @@ def web_stream(kind: str, first: date, last: date, fmt: str, actor) -> Iterator[
             record(kind, first, last, fmt, counter[0], actor, via="web", complete=complete)
 
     return generate()
+
+
+# ---- the audit log -------------------------------------------------------------------------
+
+NO_USER = "-"  # the filter value for events with no signed-in user: commands and scheduled jobs
+AUDIT_HEADER = ("at", "username", "action", "target", "detail")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    username: str = ""  # "" any, NO_USER none
+    action: str = ""
+    first: date | None = None  # local dates, inclusive
+    last: date | None = None
+
+    def query_args(self) -> dict[str, str]:
+        args = {"user": self.username, "action": self.action,
+                "first": self.first.isoformat() if self.first else "", "last": self.last.isoformat() if self.last else ""}
+        return {name: value for name, value in args.items() if value}
+
+
+def audit_events_query(wanted: AuditFilter):
+    """The audit events that match, newest first."""
+    from iop.models import AuditEvent
+    from iop.sessions import local_to_utc, program_tz
+
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if wanted.username == NO_USER:
+        query = query.where(AuditEvent.user_id.is_(None))
+    elif wanted.username:
+        query = query.where(AuditEvent.username == wanted.username)
+    if wanted.action:
+        query = query.where(AuditEvent.action == wanted.action)
+    tz = program_tz()
+    if wanted.first:
+        query = query.where(AuditEvent.at >= local_to_utc(wanted.first, time(0), tz))
+    if wanted.last:
+        query = query.where(AuditEvent.at < local_to_utc(wanted.last + timedelta(days=1), time(0), tz))
+    return query
+
+
+def audit_choices() -> tuple[list[str], list[str]]:
+    """Usernames (staff, and any kept on events of removed staff) and actions, for the filter lists."""
+    from iop.models import AuditEvent, StaffUser
+
+    session = db.session()
+    users = set(session.scalars(select(StaffUser.username)))
+    users |= set(session.scalars(select(AuditEvent.username).where(AuditEvent.username != "").distinct()))
+    actions = session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    return sorted(users), list(actions)
+
+
+def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
+    """The matching audit events as CSV chunks (local times with their offset); this export is
+    itself audited when it ends."""
+    import json
+
+    from iop.sessions import program_tz
+
+    def generate():
+        tz = program_tz()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(AUDIT_HEADER)
+        count, complete = 0, False
+        result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))
+        try:
+            for event in result.scalars():
+                writer.writerow((event.at.astimezone(tz).isoformat(timespec="seconds"), event.username,
+                                 event.action, event.target, json.dumps(event.detail, sort_keys=True)))
+                count += 1
+                if buffer.tell() >= CHUNK_BYTES:
+                    yield buffer.getvalue().encode("utf-8")
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue().encode("utf-8")
+            complete = True
+        finally:
+            result.close()
+            with db.transaction():
+                detail = dict(wanted.query_args(), rows=count)
+                if not complete:
+                    detail["complete"] = False
+                audit.record("audit.export", target="audit", user=actor, **detail)
+
+    return generate()

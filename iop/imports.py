@@ -77,6 +77,9 @@ class ImportResult:
                 f"{self.unchanged} already there.")
 
 
+WIDTH = "__width__"  # marks a row whose number of values does not match the header
+
+
 class RowProblem(ValueError):
     """One row's reason; the caller adds its line number."""
 
@@ -160,8 +163,10 @@ def read_rows(kind: str, raw: bytes) -> list[Row]:
         start = reader.line_num + 1
         for values in reader:
             if values and any(value.strip() for value in values):
+                while len(values) > len(columns) and not values[-1].strip():
+                    values.pop()  # spreadsheets add empty trailing cells
                 if len(values) != len(columns):
-                    rows.append(Row(start, {"__width__": f"{len(values)}"}))
+                    rows.append(Row(start, {WIDTH: f"{len(values)} values, but the header has {len(columns)} columns"}))
                 else:
                     rows.append(Row(start, {c: v.strip() for c, v in zip(columns, values)}))
             start = reader.line_num + 1
@@ -171,11 +176,6 @@ def read_rows(kind: str, raw: bytes) -> list[Row]:
     if not rows:
         raise ImportFailed("Nothing was imported: the file has a header but no rows.",
                            ["line 2: no rows after the header"])
-    widths = [f"line {row.line}: {row['__width__']} values, but the header has {len(columns)} columns"
-              for row in rows if "__width__" in row.values]
-    if widths:
-        raise ImportFailed(f"Nothing was imported: {_count(len(widths), 'row')} with the wrong number of "
-                           f"values (of {len(rows)}).", widths)
     return rows
 
 
@@ -305,6 +305,8 @@ class _Import:
         self.bar.phase("Checking")
         for index, row in enumerate(self.rows, 1):
             try:
+                if WIDTH in row.values:
+                    raise RowProblem(row.values[WIDTH])
                 self.check_row(row)
             except RowProblem as exc:
                 self.problem(row, str(exc))
@@ -655,7 +657,8 @@ class _AttendanceImport(_Import):
         where = (f"line {other.line}" if other.line is not None
                  else f"the recorded check-in at {other.group_code} on {other.day} "
                       f"({self._hhmm(other.starts)}-{self._hhmm(other.ends)})")
-        self.problem(rows_by_line[mine.line].row, f"overlaps in time with {where} for the same client")
+        item = rows_by_line[mine.line]
+        self.problem(item.row, f"{item.client.client_id} cannot be in two places at once: this overlaps {where}")
 
     def _hhmm(self, moment: datetime | None) -> str:
         return moment.astimezone(self.tz).strftime("%H:%M") if moment else "no check-out"

@@ -1,0 +1,161 @@
+"""Exports and imports for coordinators, and the audit log for admins: thin views over
+iop.exports, iop.imports and the audit table."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
+
+from coordinator import bp
+from iop import clock, db, exports, imports
+from iop.auth import current_user, staff_required
+from iop.sessions import local_date, program_tz
+
+PROBLEMS_SHOWN = 500  # a page of problems is enough to fix a file; the count says how many more
+AUDIT_PAGE_SIZE = 50
+RANGE_KEY = "export_range"
+EXPORT_TITLES = {
+    "hours": ("Weekly hours", "One row per client per week: target, attended minutes and hours, days, status."),
+    "attendance": ("Attendance", "One row per check-in (excused absences included), with credited minutes."),
+    "days": ("Billing days", "One row per client per day attended, with credited minutes and whether it was a full day."),
+}
+IMPORT_TITLES = {
+    "groups": ("Groups", "code,name,track,room,weekdays,start,end"),
+    "clients": ("Clients and plans",
+                "client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups[,phases]"),
+    "attendance": ("Attendance", "client_id,group,date,check_in,check_out[,status]"),
+}
+
+
+def _today() -> date:
+    return local_date(clock.now(), program_tz())
+
+
+def _remembered_range() -> tuple[str, str]:
+    first, last = session.get(RANGE_KEY) or ("", "")
+    if not first or not last:
+        today = _today()
+        first = (today - timedelta(days=today.weekday() + 28)).isoformat()  # four whole weeks back
+        last = today.isoformat()
+    return first, last
+
+
+def _parse_range(first_text: str, last_text: str) -> tuple[date, date]:
+    try:
+        first, last = date.fromisoformat(first_text.strip()), date.fromisoformat(last_text.strip())
+    except ValueError:
+        raise exports.ExportError("Please give both dates, like 2026-03-02.") from None
+    exports.check_request("hours", first, last, "csv")
+    return first, last
+
+
+def _page(status: int = 200, export_error: str = "", import_failure: tuple[str, imports.ImportFailed] | None = None,
+          first: str | None = None, last: str | None = None):
+    remembered = _remembered_range()
+    return render_template(
+        "coordinator/exports.html", export_titles=EXPORT_TITLES, import_titles=IMPORT_TITLES,
+        first=first if first is not None else remembered[0], last=last if last is not None else remembered[1],
+        export_error=export_error, import_failure=import_failure, problems_shown=PROBLEMS_SHOWN,
+        upload_limit_mb=imports.UPLOAD_MAX_BYTES // (1024 * 1024),
+    ), status
+
+
+@bp.route("/exports")
+@staff_required("coordinator")
+def exports_page():
+    return _page()
+
+
+@bp.route("/exports/<kind>", methods=["POST"])
+@staff_required("coordinator")
+def export_download(kind: str):
+    if kind not in exports.KINDS:
+        abort(404)
+    fmt = request.form.get("format", "csv")
+    first_text, last_text = request.form.get("first", ""), request.form.get("last", "")
+    try:
+        first, last = _parse_range(first_text, last_text)
+        stream = exports.web_stream(kind, first, last, fmt, current_user())
+    except exports.ExportError as exc:
+        return _page(400, export_error=str(exc), first=first_text, last=last_text)
+    session[RANGE_KEY] = [first.isoformat(), last.isoformat()]
+    return Response(stream_with_context(stream), mimetype=exports.MIMETYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{exports.filename(kind, first, last, fmt)}"',
+        "Cache-Control": "no-store",
+    })
+
+
+@bp.route("/imports/<kind>", methods=["POST"])
+@staff_required("coordinator")
+def import_upload(kind: str):
+    if kind not in imports.KINDS:
+        abort(404)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        failure = imports.ImportFailed("Nothing was imported: please choose a CSV file first.")
+        return _page(400, import_failure=(kind, failure))
+    raw = upload.stream.read(imports.UPLOAD_MAX_BYTES + 1)
+    if len(raw) > imports.UPLOAD_MAX_BYTES:
+        failure = imports.ImportFailed(
+            f"Nothing was imported: the file is larger than {imports.UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
+            "Split it, or load it with the `iop import` command.")
+        return _page(413, import_failure=(kind, failure))
+    try:
+        result = imports.import_csv(kind, raw, actor=current_user(), via="web")
+    except imports.ImportFailed as failure:
+        return _page(400, import_failure=(kind, failure))
+    flash(result.summary)
+    return redirect(url_for("coordinator.exports_page"))
+
+
+# ---- the audit log (admins) ----------------------------------------------------------------
+
+def _audit_filters() -> tuple[exports.AuditFilter, str]:
+    """The filter from the query string, and a message when part of it cannot be read."""
+    args = request.args
+    problem = ""
+    days = {}
+    for name in ("first", "last"):
+        text = args.get(name, "").strip()
+        if text:
+            try:
+                days[name] = date.fromisoformat(text)
+            except ValueError:
+                problem = "Dates must look like 2026-03-02."
+    wanted = exports.AuditFilter(username=args.get("user", "").strip(), action=args.get("action", "").strip(),
+                                 first=days.get("first"), last=days.get("last"))
+    if wanted.first and wanted.last and wanted.first > wanted.last:
+        problem = "The range is reversed: the first date is after the last."
+    return wanted, problem
+
+
+@bp.route("/audit")
+@staff_required("admin")
+def audit_log():
+    wanted, problem = _audit_filters()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    events, more = [], False
+    if not problem:
+        events = list(db.session().scalars(exports.audit_events_query(wanted)
+                                           .offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE + 1)))
+        more = len(events) > AUDIT_PAGE_SIZE
+        events = events[:AUDIT_PAGE_SIZE]
+    users, actions = exports.audit_choices()
+    return render_template(
+        "coordinator/audit.html", events=events, wanted=wanted, problem=problem, page=page, more=more,
+        users=users, actions=actions, tz=program_tz(), query=wanted.query_args(),
+    ), 400 if problem else 200
+
+
+@bp.route("/audit.csv")
+@staff_required("admin")
+def audit_download():
+    wanted, problem = _audit_filters()
+    if problem:
+        flash(problem)
+        return redirect(url_for("coordinator.audit_log"))
+    return Response(stream_with_context(exports.audit_csv_stream(wanted, current_user())),
+                    mimetype=exports.MIMETYPES["csv"], headers={
+                        "Content-Disposition": 'attachment; filename="audit-log.csv"',
+                        "Cache-Control": "no-store",
+                    })
