@@ -245,12 +245,15 @@ def staff_session(base_url: str, username: str, password: str) -> requests.Sessi
 
 
 def enrolled_kiosk(base_url: str, enrollment_link: str) -> requests.Session:
-    """A kiosk browser: it opened its one-time enrollment link, so it carries the kiosk cookie."""
+    """A kiosk browser: it opened its one-time enrollment link and confirmed, so it carries the cookie."""
     http = requests.Session()
     path = enrollment_link[enrollment_link.index("/kiosk/enroll/"):]
-    response = http.get(base_url + path, timeout=10)
+    page = http.get(base_url + path, timeout=10)
+    assert page.status_code == 200, f"enrollment page failed ({page.status_code})"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    response = http.post(base_url + path, data={"csrf_token": token}, timeout=10)
     assert response.status_code < 400, f"enrollment failed ({response.status_code})"
-    assert http.cookies, "enrollment set no cookie"
+    assert any(c.name == "iop_kiosk" for c in http.cookies), "enrollment set no kiosk cookie"
     return http
 
 
@@ -297,9 +300,15 @@ class Screen:
             if self.on_connect is not None:
                 self.on_connect(self)
 
-    def connect(self, url: str, transports=("websocket",)):
+    def connect(self, url: str, auth: dict | None = None, transports=("websocket",)):
         headers = {"Cookie": self.cookies} if self.cookies else {}
-        self.client.connect(url, headers=headers, transports=list(transports), wait_timeout=10)
+        self.client.connect(url, headers=headers, auth=auth, transports=list(transports), wait_timeout=10)
+        return self
+
+    def follow(self, session_id: int):
+        """Join the session now and again after every reconnect, as the real screens do."""
+        self.on_connect = lambda screen: screen.client.emit("join", {"session_id": session_id})
+        self.client.emit("join", {"session_id": session_id})
         return self
 
     def wait_for(self, event: str, predicate=lambda data: True, timeout: float = 5.0, after: float = 0.0):
@@ -416,3 +425,74 @@ class TcpProxy:
         self._stopped = True
         self.cut()
         self.listener.close()
+
+
+# ---- a program to scan into: one group meeting now, N clients, a coordinator, a kiosk link ---------
+
+class Program:
+    """Made through the command line (`iop import`, `iop user add`, `iop card-code`, `iop kiosk enroll`),
+    as an operator would: a group that meets every day around now, clients only in that group."""
+
+    COORDINATOR = ("coord", "coordinator-pass-1")
+
+    def __init__(self, env: dict, folder: Path, clients: int = 12, group: str = "LIVE"):
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        now = datetime.now(ZoneInfo(env.get("IOP_TIMEZONE", "America/New_York")))
+        minutes = now.hour * 60 + now.minute
+        start = max(0, minutes - 60)
+        end = min(23 * 60 + 59, max(minutes + 120, start + 60))
+        self.group = group
+        self.client_ids = [f"{group}{n:05d}" for n in range(1, clients + 1)]
+        self.names = [(f"Zelda{n}x", f"Quixote{n}y") for n in range(1, clients + 1)]
+        groups_csv = folder / f"{group}-groups.csv"
+        groups_csv.write_text("code,name,track,room,weekdays,start,end\n"
+                              f"{group},Live Group {group},relapse-prevention,Room Z,Mon Tue Wed Thu Fri Sat Sun,"
+                              f"{start // 60:02d}:{start % 60:02d},{end // 60:02d}:{end % 60:02d}\n")
+        plan_start = (now.date() - timedelta(days=14)).isoformat()
+        clients_csv = folder / f"{group}-clients.csv"
+        clients_csv.write_text(
+            "client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups\n"
+            + "".join(f"{cid},{first},{last},2.1,{plan_start},,9,3,{group}\n"
+                      for cid, (first, last) in zip(self.client_ids, self.names)))
+        iop(env, "init")
+        iop(env, "import", "groups", str(groups_csv))
+        iop(env, "import", "clients", str(clients_csv))
+        username, password = self.COORDINATOR
+        with contextlib.suppress(AssertionError):  # a second program in the same database
+            iop(env, "user", "add", username, "--role", "coordinator", "--password-stdin", stdin=password + "\n")
+        self.codes = []
+        for chunk in range(0, len(self.client_ids), 500):
+            self.codes += iop(env, "card-code", *self.client_ids[chunk:chunk + 500]).split()
+        assert len(self.codes) == len(self.client_ids)
+        self.env = env
+
+    def kiosk_link(self, name: str | None = None) -> str:
+        return iop(self.env, "kiosk", "enroll", name or f"Kiosk {secrets.token_hex(3)}").strip().splitlines()[-1]
+
+    def coordinator(self, base_url: str) -> requests.Session:
+        return staff_session(base_url, *self.COORDINATOR)
+
+
+def todays_session_id(database_url: str, group_code: str) -> int | None:
+    """The id of today's session of a group (made by the first scan or the scheduler), read directly."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(
+                "SELECT s.id FROM group_session s JOIN program_group g ON g.id = s.group_id "
+                "WHERE g.code = :code ORDER BY s.date DESC LIMIT 1"), {"code": group_code}).scalar()
+    finally:
+        engine.dispose()
+
+
+def display_token(http: requests.Session, base_url: str, session_id: int) -> str:
+    """The room display link's token, from the facilitator control page's "Room display" link."""
+    page = http.get(f"{base_url}/facilitator/sessions/{session_id}", timeout=10)
+    assert page.status_code == 200, f"control page answered {page.status_code}"
+    match = re.search(r'href="[^"]*/facilitator/display/([^"/?]+)"', page.text)
+    assert match, "no Room display link on the control page"
+    return match.group(1)

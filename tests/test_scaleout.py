@@ -2,11 +2,10 @@
 sharing a fresh PostgreSQL schema and Redis (a channel of this run's own), plus the one `iop scheduler`.
 
 Runs when IOP_TEST_POSTGRES_URL and IOP_TEST_REDIS_URL reach PostgreSQL and Redis (.ci/run sets them);
-skips without them, fails without them in CI.
+skips without them, fails without them in CI. The tests run in order and share one deployment.
 """
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -17,30 +16,35 @@ pytestmark = pytest.mark.slow
 
 
 class Deployment:
-    """What an operator runs (README, deploy/): `iop demo` once, web processes A and B, one scheduler."""
+    """What an operator runs (README, deploy/): the program loaded once, web processes A and B, one scheduler."""
 
     def __init__(self, tmp, database_url, redis_url):
         self.tmp = tmp
+        self.database_url = database_url
         self.env = servers.environment(tmp / "instance", database_url, redis_url)
-        self.scheduler_env = dict(self.env, IOP_SCHEDULER="on")
-        self.demo_output = servers.iop(self.env, "demo")
+        self.program = servers.Program(self.env, tmp, clients=12)
         self.web: dict[str, servers.WebProcess] = {}
         self.scheduler = servers.Process("scheduler", [str(servers.BIN / "iop"), "scheduler"],
-                                         self.scheduler_env, tmp)
+                                         dict(self.env, IOP_SCHEDULER="on"), tmp)
+        self.screens: list[servers.Screen] = []
+        self.proxy: servers.TcpProxy | None = None
 
-    def start_web(self, name: str, port: int | None = None) -> servers.WebProcess:
-        process = servers.WebProcess(name, self.env, self.tmp, port=port).start()
+    def start_web(self, name: str) -> servers.WebProcess:
+        process = servers.WebProcess(name, self.env, self.tmp).start()
         self.web[name] = process
         process.wait_healthy()
         return process
 
-    def enrollment_link(self) -> str:
-        return servers.iop(self.env, "kiosk", "enroll", f"Kiosk {len(self.web)}-{time.monotonic_ns()}").strip()
-
-    def card_codes(self, *client_ids: str) -> list[str]:
-        return servers.iop(self.env, "card-code", *client_ids).split()
+    def screen(self, name: str, cookies: str | None = None) -> servers.Screen:
+        screen = servers.Screen(name, cookies=cookies)
+        self.screens.append(screen)
+        return screen
 
     def stop(self):
+        for screen in self.screens:
+            screen.close()
+        if self.proxy is not None:
+            self.proxy.stop()
         for process in [*self.web.values(), self.scheduler]:
             process.stop()
 
@@ -61,6 +65,21 @@ def deployment(tmp_path_factory):
             deployment.stop()
 
 
+@pytest.fixture(scope="module")
+def live(deployment):
+    """A kiosk enrolled on A, the group's session started by a first scan on A, a coordinator signed in."""
+    a, b = deployment.web["A"], deployment.web["B"]
+    program = deployment.program
+    kiosk = servers.enrolled_kiosk(a.url, program.kiosk_link())
+    first = servers.scan(kiosk, a.url, program.codes[0])
+    assert first.status_code == 200, first.text
+    session_id = first.json()["session"]["id"]
+    coordinator = program.coordinator(a.url)
+    token = servers.display_token(coordinator, a.url, session_id)
+    return {"a": a, "b": b, "kiosk": kiosk, "session_id": session_id, "coordinator": coordinator,
+            "cookies": servers.cookie_header(coordinator), "display_token": token}
+
+
 def test_every_process_reports_the_shared_database_and_queue(deployment):
     for name in ("A", "B"):
         status, body = deployment.web[name].health()
@@ -70,8 +89,79 @@ def test_every_process_reports_the_shared_database_and_queue(deployment):
     assert deployment.scheduler.alive(), deployment.scheduler.log()[-2000:]
 
 
-def test_a_staff_sign_in_on_one_process_is_good_on_the_other(deployment):
-    a, b = deployment.web["A"], deployment.web["B"]
-    http = servers.staff_session(a.url, "coordinator", "demo-coordinator")
-    response = http.get(b.url + "/coordinator/", allow_redirects=False, timeout=10)
+def test_a_staff_sign_in_on_one_process_is_good_on_the_other(deployment, live):
+    response = live["coordinator"].get(live["b"].url + "/coordinator/", allow_redirects=False, timeout=10)
     assert response.status_code == 200, "the same secret key and database make a session good anywhere"
+
+
+def test_a_display_on_b_follows_the_facilitator_stepping_on_a(deployment, live):
+    session_id = live["session_id"]
+    control = deployment.screen("control on A", cookies=live["cookies"]).connect(live["a"].url)
+    control.follow(session_id)
+    control.wait_for("state", lambda s: s["session_id"] == session_id)
+    display = deployment.screen("display on B").connect(live["b"].url, auth={"display_token": live["display_token"]})
+    display.follow(session_id)
+    state = display.wait_for("state", lambda s: s["session_id"] == session_id)
+    assert state["step_count"] >= 3, state
+    assert "roster" not in state and "notes" not in state, "a display is told no names and no notes"
+
+    for index in (1, 2):
+        pressed = time.monotonic()
+        control.client.emit("step", {"session_id": session_id, "index": index})
+        step = display.wait_for("step", lambda s, i=index: s["step_index"] == i, after=pressed)
+        assert step["session_id"] == session_id and step["step_title"]
+    control.close()
+
+
+def test_a_scan_on_a_reaches_the_roster_on_b(deployment, live):
+    session_id, program = live["session_id"], deployment.program
+    roster = deployment.screen("roster on B", cookies=live["cookies"]).connect(live["b"].url)
+    roster.follow(session_id)
+    roster.wait_for("state", lambda s: s["session_id"] == session_id)
+    display = deployment.screen("display 2 on B").connect(live["b"].url, auth={"display_token": live["display_token"]})
+    display.follow(session_id)
+    display.wait_for("state")
+
+    scanned = time.monotonic()
+    answer = servers.scan(live["kiosk"], live["a"].url, program.codes[1])
+    assert answer.status_code == 200 and answer.json()["result"] == "checked_in", answer.text
+    first, last = program.names[1]
+    shown = f"{first} {last[0]}."
+    update = roster.wait_for("roster", lambda r: shown in str(r), after=scanned)
+    assert last not in str(update), "the roster shows a display name, never the full name"
+    count = display.wait_for("headcount", after=scanned)
+    assert "Zelda" not in str(count), "the room display gets a count, never a name"
+
+
+def test_killing_a_leaves_b_serving_and_the_display_returns_at_the_current_step(deployment, live):
+    a, b, session_id = live["a"], live["b"], live["session_id"]
+    # Screens reach the processes through a proxy that prefers A and fails over to B (nginx's
+    # proxy_next_upstream), as in deploy/nginx.conf.
+    deployment.proxy = proxy = servers.TcpProxy([("127.0.0.1", a.port), ("127.0.0.1", b.port)])
+    via_proxy = f"http://127.0.0.1:{proxy.port}"
+    control = deployment.screen("control via proxy", cookies=live["cookies"]).connect(via_proxy)
+    control.follow(session_id)
+    control.wait_for("state")
+    display = deployment.screen("display via proxy").connect(via_proxy, auth={"display_token": live["display_token"]})
+    display.follow(session_id)
+    display.wait_for("state")
+    pressed = time.monotonic()
+    control.client.emit("step", {"session_id": session_id, "index": 3})
+    display.wait_for("step", lambda s: s["step_index"] == 3, after=pressed)
+
+    connects = display.connects
+    a.kill()  # SIGKILL: no goodbye to anyone
+    killed = time.monotonic()
+
+    status, body = b.health()
+    assert status == 200 and body["database"] == "ok", body
+    answer = servers.scan(live["kiosk"], b.url, deployment.program.codes[2])
+    assert answer.status_code == 200 and answer.json()["result"] == "checked_in", answer.text
+
+    display.wait_connects(connects + 1, timeout=10)
+    state = display.wait_for("state", lambda s: s["step_index"] == 3, after=killed, timeout=10)
+    assert state["session_id"] == session_id
+    control.wait_for("state", after=killed, timeout=10)
+    pressed = time.monotonic()
+    control.client.emit("step", {"session_id": session_id, "index": 4})
+    display.wait_for("step", lambda s: s["step_index"] == 4, after=pressed)
