@@ -5,3 +5,5 @@ bp = Blueprint("facilitator", __name__, url_prefix="/facilitator", template_fold
                static_folder="static")
 
 from facilitator import live, routes  # noqa: E402,F401
+
+bp.record(live.register)

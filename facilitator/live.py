@@ -71,7 +71,6 @@ def _state_for(kind: str, meeting) -> dict:
     return live.staff_state(meeting) if kind == "staff" else live.public_state(meeting)
 
 
-@socketio.on("connect")
 def on_connect(auth=None):
     token = auth.get("display_token") if isinstance(auth, dict) else None
     try:
@@ -88,7 +87,6 @@ def on_connect(auth=None):
         raise ConnectionRefusedError(exc.as_dict()) from None
 
 
-@socketio.on("join")
 @socket_event
 def on_join(payload):
     """Follow a session: its room (and, for staff, its staff room); the state comes back at once."""
@@ -106,7 +104,6 @@ def on_join(payload):
     emit("state", _state_for(kind, meeting))
 
 
-@socketio.on("leave")
 @socket_event
 def on_leave(payload):
     data = _data(payload)
@@ -117,7 +114,6 @@ def on_leave(payload):
     session["iop_joined"] = [s for s in session.get("iop_joined", []) if s != session_id]
 
 
-@socketio.on("state")
 @socket_event
 def on_state(payload):
     """The current step, timer and headcount from the database (after a reconnect, say)."""
@@ -126,7 +122,6 @@ def on_state(payload):
     emit("state", _state_for(kind, _session_for(kind, who, data)))
 
 
-@socketio.on("step")
 @socket_event
 def on_step(payload):
     """Make a step current (staff who may run the session only), then tell every screen of the session."""
@@ -138,3 +133,15 @@ def on_step(payload):
         meeting = live.find_session(data.get("session_id"), for_update=True)
         live.step_to(meeting, data.get("index"), who, clock.now())
     realtime.emit_to_session("step", live.public_state(meeting), meeting.id)
+
+
+HANDLERS = {"connect": on_connect, "join": on_join, "leave": on_leave, "state": on_state, "step": on_step}
+
+
+def register(_setup_state=None) -> None:
+    """Attach the handlers to the Socket.IO server of the app being made.
+
+    Each create_app() makes a new server, and Flask-SocketIO's decorators bind to the server that
+    exists at import time only, so the blueprint calls this for every app it is registered on."""
+    for event, handler in HANDLERS.items():
+        socketio.on_event(event, handler)
