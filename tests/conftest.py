@@ -323,3 +323,40 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+# ---- a group running now (live facilitation tests) ------------------------------------------
+
+LIVE_DAY = date(2026, 3, 4)  # a Wednesday
+
+
+class LiveGroup:
+    """What live_group made: group, session (detached rows), session_id, facilitator_id, clients."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+
+@pytest.fixture
+def live_group(app, world, auth, freeze):
+    """make(code, facilitator, members, module_id) -> LiveGroup: a 9:00-12:00 group on LIVE_DAY with its
+    module, its facilitator (a staff login, password "correct horse 1") and members; the clock stands at
+    9:20 that day, inside the session."""
+    freeze(local(LIVE_DAY, 9, 20))
+
+    def make(code="RP-AM", facilitator="dana", members=(("C1", "Maria", "Gonzalez"), ("C2", "James", "Whitfield")),
+             module_id="rp-01-triggers"):
+        from sqlalchemy import select
+
+        from iop.models import StaffUser
+
+        with app.app_context():
+            staff_id = db.session().scalar(select(StaffUser.id).where(StaffUser.username == facilitator))
+        if staff_id is None:
+            staff_id = auth.make_user(facilitator, "facilitator")
+        group = world.group(code=code, name=f"Group {code}", weekdays="Mon Tue Wed Thu Fri", facilitator_id=staff_id)
+        clients = [world.client(client_id, first, last, groups=[code]) for client_id, first, last in members]
+        meeting = world.session(code, LIVE_DAY, module_id=module_id)
+        return LiveGroup(group=group, session=meeting, session_id=meeting.id, facilitator_id=staff_id, clients=clients)
+
+    return make
+
