@@ -430,8 +430,9 @@ class TcpProxy:
 # ---- a program to scan into: one group meeting now, N clients, a coordinator, a kiosk link ---------
 
 class Program:
-    """Made through the command line (`iop import`, `iop user add`, `iop card-code`, `iop kiosk enroll`),
-    as an operator would: a group that meets every day around now, clients only in that group."""
+    """Made through the `iop` commands (import, user add, card-code, kiosk enroll), as an operator would
+    (run in this process, on the deployment's database, to save a Python start per command): a group
+    that meets every day around now, and clients only in that group."""
 
     COORDINATOR = ("coord", "coordinator-pass-1")
 
@@ -456,20 +457,33 @@ class Program:
             "client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups\n"
             + "".join(f"{cid},{first},{last},2.1,{plan_start},,9,3,{group}\n"
                       for cid, (first, last) in zip(self.client_ids, self.names)))
-        iop(env, "init")
-        iop(env, "import", "groups", str(groups_csv))
-        iop(env, "import", "clients", str(clients_csv))
+        self.env = env
+        self.command("init")
+        self.command("import", "groups", str(groups_csv))
+        self.command("import", "clients", str(clients_csv))
         username, password = self.COORDINATOR
         with contextlib.suppress(AssertionError):  # a second program in the same database
-            iop(env, "user", "add", username, "--role", "coordinator", "--password-stdin", stdin=password + "\n")
+            self.command("user", "add", username, "--role", "coordinator", "--password-stdin", stdin=password + "\n")
         self.codes = []
         for chunk in range(0, len(self.client_ids), 500):
-            self.codes += iop(env, "card-code", *self.client_ids[chunk:chunk + 500]).split()
+            self.codes += self.command("card-code", *self.client_ids[chunk:chunk + 500]).split()
         assert len(self.codes) == len(self.client_ids)
-        self.env = env
+
+    def command(self, *args: str, stdin: str | None = None) -> str:
+        """`iop ARGS` with the deployment's environment, in this process."""
+        from iop import config, create_app, db
+
+        app = create_app({**config.from_environment(self.env), "SCHEDULER": False})
+        try:
+            result = app.test_cli_runner().invoke(args=list(args), input=stdin)
+        finally:
+            db.database(app).engine.dispose()
+        if result.exit_code != 0:
+            raise AssertionError(f"iop {' '.join(args)} failed ({result.exit_code}): {result.output[-2000:]}")
+        return result.stdout
 
     def kiosk_link(self, name: str | None = None) -> str:
-        return iop(self.env, "kiosk", "enroll", name or f"Kiosk {secrets.token_hex(3)}").strip().splitlines()[-1]
+        return self.command("kiosk", "enroll", name or f"Kiosk {secrets.token_hex(3)}").strip().splitlines()[-1]
 
     def coordinator(self, base_url: str) -> requests.Session:
         return staff_session(base_url, *self.COORDINATOR)
