@@ -433,7 +433,7 @@ def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
         finally:
             result.close()
             with db.transaction():
-                detail = dict(wanted.query_args(), rows=count)
+                detail = dict(filters=wanted.query_args(), rows=count)
                 if not complete:
                     detail["complete"] = False
                 audit.record("audit.export", target="audit", user=actor, **detail)
