@@ -143,7 +143,8 @@ def enrollment_device(nonce: str) -> KioskDevice | None:
 def seen(device: KioskDevice) -> None:
     """Note the kiosk's activity (at most once a minute, so an idle kiosk's polling writes little)."""
     now = clock.now()
-    if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_EVERY:
+    last = device.last_seen_at
+    if last is None or not (now - LAST_SEEN_EVERY < last <= now):
         with db.transaction() as db_session:
             fresh = db_session.get(KioskDevice, device.id)
             fresh.last_seen_at = now

@@ -360,3 +360,38 @@ def live_group(app, world, auth, freeze):
 
     return make
 
+
+# ---- the kiosk: a group meeting now, a client with a plan, an enrolled kiosk ---------------
+
+KIOSK_DAY = date(2026, 3, 2)  # a Monday
+
+
+class KioskScene:
+    def __init__(self, app, world, http):
+        from iop import kiosks
+
+        self.app, self.world, self.http = app, world, http
+        self.day = KIOSK_DAY
+        self.group = world.group()  # RP-AM: Mon Wed Fri 9:00-12:00, Room B
+        self.maria = world.client("C1", "Maria", "Gonzalez", groups=[self.group],
+                                  plan_start=KIOSK_DAY - timedelta(days=14), weekly_hours=9)
+        self.device, self.cookie = world.kiosk()
+        http.set_cookie(kiosks.COOKIE_NAME, self.cookie, path="/kiosk")
+
+    def card(self, client) -> str:
+        from iop import cards
+
+        with self.app.app_context():
+            return cards.card_code(client.id, client.card_version)
+
+    def scan(self, code, scan_id=None, **extra):
+        body = {"code": code, "scan_id": scan_id or secrets.token_hex(16), **extra}
+        return self.http.post("/kiosk/api/scan", json=body)
+
+
+@pytest.fixture
+def kiosk_scene(app, world, client, freeze):
+    """Maria G. in the Monday 9:00 group, the test client enrolled as a kiosk, the clock at 9:05."""
+    scene = KioskScene(app, world, client)
+    freeze(local(KIOSK_DAY, 9, 5))
+    return scene

@@ -137,7 +137,7 @@
   // ---- talking to the server --------------------------------------------------------------
   function newScanId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    // crypto.randomUUID needs a secure context; a kiosk on plain http:// over the LAN has only getRandomValues.
+    // crypto.randomUUID needs a secure context; a kiosk on plain HTTP over the LAN has only getRandomValues.
     var b = crypto.getRandomValues(new Uint8Array(16));
     b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
     var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
