@@ -120,10 +120,10 @@ def _ensure_groups(facilitator: StaffUser) -> dict[str, Group]:
 
 
 def _demo_window(now_local: datetime) -> tuple[time, time]:
-    """A three-hour window that contains now and stays inside today."""
+    """A three-hour window that contains now and stays inside today (late at night it ends at 23:59)."""
     start_minute = max(0, (now_local.hour * 60 + now_local.minute) // 30 * 30 - 30)
     end_minute = min(start_minute + 180, 23 * 60 + 59)
-    start_minute = min(start_minute, end_minute - 60)
+    start_minute = end_minute - 180
     return time(start_minute // 60, start_minute % 60), time(end_minute // 60, end_minute % 60)
 
 
