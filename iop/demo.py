@@ -10,9 +10,9 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from iop import auth, cards, clock, db, kiosks
+from iop import auth, cards, clock, db, hours, kiosks
 from iop.models import Attendance, Client, Group, GroupSession, Plan, PlanPhase, StaffUser
-from iop.sessions import ensure_session, local_date, program_tz
+from iop.sessions import ensure_session, local_date, local_to_utc, meets_on, program_tz
 
 STAFF = [
     # username, password, role, name, credentials
@@ -23,8 +23,9 @@ STAFF = [
 
 GROUPS = [
     # code, name, track, room, weekdays, start, end
-    ("RP-AM", "Morning Relapse Prevention", "relapse-prevention", "Room B", "Mon Wed Fri", time(9), time(12)),
-    ("TS-PM", "Evening Twelve-Step", "twelve-step", "Room A", "Tue Thu", time(18), time(21)),
+    # Each group meets one day more than most plans need, so a missed day can be made up.
+    ("RP-AM", "Morning Relapse Prevention", "relapse-prevention", "Room B", "Mon Tue Wed Thu", time(9), time(12)),
+    ("TS-PM", "Evening Twelve-Step", "twelve-step", "Room A", "Mon Tue Thu", time(18), time(21)),
 ]
 DEMO_GROUP = "DEMO"
 
@@ -43,6 +44,8 @@ CLIENTS = [
     ("C1011", "Renee", "Dubois", "2.5", 2, 20, 5, "RP-AM TS-PM", None),
     ("C1012", "Eli", "Turner", "2.1", 6, 9, 3, "RP-AM", None),
 ]
+# A realistic board has a few clients falling behind; the others mostly keep their hours.
+STRUGGLING = {"C1008", "C1012"}
 # Clients enrolled in the demo group too, so their cards work at the kiosk right now.
 DEMO_MEMBERS = ["C1001", "C1002", "C1003", "C1004", "C1007", "C1011"]
 
@@ -177,36 +180,56 @@ def _ensure_clients(groups: dict[str, Group], today: date) -> tuple[dict[str, Cl
 
 
 def _make_history(groups: dict[str, Group], clients: dict[str, Client], today: date) -> None:
-    """Past sessions with attendance: mostly on time, some late, some short, some absent or excused."""
+    """Past weeks as a program sees them: most clients come on their planned days, mostly on time,
+    and make up a missed day on the group's spare day; a few fall behind. Only sessions that have
+    ended are filled in, this week's too."""
     db_session = db.session()
     chance = random.Random(2026)
-    first_day = min(plan.start_date for client in clients.values() for plan in client.plans)
-    day = first_day
-    while day < today:
-        for code in ("RP-AM", "TS-PM"):
-            group = groups[code]
-            if day.weekday() not in group.weekday_numbers:
+    now, tz = clock.now(), program_tz()
+    history_groups = [groups[code] for code in ("RP-AM", "TS-PM")]
+    monday = hours.week_start(min(plan.start_date for client in clients.values() for plan in client.plans))
+    while monday <= today:
+        offered = []
+        for day in (monday + timedelta(days=offset) for offset in range(7)):
+            for group in history_groups:
+                if meets_on(group, day) and local_to_utc(day, group.end, tz) <= now:
+                    meeting = ensure_session(group, day)
+                    meeting.status, meeting.started_at, meeting.closed_at = "closed", meeting.starts_at, meeting.ends_at
+                    offered.append(meeting)
+        offered.sort(key=lambda meeting: meeting.starts_at)
+        for client in clients.values():
+            terms = hours.plan_terms(client.plans[0])
+            target = hours.week_target([terms], monday)
+            if not target:
                 continue
-            meeting = ensure_session(group, day)
-            meeting.status = "closed"
-            meeting.started_at = meeting.starts_at
-            meeting.closed_at = meeting.ends_at
-            for client in clients.values():
-                plan = client.plans[0]
-                if group not in client.groups or not (plan.start_date <= day):
-                    continue
-                roll = chance.random()
-                if roll < 0.08:
-                    continue  # absent
-                if roll < 0.13:
-                    db_session.add(Attendance(session_id=meeting.id, client_id=client.id, status="excused",
-                                              source="manual", reason="Medical appointment"))
-                    continue
-                arrive = timedelta(minutes=chance.choice([-12, -5, -2, 0, 3, 6, 15, 25]))
-                leave = timedelta(minutes=chance.choice([0, 0, 0, 5, -20, -45]))
-                db_session.add(Attendance(
-                    session_id=meeting.id, client_id=client.id, status="present", source="kiosk",
-                    check_in_at=meeting.starts_at + arrive, check_out_at=meeting.ends_at + leave,
-                    check_out_source="kiosk",
-                ))
-        day += timedelta(days=1)
+            mine = [m for m in offered if m.group in client.groups and terms.covers(m.date)]
+            _attend_week(db_session, chance, client, mine, target, client.client_id in STRUGGLING)
+        monday += timedelta(days=7)
+
+
+def _attend_week(db_session, chance: random.Random, client: Client, mine: list[GroupSession], target: int,
+                 struggling: bool) -> None:
+    """One client's week: the first sessions that reach the target are planned; a later one is a
+    make-up when the week has fallen behind."""
+    planned = {m.id for m in mine[:max(1, -(-target // 180))]}
+    absent, excused, make_up = (0.18, 0.05, 0.3) if struggling else (0.03, 0.03, 0.9)
+    arrivals = [-5, 0, 5, 12, 20, 35] if struggling else [-15, -10, -8, -6, -5, -3, -2, -1, 0, 0, 0, 6]
+    departures = [0, 0, -30, -60] if struggling else [0, 0, 0, 0, 0, 0, 2, 5, 5, -25]
+    earned = 0
+    for index, meeting in enumerate(mine):
+        if meeting.id not in planned:
+            still_planned = sum(1 for later in mine[index + 1:] if later.id in planned)
+            if earned + 180 * still_planned >= target or chance.random() > make_up:
+                continue
+        roll = chance.random()
+        if roll < absent:
+            continue
+        if roll < absent + excused:
+            db_session.add(Attendance(session_id=meeting.id, client_id=client.id, status="excused",
+                                      source="manual", reason="Medical appointment"))
+            continue
+        check_in = meeting.starts_at + timedelta(minutes=chance.choice(arrivals))
+        check_out = meeting.ends_at + timedelta(minutes=chance.choice(departures))
+        db_session.add(Attendance(session_id=meeting.id, client_id=client.id, status="present", source="kiosk",
+                                  check_in_at=check_in, check_out_at=check_out, check_out_source="kiosk"))
+        earned += hours.credited_minutes(check_in, check_out, meeting.starts_at, meeting.ends_at)
