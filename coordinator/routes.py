@@ -236,19 +236,20 @@ def _modules(client: Client) -> list[dict] | None:
 
 
 def _chart(history: list[hours.WeekFigures]) -> dict:
-    """Bar geometry for the weekly chart (inline SVG): attended bars against a target tick."""
+    """Bar geometry for the weekly chart (inline SVG, drawn at its natural size): attended bars
+    against a dashed target mark, on a scale of whole 3-hour steps."""
     top = max([60] + [w.attended_minutes for w in history] + [w.target_minutes for w in history])
-    top = ((top + 179) // 180) * 180  # round the scale up to whole 3-hour steps
-    height, bar_width, gap = 120, 22, 10
+    top = ((top + 179) // 180) * 180
+    height, pad, bar_width, gap, left = 180, 12, 32, 16, 44
+    scale = lambda minutes: pad + height - round(height * minutes / top)  # noqa: E731
     bars = []
     for index, week in enumerate(history):
-        x = index * (bar_width + gap) + 36
-        attended_h = round(height * week.attended_minutes / top)
-        target_y = height - round(height * week.target_minutes / top) if week.target_minutes else None
-        bars.append({"x": x, "y": height - attended_h, "h": attended_h, "target_y": target_y, "week": week})
-    ticks = [{"y": height - round(height * m / top), "label": f"{m // 60} h"} for m in range(0, top + 1, 180)]
-    return {"bars": bars, "ticks": ticks, "height": height, "bar_width": bar_width,
-            "width": len(history) * (bar_width + gap) + 36}
+        x = left + index * (bar_width + gap) + gap // 2
+        bars.append({"x": x, "y": scale(week.attended_minutes), "h": pad + height - scale(week.attended_minutes),
+                     "target_y": scale(week.target_minutes) if week.target_minutes else None, "week": week})
+    ticks = [{"y": scale(m), "label": f"{m // 60} h"} for m in range(0, top + 1, 180)]
+    return {"bars": bars, "ticks": ticks, "height": pad + height, "bar_width": bar_width,
+            "width": left + len(history) * (bar_width + gap) + gap}
 
 
 def _client_fields(form) -> program.ClientFields:

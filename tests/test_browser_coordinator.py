@@ -1,0 +1,53 @@
+"""A coordinator in a real browser: the week's board, sorting a column, opening a client's page."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pytest
+
+from iop import clock
+from iop.hours import week_start
+from iop.sessions import local_date
+
+pytestmark = pytest.mark.browser
+
+
+def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world, page, app):
+    tz = app.config["PROGRAM_TZ"]
+    monday = week_start(local_date(clock.now(), tz))
+    world.group("ALL", weekdays="Mon Tue Wed Thu Fri", start=time(9), end=time(12))
+    meeting = world.session("ALL", monday, status="closed")
+    people = [("C300", "Zoe", "Adams", 3), ("C100", "Abe", "Young", 1), ("C200", "Mia", "Lopez", 2)]
+    for client_id, first, last, hours_attended in people:
+        person = world.client(client_id, first, last, groups=["ALL"], plan_start=monday - timedelta(weeks=2))
+        starts = datetime.combine(monday, time(9), tzinfo=tz)
+        world.attendance(person, meeting, starts, starts + timedelta(hours=hours_attended))
+    auth.make_user("pat", role="coordinator", password="a long password")
+
+    page.goto(live_server.url + "/login")
+    page.get_by_label("Username").fill("pat")
+    page.get_by_label("Password").fill("a long password")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/coordinator/")
+    assert page.get_by_role("heading", level=1).inner_text() == "This week"
+
+    board = page.locator("table#board")
+    ids = lambda: board.locator("tbody .client-id").all_inner_texts()  # noqa: E731
+    assert sorted(ids()) == ["C100", "C200", "C300"]
+
+    attended = page.get_by_role("button", name="Attended")
+    attended.click()
+    assert ids() == ["C100", "C200", "C300"]  # 1 h, 2 h, 3 h
+    assert board.locator("th", has=attended).get_attribute("aria-sort") == "ascending"
+    attended.click()
+    assert ids() == ["C300", "C200", "C100"]
+    assert board.locator("th", has=attended).get_attribute("aria-sort") == "descending"
+    page.get_by_role("button", name="Client").click()
+    assert ids() == ["C100", "C200", "C300"]  # Abe, Mia, Zoe
+
+    page.get_by_role("link", name="Mia L.").click()
+    page.wait_for_url(live_server.url + "/coordinator/clients/*")
+    assert page.get_by_role("heading", level=1).inner_text() == "Mia Lopez"
+    assert page.get_by_role("heading", name="Weekly hours").is_visible()
+    assert page.locator("svg.chart").is_visible()
+    assert "2 h 00" in page.locator("table.attendance").inner_text()
