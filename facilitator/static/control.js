@@ -263,8 +263,14 @@ function helpAlert(alert) {
 
 // ---- close -----------------------------------------------------------------------------------
 
+let closing = false;  // this page sent the close: its own answer leads to the summary
+
 $("close-form").addEventListener("submit", (event) => {
-  if (!window.confirm($("close-form").dataset.confirm)) { event.preventDefault(); }
+  if (!window.confirm($("close-form").dataset.confirm)) {
+    event.preventDefault();
+  } else {
+    closing = true;
+  }
 });
 
 // ---- the connection --------------------------------------------------------------------------
@@ -289,7 +295,10 @@ const socket = connectLive({
     roster: showRoster,
     headcount: (payload) => { $("headcount").textContent = payload.count; },
     help: helpAlert,
-    closed: () => { window.location.assign(data.summary_url); },
+    closed: () => {
+      // Closed from another screen (a coordinator, a second laptop): go to the summary.
+      if (!closing) { window.location.assign(data.summary_url); }
+    },
     error: (error) => { wanted = state.step_index; say(error.message || "That did not work.", "error"); },
   },
 });

@@ -1,0 +1,124 @@
+"""A real browser: the facilitator's control page and the room display in two windows."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import LIVE_DAY, local
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from iop import attendance, db, roster
+from iop.models import Client, GroupSession
+
+pytestmark = pytest.mark.browser
+
+
+def window(browser, width=1280, height=800):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    return context, context.new_page()
+
+
+def sign_in(page, base, username="dana", password="correct horse 1"):
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/facilitator/$"))
+
+
+def kiosk_scan(app, session_id, client_id, at):
+    """What a kiosk scan does: a check-in in one transaction, then the roster push."""
+    with app.app_context():
+        with db.transaction() as s:
+            person = s.scalar(select(Client).where(Client.client_id == client_id))
+            attendance.check_in(s.get(GroupSession, session_id), person, at)
+        roster.publish(session_id)
+
+
+def test_the_room_display_follows_the_control_page_live(app, live_server, browser, live_group):
+    group = live_group()
+    control_context, control = window(browser)
+    display_context, display = window(browser, 1920, 1080)
+    try:
+        sign_in(control, live_server.url)
+        control.get_by_role("link", name="Group RP-AM").click()
+        expect(control.locator("#connection")).to_have_text("Live")
+        display.goto(live_server.url + control.get_by_role("link", name="Room display").get_attribute("href"))
+        heading = display.get_by_role("heading", level=1)
+        expect(heading).to_have_text("Opening check-in")
+
+        control.get_by_role("button", name="Start group").click()
+        expect(display.locator("#position")).to_have_text("Step 1 of 7")
+        control.get_by_role("button", name="Next").click()
+        expect(heading).to_have_text("What is a trigger?")
+        expect(control.locator("#step-title")).to_have_text("What is a trigger?")
+        expect(control.locator("#step-notes")).to_contain_text("Explain in plain words")
+        expect(display.locator("#step-room")).to_contain_text("A trigger is anything that sparks the wish to use.")
+        expect(display.locator("#timer")).to_have_text("25:00")
+
+        display.reload()  # a display that reloads shows the same step at once
+        expect(heading).to_have_text("What is a trigger?")
+
+        control.keyboard.press("ArrowRight")  # a presentation clicker
+        expect(heading).to_have_text("My trigger map")
+        control.keyboard.press("PageUp")
+        expect(heading).to_have_text("What is a trigger?")
+        control.get_by_role("button", name="Previous").click()
+        expect(heading).to_have_text("Opening check-in")
+
+        kiosk_scan(app, group.session_id, "C1", local(LIVE_DAY, 9, 18))
+        arrival = control.locator("#roster .entry", has_text="Maria G.")
+        expect(arrival).to_be_visible()
+        expect(arrival).to_have_class(re.compile(r"\barrived\b"))  # newest arrivals stand out for a while
+        expect(control.locator("#headcount")).to_have_text("1")
+        expect(display.locator("#headcount")).to_have_text("1")
+        assert "Maria" not in display.content()
+
+        with app.app_context():
+            assert roster.publish_help_request("Front desk") == 1
+        alert = control.get_by_role("alert")
+        expect(alert).to_be_visible()
+        expect(alert).to_contain_text("Front desk")
+        assert "Front desk" not in display.content()
+    finally:
+        control_context.close()
+        display_context.close()
+
+
+def test_checking_in_by_hand_and_closing_from_the_browser(app, live_server, browser, live_group):
+    group = live_group()
+    control_context, control = window(browser)
+    display_context, display = window(browser, 1920, 1080)
+    try:
+        sign_in(control, live_server.url)
+        control.goto(f"{live_server.url}/facilitator/sessions/{group.session_id}")
+        expect(control.locator("#connection")).to_have_text("Live")
+        display.goto(live_server.url + control.get_by_role("link", name="Room display").get_attribute("href"))
+
+        control.locator("#not-here .entry", has_text="James W.").get_by_role("button", name="Check in…").click()
+        dialog = control.locator("#hand-dialog")
+        dialog.get_by_label("Reason").fill("No card today")
+        dialog.get_by_role("button", name="Check in").click()
+        expect(control.locator("#roster .entry", has_text="James W.")).to_contain_text("By hand")
+        expect(control.locator("#message")).to_have_text("James W. is checked in at 9:20 AM.")
+        expect(display.locator("#headcount")).to_have_text("1")
+
+        control.locator("#not-here .entry", has_text="Maria G.").get_by_role("button", name="Excused…").click()
+        dialog.get_by_role("button", name="Mark excused").click()
+        expect(dialog.locator("#hand-error")).to_have_text("Please give a reason.")
+        dialog.get_by_label("Reason").fill("Doctor's appointment")
+        dialog.get_by_role("button", name="Mark excused").click()
+        expect(control.locator("#roster .entry", has_text="Maria G.")).to_contain_text("Excused")
+
+        control.once("dialog", lambda confirm: confirm.accept())
+        control.get_by_role("button", name="Close session").click()
+        expect(control.get_by_role("heading", name="Session summary")).to_be_visible()
+        expect(control.locator("main")).to_contain_text("1 client still checked in was checked out.")
+        expect(display.get_by_role("heading", level=1)).to_contain_text("ended")
+        display.reload()
+        expect(display.get_by_role("heading", level=1)).to_contain_text("This group has ended")
+    finally:
+        control_context.close()
+        display_context.close()
