@@ -50,10 +50,12 @@
     // No trace of the last person: every name, group and number leaves the page.
     root.querySelectorAll("[data-slot]").forEach(function (el) {
       if (el.dataset.slot === "pending-text") return;
+      if (el.getAttribute("role") === "progressbar") {
+        el.firstElementChild.style.width = "0";
+        ["aria-valuenow", "aria-valuemax", "aria-valuetext"].forEach(function (a) { el.removeAttribute(a); });
+        return;
+      }
       el.textContent = "";
-      el.removeAttribute("aria-valuenow");
-      el.removeAttribute("aria-valuemax");
-      el.removeAttribute("aria-valuetext");
     });
     document.getElementById("kiosk-announce").textContent = "";
   }
