@@ -253,17 +253,19 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
         cell.font = bold
         heading.append(cell)
     sheet.append(heading)
-    formats = {"date": "yyyy-mm-dd", "time": "hh:mm", "hours": "0.00", "int": "0"}
+    # Dates get openpyxl's yyyy-mm-dd and numbers stay numbers on their own; only times and hours
+    # need a format of their own (a styled cell costs about twice a plain one, row after row).
+    formats = {"time": "hh:mm", "hours": "0.00"}
+    styled = [(index, formats[column.kind]) for index, column in enumerate(columns) if column.kind in formats]
     count = 0
     for row in source:
-        cells = []
-        for column, value in zip(columns, row):
-            if value is None or column.kind == "text":
-                cells.append(value)
-                continue
-            cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if column.kind == "hours" else value)
-            cell.number_format = formats[column.kind]
-            cells.append(cell)
+        cells = list(row)
+        for index, number_format in styled:
+            if cells[index] is not None:
+                value = cells[index]
+                cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if number_format == "0.00" else value)
+                cell.number_format = number_format
+                cells[index] = cell
         sheet.append(cells)
         count += 1
     book.save(target)
