@@ -609,31 +609,33 @@ class _AttendanceImport(_Import):
         first = min(item.day for item in self.parsed) - timedelta(days=1)
         last = max(item.day for item in self.parsed) + timedelta(days=1)
         client_pks = {item.client.id for item in self.parsed}
-        recorded: dict[tuple[int, int, date], Attendance] = {}
+        # (status, check-in, check-out) of each live record, by client, group and date: plain
+        # columns, not ORM objects, since a year-long file meets a year of records.
+        recorded: dict[tuple[int, int, date], tuple] = {}
         visits: dict[int, list[_Visit]] = {}
-        query = (select(Attendance, GroupSession).join(GroupSession, GroupSession.id == Attendance.session_id)
+        query = (select(Attendance.client_id, GroupSession.group_id, GroupSession.date, Attendance.status,
+                        Attendance.check_in_at, Attendance.check_out_at, GroupSession.ends_at)
+                 .join(GroupSession, GroupSession.id == Attendance.session_id)
                  .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None)))
         group_codes = {g.id: g.code for g in self.groups.values()}
-        for attendance, meeting in self.session.execute(query).tuples():
-            if attendance.client_id not in client_pks:
+        for client_pk, group_id, day, status, check_in, check_out, ends in self.session.execute(query):
+            if client_pk not in client_pks:
                 continue
-            recorded[(attendance.client_id, meeting.group_id, meeting.date)] = attendance
-            if attendance.status == "present" and attendance.check_in_at is not None:
-                visits.setdefault(attendance.client_id, []).append(_Visit(
-                    attendance.client_id, attendance.check_in_at,
-                    attendance.check_out_at or max(meeting.ends_at, attendance.check_in_at),
-                    group_codes.get(meeting.group_id, "?"), meeting.date))
+            recorded[(client_pk, group_id, day)] = (status, check_in, check_out)
+            if status == "present" and check_in is not None:
+                visits.setdefault(client_pk, []).append(_Visit(
+                    client_pk, check_in, check_out or max(ends, check_in), group_codes.get(group_id, "?"), day))
         for item in self.parsed:
             if item.row.line in self.problems:
                 continue
             before = recorded.get((item.client.id, item.group.id, item.day))
             if before is not None:
-                if (before.status, before.check_in_at, before.check_out_at) == (item.status, item.check_in, item.check_out):
+                if before == (item.status, item.check_in, item.check_out):
                     item.skip = True
                     continue
                 self.problem(item.row, (
                     f"{item.client.client_id} at {item.group.code} on {item.day} is already recorded "
-                    f"as {self._describe(before.status, before.check_in_at, before.check_out_at)}; "
+                    f"as {self._describe(*before)}; "
                     "correct it in the app, not by import"))
                 continue
             if item.status == "present":
