@@ -18,6 +18,8 @@ def where_to_go(base: str) -> str:
         f"  Facilitator:         {base}/facilitator/",
         f"  Coordinator:         {base}/coordinator/",
         f"  Staff sign-in:       {base}/login",
+        *([f"  Tablet certificate:  {base}/kiosk/tls-ca.crt (trust it once on each tablet; README, HTTPS for cameras)"]
+          if base.startswith("https://") else []),
         "Press Ctrl+C to stop.",
     ])
 
