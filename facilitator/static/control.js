@@ -135,7 +135,7 @@ function showRoster(roster) {
     }
     const marks = document.createElement("span");
     marks.className = "marks";
-    if (entry.late) { marks.append(badge("Late", "late", "⏰")); }
+    if (entry.late) { marks.append(badge("Late", "late", "◔")); }
     if (entry.left_early) { marks.append(badge("Left early", "late", "↩")); }
     if (entry.new_to_module) { marks.append(badge("New to this module", "new", "★")); }
     if (entry.at_risk) { marks.append(badge("Hours at risk", "at_risk", "!")); }
@@ -251,7 +251,7 @@ function helpAlert(alert) {
   box.setAttribute("role", "alert");
   const text = document.createElement("span");
   const where = alert.kiosk ? ` at the kiosk “${alert.kiosk}”` : " at the kiosk";
-  text.textContent = `🔔 Someone${where} asked for help (${alert.time}).`;
+  text.textContent = `⚠ Someone${where} asked for help (${alert.time}).`;
   const dismiss = document.createElement("button");
   dismiss.type = "button";
   dismiss.className = "button small";

@@ -5,3 +5,8 @@ for (const button of document.querySelectorAll("button[data-confirm]")) {
     if (!window.confirm(button.dataset.confirm)) { event.preventDefault(); }
   });
 }
+// What prints is the note as it stands in the box, saved or not.
+const draft = document.getElementById("note_text");
+if (draft) {
+  draft.addEventListener("input", () => { document.getElementById("note-print").textContent = draft.value; });
+}
