@@ -236,3 +236,28 @@ def test_the_camera_checks_a_client_in(kiosk_scene, live_server, playwright_inst
         assert len(live_attendances(app)) == 1
     finally:
         browser.close()
+
+
+def test_a_slow_answer_shows_a_calm_spinner_then_the_greeting(kiosk_scene, live_server, page):
+    open_kiosk(page, live_server, kiosk_scene)
+
+    def slow(route):
+        page.wait_for_timeout(800)
+        route.continue_()
+
+    page.route("**/kiosk/api/scan", slow)
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    expect(page.locator("#state-checking")).to_be_visible()
+    expect(page.locator("#state-checking")).to_have_text("")  # a spinner, no words change
+    expect(page.locator("#state-in").get_by_role("heading")).to_have_text("Welcome, Maria G.")
+
+
+def test_reduced_motion_stills_the_page_and_portrait_fits(kiosk_scene, live_server, page):
+    page.emulate_media(reduced_motion="reduce")
+    page.set_viewport_size({"width": 768, "height": 1024})
+    open_kiosk(page, live_server, kiosk_scene)
+    moving = page.locator(".card-picture-card").evaluate("el => getComputedStyle(el).animationName")
+    assert moving == "none"
+    for name in ("Forgot your card?", "Use the camera"):
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box["y"] + box["height"] <= 1024 and box["x"] >= 0 and box["x"] + box["width"] <= 768

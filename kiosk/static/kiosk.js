@@ -61,13 +61,13 @@
   }
   function show(next, holdFor) {
     clearTimeout(resetTimer);
+    if (state === "camera" && next !== "camera" && window.IOPCamera) window.IOPCamera.stop(); // a scanner was faster
     state = next;
     root.querySelectorAll(".state").forEach(function (el) { el.hidden = el.id !== "state-" + next; });
     if (holdFor) resetTimer = setTimeout(ready, holdFor);
     keepFocus();
   }
   function ready() {
-    if (state === "camera" && window.IOPCamera) window.IOPCamera.stop();
     clearSlots();
     show("ready");
   }
@@ -216,7 +216,7 @@
     function offline() { clearTimeout(spinner); enqueue(scan); show("saved", SHOW_FOR.saved); announce(t("saved.title")); }
     // Earlier scans go first; if they still cannot be sent, this one waits behind them.
     return flush().then(function () {
-      if (loadQueue().length) { offline(); return; }
+      if (loadQueue().length || navigator.onLine === false) { offline(); return; }
       // A live scan is timed by the server; only a queued one carries the kiosk's time.
       var live = { code: scan.code, scan_id: scan.scan_id };
       return post(root.dataset.scanUrl, live).then(function (r) {
@@ -266,6 +266,8 @@
     });
   });
   document.getElementById("camera-cancel").addEventListener("click", ready);
+  // Browsers offer the camera only over HTTPS (or on the server itself): no button that cannot work.
+  if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) document.getElementById("camera-button").hidden = true;
 
   // ---- the scanner's field keeps focus ----------------------------------------------------
   function keepFocus() {
