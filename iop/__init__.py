@@ -108,7 +108,11 @@ def _register_error_pages(app: Flask) -> None:
         # The database dropped the connection, is restarting, is locked or the pool is exhausted: the
         # unit of work was rolled back, so nothing is half-written and the same request may be sent
         # again (a kiosk queues the scan and retries; pool_pre_ping replaces dead connections).
-        app.logger.warning("database unavailable: %s", type(_exc).__name__)
+        # The driver's own first line ("database is locked", "terminating connection ..."): it names the
+        # condition, never a row's values (SQLAlchemy's str() would add the statement's parameters).
+        cause = getattr(_exc, "orig", None) or _exc
+        reason = (str(cause).strip().splitlines() or [""])[0][:160]
+        app.logger.warning("database unavailable (%s): %s", type(cause).__name__, reason)
         g.staff_user = None  # the error page must not ask the database who is signed in
         response = make_response(error_page(503, "try_again", "The system is busy for a moment. Please try again."))
         response.headers["Retry-After"] = "2"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
@@ -14,11 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 class Database:
     engine: Engine
     sessions: sessionmaker[Session]
+    # SQLite allows one writer at a time. Writers of this process queue here, in order and asleep,
+    # instead of polling SQLite's busy handler (which is unfair: under load some waited past the
+    # busy timeout and failed with "database is locked"). Other processes still meet busy_timeout.
+    write_lock: threading.RLock | None = None
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        # Connections are cheap; enough for every server thread, so none waits for the pool.
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False},
+                               pool_size=20, max_overflow=80)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -46,7 +53,8 @@ def make_engine(url: str) -> Engine:
 
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["iop.db"] = Database(engine, sessionmaker(engine, expire_on_commit=False))
+    write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+    app.extensions["iop.db"] = Database(engine, sessionmaker(engine, expire_on_commit=False), write_lock)
     app.teardown_appcontext(_close_session)
 
 
@@ -73,10 +81,17 @@ def transaction():
     db_session = session()
     if db_session.in_transaction():
         db_session.commit()  # end the read snapshot so the write starts on fresh data
-    db_session.connection(execution_options={"iop_write": True})
+    lock = database().write_lock
+    if lock is not None:
+        lock.acquire()
     try:
-        yield db_session
-        db_session.commit()
-    except BaseException:
-        db_session.rollback()
-        raise
+        db_session.connection(execution_options={"iop_write": True})
+        try:
+            yield db_session
+            db_session.commit()
+        except BaseException:
+            db_session.rollback()
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
