@@ -436,7 +436,7 @@ class Program:
 
     COORDINATOR = ("coord", "coordinator-pass-1")
 
-    def __init__(self, env: dict, folder: Path, clients: int = 12, group: str = "LIVE"):
+    def __init__(self, env: dict, folder: Path, clients: int = 12, group: str = "LIVE", groups: int = 1):
         from datetime import datetime, timedelta
         from zoneinfo import ZoneInfo
 
@@ -444,19 +444,21 @@ class Program:
         minutes = now.hour * 60 + now.minute
         start = max(0, minutes - 60)
         end = min(23 * 60 + 59, max(minutes + 120, start + 60))
-        self.group = group
+        # One group, or `groups` groups with the clients dealt round them (a session per group).
+        self.groups = [group] if groups == 1 else [f"{group}{g:03d}" for g in range(1, groups + 1)]
+        self.group = self.groups[0]
         self.client_ids = [f"{group}{n:05d}" for n in range(1, clients + 1)]
         self.names = [(f"Zelda{n}x", f"Quixote{n}y") for n in range(1, clients + 1)]
         groups_csv = folder / f"{group}-groups.csv"
-        groups_csv.write_text("code,name,track,room,weekdays,start,end\n"
-                              f"{group},Live Group {group},relapse-prevention,Room Z,Mon Tue Wed Thu Fri Sat Sun,"
-                              f"{start // 60:02d}:{start % 60:02d},{end // 60:02d}:{end % 60:02d}\n")
+        groups_csv.write_text("code,name,track,room,weekdays,start,end\n" + "".join(
+            f"{code},Live Group {code},relapse-prevention,Room Z,Mon Tue Wed Thu Fri Sat Sun,"
+            f"{start // 60:02d}:{start % 60:02d},{end // 60:02d}:{end % 60:02d}\n" for code in self.groups))
         plan_start = (now.date() - timedelta(days=14)).isoformat()
         clients_csv = folder / f"{group}-clients.csv"
         clients_csv.write_text(
             "client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups\n"
-            + "".join(f"{cid},{first},{last},2.1,{plan_start},,9,3,{group}\n"
-                      for cid, (first, last) in zip(self.client_ids, self.names)))
+            + "".join(f"{cid},{first},{last},2.1,{plan_start},,9,3,{self.groups[n % len(self.groups)]}\n"
+                      for n, (cid, (first, last)) in enumerate(zip(self.client_ids, self.names))))
         self.env = env
         self.command("init")
         self.command("import", "groups", str(groups_csv))

@@ -1,0 +1,228 @@
+"""Kiosk scans under load against a real server, with a trivial endpoint on the same server as the baseline.
+
+    python bench/bench_scan.py [--database sqlite|postgres|both] [--server gunicorn|serve]
+
+Each kiosk is a Python thread with its own keep-alive connection (http.client) and its own enrolled
+kiosk cookie. Every scan is a different client, and the clients are spread over many groups (a
+realistic 15 to a session), so every scan is a real check-in: a scan row, an attendance row, the
+week's hours, and the roster pushed to the session's screens.
+
+Two measures, both with 20 kiosks:
+- saturation: every kiosk scans again as soon as it has its answer (a closed loop). Throughput is
+  compared with GET /api/ping (no database) on the same server, measured the same way in this run.
+  Goal: scans reach at least 40% of the baseline's throughput.
+- latency at a rush: every kiosk scans at random times, on average every --pace seconds (an open
+  loop: 20 kiosks at 0.5 s is 40 scans a second, several times what people walking up to tablets
+  can produce). Goal: p99 at most 50 ms. (In the closed loop, latency is just 20 / throughput: it
+  measures the queue the benchmark itself builds, and is printed for comparison with the baseline's.)
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import servers  # noqa: E402  (the test suite's process helpers)
+
+KIOSKS = 20
+PER_GROUP = 15
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+class Client:
+    """One kiosk: a keep-alive HTTP/1.1 connection and its cookie."""
+
+    def __init__(self, port: int, cookie: str):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie = cookie
+
+    def _send(self, method: str, path: str, body: str | None, headers: dict) -> tuple[int, bytes]:
+        for attempt in (1, 2):  # the server may close an idle keep-alive connection: open a new one once
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.connection.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self._send("GET", path, None, {"Cookie": self.cookie})
+
+    def scan(self, code: str) -> tuple[int, bytes]:
+        # The same scan_id on a resend: the server counts it once (CONTRACT.md).
+        body = json.dumps({"code": code, "scan_id": str(uuid.uuid4())})
+        return self._send("POST", "/kiosk/api/scan", body, {"Cookie": self.cookie, "Content-Type": "application/json"})
+
+
+def run_closed(clients: list[Client], work, per_client: int) -> tuple[float, list[float], list]:
+    """Every client does `per_client` requests back to back; (requests per second, latencies, failures)."""
+    latencies: list[float] = []
+    failures: list = []
+    lock = threading.Lock()
+    ready = threading.Barrier(len(clients) + 1)
+
+    def kiosk(number: int, client: Client):
+        mine, bad = [], []
+        ready.wait()
+        for n in range(per_client):
+            started = time.perf_counter()
+            status, body = work(client, number, n)
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                bad.append((status, body[:200]))
+        with lock:
+            latencies.extend(mine)
+            failures.extend(bad)
+
+    threads = [threading.Thread(target=kiosk, args=(i, c)) for i, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return len(latencies) / elapsed, latencies, failures
+
+
+def run_open(clients: list[Client], work, per_client: int, pace: float) -> tuple[float, list[float], list]:
+    """Every client waits an exponential time (mean `pace` s) before each request: arrivals like people."""
+    latencies: list[float] = []
+    failures: list = []
+    lock = threading.Lock()
+
+    def kiosk(number: int, client: Client):
+        rng = random.Random(number)
+        mine, bad = [], []
+        for n in range(per_client):
+            time.sleep(rng.expovariate(1 / pace))
+            started = time.perf_counter()
+            status, body = work(client, number, n)
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                bad.append((status, body[:200]))
+        with lock:
+            latencies.extend(mine)
+            failures.extend(bad)
+
+    threads = [threading.Thread(target=kiosk, args=(i, c)) for i, c in enumerate(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(latencies) / (time.perf_counter() - began), latencies, failures
+
+
+def figures(name: str, rate: float, latencies: list[float]) -> dict:
+    result = {"name": name, "per_second": rate, "p50_ms": percentile(latencies, 0.5) * 1000,
+              "p95_ms": percentile(latencies, 0.95) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+              "count": len(latencies)}
+    print(f"  {name:<34} {rate:8.1f}/s   p50 {result['p50_ms']:6.1f} ms   p95 {result['p95_ms']:6.1f} ms   "
+          f"p99 {result['p99_ms']:6.1f} ms   ({len(latencies)} requests)")
+    return result
+
+
+def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, pace: float, threads: int) -> dict:
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iop-bench-")))
+        if database == "sqlite":
+            database_url = f"sqlite:///{folder / 'instance' / 'iop.sqlite3'}"
+        else:
+            base = os.environ.get("IOP_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+            os.environ["IOP_TEST_POSTGRES_URL"] = base
+            database_url = stack.enter_context(servers.fresh_schema(servers.required_postgres()))
+        env = servers.environment(folder / "instance", database_url)
+        total = KIOSKS * (closed_scans + open_scans) + 100
+        print(f"\n== {database} / {server_kind}: loading {total} clients in {total // PER_GROUP + 1} groups ...",
+              flush=True)
+        program = servers.Program(env, folder, clients=total, group="B", groups=total // PER_GROUP + 1)
+        links = [program.kiosk_link(f"Bench kiosk {n}") for n in range(KIOSKS)]
+        server = servers.WebProcess("server", env, folder, kind=server_kind, threads=threads).start()
+        stack.callback(server.stop)
+        server.wait_healthy(60)
+        cookies = [servers.cookie_header(servers.enrolled_kiosk(server.url, link)) for link in links]
+        clients = [Client(server.port, cookie) for cookie in cookies]
+        codes = iter(program.codes)
+        code_lock = threading.Lock()
+
+        def next_code() -> str:
+            with code_lock:
+                return next(codes)
+
+        def ping(client, _number, _n):
+            return client.get("/api/ping")
+
+        def scan(client, _number, _n):
+            return client.scan(next_code())
+
+        def check(bad):
+            if bad:
+                print(server.log()[-4000:])
+                raise SystemExit(f"failures: {bad[:3]}")
+
+        # Warm up both paths (connections, pools, caches) and open every group's session once.
+        check(run_closed(clients, ping, 20)[2])
+        check(run_closed(clients, scan, 5)[2])
+        results = {"database": database, "server": server_kind, "cores": os.cpu_count()}
+        print(f"  {KIOSKS} kiosks, {os.cpu_count()} cores (shared by the server and the kiosks)")
+        print("  saturation (closed loop):")
+        rate, lat, bad = run_closed(clients, ping, closed_scans * 2)
+        check(bad)
+        results["ping"] = figures("GET /api/ping (baseline)", rate, lat)
+        rate, lat, bad = run_closed(clients, scan, closed_scans)
+        check(bad)
+        results["scan"] = figures("POST /kiosk/api/scan (check-ins)", rate, lat)
+        print(f"  rush (open loop, each kiosk every {pace} s on average):")
+        rate, lat, bad = run_open(clients, scan, open_scans, pace)
+        check(bad)
+        results["rush"] = figures("POST /kiosk/api/scan (check-ins)", rate, lat)
+        ratio = results["scan"]["per_second"] / results["ping"]["per_second"]
+        results["ratio"] = ratio
+        print(f"  RATIO scan/ping throughput: {ratio:.2f} (goal >= 0.40)   "
+              f"rush p99: {results['rush']['p99_ms']:.1f} ms (goal <= 50)   "
+              f"closed-loop p99 scan/ping: {results['scan']['p99_ms'] / results['ping']['p99_ms']:.2f}")
+        results["ok"] = ratio >= 0.40 and results["rush"]["p99_ms"] <= 50
+        return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--server", choices=["gunicorn", "serve"], default="gunicorn")
+    parser.add_argument("--scans", type=int, default=60, help="scans per kiosk in the closed loop")
+    parser.add_argument("--rush-scans", type=int, default=40, help="scans per kiosk in the open loop")
+    parser.add_argument("--pace", type=float, default=0.5, help="mean seconds between one kiosk's scans (open loop)")
+    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads")
+    args = parser.parse_args()
+    databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    results = [bench(d, args.server, args.scans, args.rush_scans, args.pace, args.threads) for d in databases]
+    print("\nsummary:")
+    for r in results:
+        print(f"  {r['database']:<9} {r['server']:<9} scan {r['scan']['per_second']:.0f}/s = {r['ratio']:.2f} x ping "
+              f"{r['ping']['per_second']:.0f}/s; rush p99 {r['rush']['p99_ms']:.1f} ms; "
+              f"{'MEETS' if r['ok'] else 'MISSES'} the goals ({r['cores']} cores)")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
