@@ -199,7 +199,8 @@ def main() -> None:
         for mode in modes:
             results[mode] = result = measure(mode, instance, first, last, work)
             print(f"  {mode:<16} {result['rows']:>8,} rows  {result['seconds']:7.1f} s  "
-                  f"peak memory growth {result['growth_mb']:6.1f} MB  (file {result['bytes'] / 2**20:.1f} MB)",
+                  f"peak memory growth {result['growth_mb']:6.1f} MB (peak {result['peak_mb']:.0f} MB)  "
+                  f"file {result['bytes'] / 2**20:.1f} MB",
                   flush=True)
         base = results["baseline"]
         print("\nratios against the baseline (plain csv.writer over a raw sqlite3 cursor, same rows, same run):")
