@@ -69,7 +69,8 @@ def roster_payload(meeting: GroupSession) -> dict:
         .execution_options(populate_existing=True)).all()
     pks = [client.id for _record, client in records]
     new = _new_to_module(pks, meeting.module_id)
-    at_risk = _at_risk([m.id for m in session_members(meeting)] + pks, meeting)
+    members = session_members(meeting)
+    at_risk = _at_risk([m.id for m in members] + pks, meeting)
     entries = []
     for record, client in records:
         if record.status == "excused":
@@ -98,7 +99,7 @@ def roster_payload(meeting: GroupSession) -> dict:
     entries.sort(key=lambda e: order[e["state"]])
     recorded = set(pks)
     not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": member.id in at_risk}
-                for member in session_members(meeting) if member.id not in recorded]
+                for member in members if member.id not in recorded]
     return {"session_id": meeting.id, "entries": entries, "not_here": not_here,
             "headcount": sum(1 for e in entries if e["state"] == "in")}
 
