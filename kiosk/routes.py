@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import (abort, current_app, g, jsonify, make_response, redirect, render_template, request,
-                   send_file, url_for)
+                   send_file, session, url_for)
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from iop import clock, csrf, db, kiosks, scan
@@ -61,13 +61,14 @@ def page():
     device = current_kiosk()
     lang = request_lang()
     if device is None:
-        return render_template("kiosk/not_enrolled.html", lang=lang, t=all_catalogs()[lang], page_lang=lang)
+        return render_template("kiosk/not_enrolled.html", lang=lang, t=all_catalogs()[lang], page_lang=lang, staff=None)
     kiosks.seen(device)
     welcome = {"en": current_app.config["KIOSK_WELCOME"],
                "es": current_app.config.get("KIOSK_WELCOME_ES") or words("ready.welcome", "es")}
     response = make_response(render_template(
         "kiosk/kiosk.html", device=device, lang=lang, t=all_catalogs()[lang], catalogs=all_catalogs(),
-        welcome=welcome, now=clock.now().isoformat(), tz=current_app.config["TIMEZONE"], page_lang=lang))
+        welcome=welcome, now=clock.now().isoformat(), tz=current_app.config["TIMEZONE"], page_lang=lang,
+        staff=None))  # no staff chrome or idle sign-out on a public screen
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -88,6 +89,9 @@ def enroll_complete(nonce: str):
             device = kiosks.complete_enrollment(nonce)
     except kiosks.KioskError as exc:
         return render_template("kiosk/enroll.html", device=None, error=str(exc)), 404
+    # A kiosk is a public screen: no staff sign-in may linger in its browser (the setup may have
+    # been done while signed in, on the tablet itself).
+    session.clear()
     response = redirect(url_for("kiosk.page"))
     response.set_cookie(kiosks.COOKIE_NAME, kiosks.cookie_value(device), max_age=kiosks.COOKIE_MAX_AGE,
                         httponly=True, samesite="Strict", secure=request.is_secure, path="/kiosk")

@@ -132,3 +132,16 @@ def test_forms_need_the_csrf_token(client, coordinator, world):
     assert client.post(f"/coordinator/cards/{maria.public_id}/reissue").status_code == 400
     assert client.post("/coordinator/cards/print").status_code == 400
 
+
+
+def test_setting_up_a_tablet_while_signed_in_on_it_signs_staff_out(app, client, coordinator):
+    """The coordinator made the link on the tablet itself: the public screen keeps no staff sign-in."""
+    page = client.get("/coordinator/kiosks").get_data(as_text=True)
+    made = client.post("/coordinator/kiosks", data={"name": "Front desk", "csrf_token": form_token(page)})
+    link = re.search(r'<code class="setup-link">http://localhost(/kiosk/enroll/[^<]+)</code>',
+                     made.get_data(as_text=True)).group(1)
+    confirm = client.get(link).get_data(as_text=True)
+    client.post(link, data={"csrf_token": form_token(confirm)})
+    kiosk_page = client.get("/kiosk/").get_data(as_text=True)
+    assert 'id="scan-input"' in kiosk_page and "idle.js" not in kiosk_page and "Sign out" not in kiosk_page
+    assert client.get("/coordinator/kiosks").status_code == 302  # signed out
