@@ -94,7 +94,8 @@ def enroll_complete(nonce: str):
     session.clear()
     response = redirect(url_for("kiosk.page"))
     response.set_cookie(kiosks.COOKIE_NAME, kiosks.cookie_value(device), max_age=kiosks.COOKIE_MAX_AGE,
-                        httponly=True, samesite="Strict", secure=request.is_secure, path="/kiosk")
+                        httponly=True, samesite="Strict", path="/kiosk",
+                        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")))
     return response
 
 

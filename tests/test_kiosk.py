@@ -333,3 +333,10 @@ def test_enrollment_and_revocation_are_audited(kiosk_scene, app):
             kiosks.revoke(s.get(KioskDevice, kiosk_scene.device.id))
         actions = [e.action for e in db.session().scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions[-3:] == ["kiosk.enrollment_link", "kiosk.enrolled", "kiosk.revoke"]
+
+
+def test_behind_a_tls_proxy_the_cookie_is_secure_too(app, client):
+    """IOP_HTTPS (a proxy ends TLS): the kiosk cookie is Secure like the staff one."""
+    app.config["SESSION_COOKIE_SECURE"] = True
+    path = issue_link(app)
+    assert "Secure" in enroll(client, path).headers["Set-Cookie"]
