@@ -165,7 +165,9 @@ class Plan(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), index=True)
     level_of_care: Mapped[str] = mapped_column(ForeignKey("level_of_care.code"))
     start_date: Mapped[date] = mapped_column(Date)
-    end_date: Mapped[date | None] = mapped_column(Date)
+    # Indexed: a week's plans are found by their end (open or after the week's Monday), so the
+    # board's cost follows the plans running now, not every plan ever written.
+    end_date: Mapped[date | None] = mapped_column(Date, index=True)
     weekly_minutes: Mapped[int] = mapped_column(Integer)
     days_per_week: Mapped[int] = mapped_column(Integer)
 

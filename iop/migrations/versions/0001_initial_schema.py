@@ -102,6 +102,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('plan', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_plan_client_id'), ['client_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_plan_end_date'), ['end_date'], unique=False)
 
     op.create_table('program_group',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -235,6 +236,7 @@ def downgrade() -> None:
     op.drop_table('week_flag')
     op.drop_table('program_group')
     with op.batch_alter_table('plan', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plan_end_date'))
         batch_op.drop_index(batch_op.f('ix_plan_client_id'))
 
     op.drop_table('plan')
