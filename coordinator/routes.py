@@ -32,12 +32,37 @@ def _hours_text(minutes: int) -> str:
     return hours.hours_text(minutes)
 
 
+# The desk's own navigation: (endpoint, words, endpoints that count as "here", minimum role).
+# Pages other work adds to this blueprint appear once their endpoint exists.
+DESK_LINKS = [
+    ("coordinator.home", "Week board", ("coordinator.home",), "coordinator"),
+    ("coordinator.clients", "Clients", ("coordinator.clients", "coordinator.client_page", "coordinator.client_new",
+                                        "coordinator.client_edit", "coordinator.plan_new", "coordinator.plan_edit"),
+     "coordinator"),
+    ("coordinator.groups", "Groups", ("coordinator.groups", "coordinator.group_new", "coordinator.group_edit"),
+     "coordinator"),
+    ("coordinator.levels", "Levels of care", ("coordinator.levels",), "coordinator"),
+    ("coordinator.exports_page", "Exports", ("coordinator.exports_page",), "coordinator"),
+    ("coordinator.cards_page", "Cards", ("coordinator.cards_page",), "coordinator"),
+    ("coordinator.kiosks_page", "Kiosks", ("coordinator.kiosks_page",), "coordinator"),
+    ("coordinator.curriculum", "Curriculum", ("coordinator.curriculum",), "coordinator"),
+    ("coordinator.audit_log", "Audit log", ("coordinator.audit_log",), "admin"),
+]
+
+
 @bp.context_processor
 def _desk_context():
+    from iop.auth import has_role
+
+    user = current_user()
+    links = [(url_for(endpoint), words, request.endpoint in here)
+             for endpoint, words, here, role in DESK_LINKS
+             if endpoint in current_app.view_functions and has_role(user, role)]
     # The exports page belongs to the data routes; link to it by path if they are not loaded.
     exports_url = url_for("coordinator.exports_page") if "coordinator.exports_page" in current_app.view_functions \
         else "/coordinator/exports"
-    return {"status_text": STATUS_TEXT, "status_icon": STATUS_ICON, "exports_url": exports_url}
+    return {"status_text": STATUS_TEXT, "status_icon": STATUS_ICON, "exports_url": exports_url,
+            "desk_links": links}
 
 
 def _today() -> date:
