@@ -22,10 +22,12 @@ class Database:
 
 
 def make_engine(url: str) -> Engine:
+    # hide_parameters: statement parameters (names, card codes) never reach a log line or an
+    # error's text, even when someone turns SQL logging on or an error is logged whole.
     if url.startswith("sqlite"):
         # Connections are cheap; enough for every server thread, so none waits for the pool.
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False},
-                               pool_size=20, max_overflow=80)
+                               pool_size=20, max_overflow=80, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -48,7 +50,7 @@ def make_engine(url: str) -> Engine:
     # pool_pre_ping replaces a connection the server dropped (restart, failover) before it is used;
     # the connect timeout keeps a request (and /healthz) from hanging on an unreachable server.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args={"connect_timeout": 5})
+                         connect_args={"connect_timeout": 5}, hide_parameters=True)
 
 
 def init_app(app: Flask) -> None:
