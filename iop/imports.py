@@ -26,7 +26,7 @@ from iop.models import WEEKDAY_NAMES, Attendance, Client, Group, GroupSession, L
 
 # The web form refuses bigger uploads (use `iop import`); the command refuses absurd files.
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
-FILE_MAX_BYTES = 200 * 1024 * 1024
+FILE_MAX_BYTES = 100 * 1024 * 1024  # about 2.5 million attendance rows
 PROGRESS_MIN_ROWS = 2000  # smaller files finish before a bar would help
 INSERT_CHUNK = 5000
 
@@ -84,7 +84,7 @@ class RowProblem(ValueError):
     """One row's reason; the caller adds its line number."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     line: int
     values: dict[str, str]
@@ -310,6 +310,7 @@ class _Import:
                 self.check_row(row)
             except RowProblem as exc:
                 self.problem(row, str(exc))
+            row.values = {}  # checked: what is needed was parsed, and big files need the room
             self.bar.update(index)
         self.check_together()
         return [f"line {line}: {'; '.join(reasons)}" for line, reasons in sorted(self.problems.items())]
@@ -520,7 +521,7 @@ def _apply_plan(client: Client, terms: hours.PlanTerms) -> list[str]:
     return [f"plan {name}" for name in changed]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Visit:
     """One attendance in time, from the file (line) or from the database (line None)."""
 
@@ -532,7 +533,7 @@ class _Visit:
     line: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _AttendanceRow:
     row: Row
     client: Client
