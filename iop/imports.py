@@ -679,6 +679,7 @@ class _AttendanceImport(_Import):
         pending: list[dict] = []
         recorder = self.actor.id if self.actor is not None else None
         for index, item in enumerate(self.parsed, 1):
+            self.bar.update(index)
             if item.skip:
                 self.result.unchanged += 1
                 continue
@@ -694,7 +695,6 @@ class _AttendanceImport(_Import):
             if len(pending) >= INSERT_CHUNK:
                 self.session.execute(insert(Attendance), pending)
                 pending = []
-            self.bar.update(index)
         if pending:
             self.session.execute(insert(Attendance), pending)
         return self.result
