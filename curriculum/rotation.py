@@ -60,7 +60,8 @@ def module_choices(meeting: GroupSession) -> list[Module]:
 
 
 def can_choose_module(meeting: GroupSession) -> bool:
-    return meeting.status == "scheduled" and meeting.started_at is None
+    """Until the facilitator starts the group (doors open 30 minutes early; the module stays open)."""
+    return meeting.status in ("scheduled", "open") and meeting.started_at is None
 
 
 def choose_module(meeting: GroupSession, module_id: str, user: StaffUser | None) -> Module:

@@ -107,6 +107,9 @@ def test_a_choice_is_refused_once_started_or_for_another_track(app, world, auth)
     auth.make_user("dana", "facilitator")
     group = world.group(code="RP-AM")
     running = world.session(group, MONDAY, status="open")
+    with app.app_context():
+        with db.transaction() as s:  # the facilitator pressed start: doors open is not enough
+            s.get(GroupSession, running.id).started_at = running.starts_at
     closed = world.session(group, MONDAY + timedelta(days=2), status="closed")
     waiting = world.session(group, MONDAY + timedelta(days=4))
     for meeting in (running, closed):
@@ -129,5 +132,16 @@ def test_a_session_started_after_a_choice_keeps_it(app, world, auth):
     group = world.group(code="RP-AM")
     first = world.session(group, MONDAY)
     second = world.session(group, MONDAY + timedelta(days=2), status="open")
+    with app.app_context():
+        with db.transaction() as s:
+            s.get(GroupSession, second.id).started_at = second.starts_at
     choose(app, first.id, "rp-12-high-risk-situations")
     assert modules_by_day(app, group.id)[second.date] == "rp-02-cravings-and-urges"
+
+
+def test_doors_open_early_but_the_module_can_still_change_until_the_group_starts(app, world, auth):
+    auth.make_user("dana", "facilitator")
+    group = world.group(code="RP-AM")
+    doors_open = world.session(group, MONDAY, status="open")
+    choose(app, doors_open.id, "rp-05-managing-stress")
+    assert modules_by_day(app, group.id)[MONDAY] == "rp-05-managing-stress"
