@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, jsonify, make_response, render_template, request
@@ -124,13 +125,19 @@ def _register_error_pages(app: Flask) -> None:
 
 
 class _NoQueryStrings(logging.Filter):
-    """Werkzeug's access log prints whole request lines; keep the path and drop query strings."""
+    """Werkzeug's access log prints whole request lines: drop query strings, and hide the one-time
+    secrets that travel in paths (kiosk enrollment links, room display links)."""
+
+    SECRET_PATHS = re.compile(r"(/kiosk/enroll/|/facilitator/display/)[^/\s?\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple) and len(record.args) >= 1:
             first = record.args[0]
-            if isinstance(first, str) and "?" in first:
-                record.args = (first.split("?", 1)[0] + " [query omitted]",) + tuple(record.args[1:])
+            if isinstance(first, str):
+                if "?" in first:
+                    first = first.split("?", 1)[0] + " [query omitted]"
+                first = self.SECRET_PATHS.sub(r"\1[hidden]", first)
+                record.args = (first,) + tuple(record.args[1:])
         return True
 
 
