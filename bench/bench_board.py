@@ -225,8 +225,9 @@ def measure(app, repeat: int) -> dict:
 def query_plan(raw, now, sunday) -> list[str]:
     from iop import db, hours
 
-    compiled = hours._minutes_by_day_query(LAST_MONDAY, sunday, now, None).compile(db.database().engine)
-    params = [compiled.params[name] for name in compiled.positiontup]
+    compiled = hours._minutes_by_day_statement(False).compile(db.database().engine)
+    values = {"first": LAST_MONDAY, "last": sunday, "hours_now": now}
+    params = [values.get(name, compiled.params.get(name)) for name in compiled.positiontup]
     params = [stamp(p) if isinstance(p, datetime) else p.isoformat() if isinstance(p, date) else p for p in params]
     return [row[-1] for row in raw.cursor().execute("EXPLAIN QUERY PLAN " + str(compiled), params).fetchall()]
 

@@ -6,6 +6,7 @@ one attendance and in SQL (`credited_minutes_sql`) for sums.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
@@ -322,15 +323,17 @@ def _div_pg(element, compiler, **kw):
     return "((%s) / 60)" % compiler.process(element.clauses, **kw)  # BIGINT / INT truncates; input >= 0
 
 
-def credited_minutes_sql(attendance, group_session, now: datetime) -> ColumnElement[int]:
+def credited_minutes_sql(attendance, group_session, now: datetime | None) -> ColumnElement[int]:
     """Rule 1 (with rule 2's open check-out up to now) as a column expression over a join of
     Attendance and GroupSession; 0 for records without a check-in (the caller leaves out excused ones).
+    With `now` None the statement takes it at execution, as the parameter `hours_now`.
 
     The earlier end and the later start are chosen on the stored times themselves (on SQLite the
     fixed-width text sorts as time does), so each row converts two instants to seconds, not four."""
     from iop.models import UTCDateTime
 
-    now_param = bindparam("hours_now", now, type_=UTCDateTime())
+    now_param = bindparam("hours_now", type_=UTCDateTime()) if now is None else \
+        bindparam("hours_now", now, type_=UTCDateTime())
     seconds = (epoch_seconds(least(func.coalesce(attendance.check_out_at, now_param), group_session.ends_at))
                - epoch_seconds(greatest(attendance.check_in_at, group_session.starts_at)))
     return case((attendance.check_in_at.is_(None), 0), else_=floor_div_60(greatest(0, seconds)))
@@ -355,8 +358,12 @@ class WeekFigures(NamedTuple):
         return decimal_hours(self.attended_minutes)
 
 
-def _minutes_by_day_query(first: date, last: date, now: datetime, client_pks: Sequence[int] | None):
-    """(client_pk, date, credited minutes) per client and day for sessions dated first..last.
+# The board's statements are built once, with parameters, and only bound per call: building and
+# keying an expression this deep costs about as much as running it on a week of a large program.
+
+@functools.cache
+def _minutes_by_day_statement(for_named_clients: bool):
+    """(client_pk, day, minutes) per client and day for sessions dated :first..:last.
 
     It starts from the sessions' dates (indexed) and reaches attendance through its (session,
     client) index, so its cost follows the range's rows, not the table's."""
@@ -364,82 +371,101 @@ def _minutes_by_day_query(first: date, last: date, now: datetime, client_pks: Se
 
     from iop.models import Attendance, GroupSession
 
-    credited = credited_minutes_sql(Attendance, GroupSession, now)
     query = (
         select(Attendance.client_id.label("client_pk"), GroupSession.date.label("day"),
-               func.sum(credited).label("minutes"))
+               func.sum(credited_minutes_sql(Attendance, GroupSession, None)).label("minutes"))
         .select_from(GroupSession)
         .join(Attendance, GroupSession.id == Attendance.session_id)
-        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
+        .where(GroupSession.date.between(bindparam("first"), bindparam("last")), Attendance.voided_at.is_(None),
                Attendance.status == "present")
         .group_by(Attendance.client_id, GroupSession.date)
     )
-    if client_pks is not None:
-        query = query.where(Attendance.client_id.in_(client_pks))
+    if for_named_clients:
+        query = query.where(Attendance.client_id.in_(bindparam("client_pks", expanding=True)))
     return query
+
+
+@functools.cache
+def _totals_statement(for_named_clients: bool):
+    from sqlalchemy import select
+
+    days = _minutes_by_day_statement(for_named_clients).subquery()
+    return select(
+        days.c.client_pk, func.sum(days.c.minutes),
+        func.sum(case((days.c.minutes > 0, 1), else_=0)),
+        func.sum(case((days.c.minutes >= bindparam("full_day"), 1), else_=0)),
+    ).group_by(days.c.client_pk)
+
+
+def _range_params(first: date, last: date, now: datetime | None, client_pks: Sequence[int] | None) -> dict:
+    params = {"first": first, "last": last, "hours_now": now}
+    if client_pks is not None:
+        params["client_pks"] = list(client_pks)
+    return params
 
 
 def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Sequence[int] | None = None):
     """{(client_pk, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL."""
     from iop import db
 
-    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes
-            in db.session().execute(_minutes_by_day_query(first, last, now, client_pks))}
+    rows = db.session().execute(_minutes_by_day_statement(client_pks is not None),
+                                _range_params(first, last, now, client_pks))
+    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in rows}
 
 
 def totals_by_client(first: date, last: date, now: datetime, full_day_minutes: int,
                      client_pks: Sequence[int] | None = None) -> dict[int, tuple[int, int, int]]:
     """{client_pk: (credited minutes, days attended, full days)} over first..last, summed in SQL
     from the per-day minutes (rule 3), so one row a client comes back, not one a day."""
-    from sqlalchemy import select
-
     from iop import db
 
-    days = _minutes_by_day_query(first, last, now, client_pks).subquery()
-    query = select(
-        days.c.client_pk, func.sum(days.c.minutes),
-        func.sum(case((days.c.minutes > 0, 1), else_=0)),
-        func.sum(case((days.c.minutes >= full_day_minutes, 1), else_=0)),
-    ).group_by(days.c.client_pk)
+    params = {**_range_params(first, last, now, client_pks), "full_day": full_day_minutes}
+    rows = db.session().connection().execute(_totals_statement(client_pks is not None), params).all()
     return {client_pk: (int(minutes or 0), int(attended or 0), int(full or 0))
-            for client_pk, minutes, attended, full in db.session().connection().execute(query).all()}
+            for client_pk, minutes, attended, full in rows}
 
 
-def plans_touching(first: date, last: date, client_pks: Sequence[int] | None = None) -> dict[int, list[PlanTerms]]:
-    """{client_pk: [PlanTerms]} of the plans whose dates touch first..last (two plain queries)."""
+@functools.cache
+def _plans_statement(for_named_clients: bool):
+    """The plans touching :first..:last, one row per plan or per phase of a plan with phases.
+    Plans are found by their end (indexed: open, or on or after :first). Dates come as ISO text,
+    read in Python: SQLAlchemy's SQLite date reader runs a regular expression per value."""
     from sqlalchemy import or_, select
 
-    from iop import db
     from iop.models import Plan, PlanPhase
 
     plan, phase = Plan.__table__.c, PlanPhase.__table__.c  # plain rows: no ORM objects to build
-    touching = [plan.start_date <= last, or_(plan.end_date.is_(None), plan.end_date >= first)]
-    if client_pks is not None:
-        touching.append(plan.client_id.in_(client_pks))
-    # One row per plan, or per phase of a plan that has phases. Dates come as ISO text and are read
-    # here: SQLAlchemy's SQLite date reader runs a regular expression per value.
-    rows = db.session().connection().execute(
-        select(plan.id, plan.client_id, _iso_text(plan.start_date), _iso_text(plan.end_date), plan.weekly_minutes,
-               plan.days_per_week, plan.level_of_care, phase.first_week, phase.last_week, phase.weekly_minutes,
-               phase.days_per_week)
-        .select_from(Plan.__table__.outerjoin(PlanPhase.__table__, phase.plan_id == plan.id))
-        .where(*touching)).all()
-    phases: dict[int, list[Phase]] = {}
-    for row in rows:
-        if row[7] is not None:
-            phases.setdefault(row[0], []).append(Phase(row[7], row[8], row[9], row[10]))
+    query = (select(plan.id, plan.client_id, _iso_text(plan.start_date), _iso_text(plan.end_date),
+                    plan.weekly_minutes, plan.days_per_week, plan.level_of_care, phase.first_week, phase.last_week,
+                    phase.weekly_minutes, phase.days_per_week)
+             .select_from(Plan.__table__.outerjoin(PlanPhase.__table__, phase.plan_id == plan.id))
+             .where(plan.start_date <= bindparam("last"),
+                    or_(plan.end_date.is_(None), plan.end_date >= bindparam("first"))))
+    if for_named_clients:
+        query = query.where(plan.client_id.in_(bindparam("client_pks", expanding=True)))
+    return query
+
+
+def plans_touching(first: date, last: date, client_pks: Sequence[int] | None = None) -> dict[int, list[PlanTerms]]:
+    """{client_pk: [PlanTerms]} of the plans whose dates touch first..last (one plain query)."""
+    from iop import db
+
+    rows = db.session().connection().execute(_plans_statement(client_pks is not None),
+                                             _range_params(first, last, None, client_pks)).all()
     plans: dict[int, list[PlanTerms]] = {}
-    iso, seen = date.fromisoformat, set()
-    for plan_id, client_pk, start, end, weekly, days, level, *_phase in rows:
-        if plan_id in seen:
-            continue
-        seen.add(plan_id)
-        terms = PlanTerms(iso(start), iso(end) if end else None, weekly, days, level,
-                          tuple(sorted(phases[plan_id])) if plan_id in phases else ())
-        if client_pk in plans:
-            plans[client_pk].append(terms)
+    staged: dict[int, tuple] = {}  # plans with phases wait until all their phases are read
+    iso = date.fromisoformat
+    for plan_id, client_pk, start, end, weekly, days, level, *phase in rows:
+        if phase[0] is None:
+            plans.setdefault(client_pk, []).append(
+                PlanTerms(iso(start), iso(end) if end else None, weekly, days, level, ()))
+        elif plan_id in staged:
+            staged[plan_id][1].append(Phase(*phase))
         else:
-            plans[client_pk] = [terms]
+            staged[plan_id] = ((client_pk, start, end, weekly, days, level), [Phase(*phase)])
+    for (client_pk, start, end, weekly, days, level), phases in staged.values():
+        plans.setdefault(client_pk, []).append(
+            PlanTerms(iso(start), iso(end) if end else None, weekly, days, level, tuple(sorted(phases))))
     return plans
 
 
@@ -449,27 +475,43 @@ def _iso_text(column):
     return cast(column, String)
 
 
+@functools.cache
+def _week_sessions_statement():
+    from sqlalchemy import select
+
+    from iop.models import GroupSession
+
+    meeting = GroupSession.__table__.c
+    return select(meeting.group_id, meeting.date, meeting.status, meeting.starts_at, meeting.ends_at).where(
+        meeting.date.between(bindparam("first"), bindparam("last")))
+
+
+@functools.cache
+def _active_groups_statement():
+    from sqlalchemy import select
+
+    from iop.models import Group
+
+    group = Group.__table__.c
+    return select(group.id, group.weekdays, group.start, group.end).where(group.active.is_(True))
+
+
 def group_windows(monday: date, tz: ZoneInfo) -> dict[int, list[tuple[datetime, datetime]]]:
     """Each active group's session windows in the week that can still be attended.
 
     A dated session keeps its own window (the group's schedule may have changed since it was made);
     a cancelled or closed session offers nothing more; days without a session row follow the schedule."""
-    from sqlalchemy import select
-
     from iop import db
-    from iop.models import WEEKDAY_NAMES, Group, GroupSession
+    from iop.models import WEEKDAY_NAMES
     from iop.sessions import local_to_utc
 
     sunday = monday + timedelta(days=6)
-    meeting, group = GroupSession.__table__.c, Group.__table__.c
     connection = db.session().connection()
     dated: dict[tuple[int, date], tuple[str, datetime, datetime]] = {
-        (group_id, day): (status, starts, ends) for group_id, day, status, starts, ends in connection.execute(
-            select(meeting.group_id, meeting.date, meeting.status, meeting.starts_at, meeting.ends_at)
-            .where(meeting.date.between(monday, sunday)))}
+        (group_id, day): (status, starts, ends) for group_id, day, status, starts, ends
+        in connection.execute(_week_sessions_statement(), {"first": monday, "last": sunday}).all()}
     windows: dict[int, list[tuple[datetime, datetime]]] = {}
-    for group_id, weekdays, start, end in connection.execute(
-            select(group.id, group.weekdays, group.start, group.end).where(group.active.is_(True))):
+    for group_id, weekdays, start, end in connection.execute(_active_groups_statement()).all():
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()}
         for offset in range(7):
             day = monday + timedelta(days=offset)
@@ -494,24 +536,32 @@ def merged_windows(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[d
     return merged
 
 
+@functools.cache
+def _membership_statement(for_named_clients: bool):
+    from sqlalchemy import select
+
+    from iop.models import ClientGroup
+
+    member = ClientGroup.__table__.c
+    query = select(member.client_id, member.group_id)
+    if for_named_clients:
+        query = query.where(member.client_id.in_(bindparam("client_pks", expanding=True)))
+    return query
+
+
 def remaining_by_client(monday: date, now: datetime, tz: ZoneInfo,
                         client_pks: Sequence[int] | None = None) -> dict[int, int]:
     """{client_pk: minutes still to come this week in their groups' sessions} (rule 6)."""
-    from sqlalchemy import select
-
     from iop import db
-    from iop.models import ClientGroup
 
     windows = group_windows(monday, tz)
     if not windows:
         return {}
     per_group = {group_id: remaining_minutes(group_windows_, now) for group_id, group_windows_ in windows.items()}
-    member = ClientGroup.__table__.c
-    membership = select(member.client_id, member.group_id)
-    if client_pks is not None:
-        membership = membership.where(member.client_id.in_(client_pks))
+    params = {} if client_pks is None else {"client_pks": list(client_pks)}
     groups_of: dict[int, list[int]] = {}
-    for client_pk, group_id in db.session().connection().execute(membership).all():
+    for client_pk, group_id in db.session().connection().execute(
+            _membership_statement(client_pks is not None), params).all():
         if group_id in windows:
             groups_of.setdefault(client_pk, []).append(group_id)
     remaining = {}
