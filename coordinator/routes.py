@@ -239,21 +239,17 @@ def _attendance_rows(client: Client, first: date, last: date, now: datetime) -> 
     return rows
 
 
-def _modules(client: Client) -> list[dict] | None:
-    """Per track of the client's groups: modules had and still to make up (None if unavailable)."""
-    try:
-        from curriculum.catalog import catalog
-        from curriculum.completion import modules_had, modules_not_had
-    except ImportError:  # the curriculum's completion module is optional for this page
-        return None
+def _modules(client: Client) -> list[dict]:
+    """Per track of the client's groups: the modules had and those still to make up."""
+    from curriculum.catalog import catalog
+    from curriculum.completion import modules_had, modules_not_had
+
     served = catalog()
     had = modules_had(client.id)
-    tracks = sorted({group.track for group in client.groups})
     sections = []
-    for track in tracks:
-        title = served.tracks[track].title if track in served.tracks else track
+    for track in sorted({group.track for group in client.groups}):
         sections.append({
-            "track": title,
+            "track": served.tracks[track].title if track in served.tracks else track,
             "had": [m for m in served.track_modules(track) if m.id in had],
             "not_had": modules_not_had(client.id, track),
         })

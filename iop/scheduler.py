@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Callable
 
 from flask import Flask

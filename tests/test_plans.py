@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from iop import clock, db, plans
+from iop import db, plans
 from iop.hours import Phase, PlanTerms
 from iop.models import AuditEvent, Client, Group, GroupSession, LevelOfCare, Plan
 
