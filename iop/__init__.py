@@ -49,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    realtime.refuse_reserved_events(socketio.server)
     auth.init_app(app)
 
     from coordinator import bp as coordinator_bp

@@ -44,6 +44,21 @@ def client_manager(app: Flask):
     )
 
 
+def refuse_reserved_events(server) -> None:
+    """Drop events a client names "connect" or "disconnect". python-socketio dispatches any event name
+    a client sends, so `42["connect", {...}]` would run the connect handler again on a live socket
+    (switching a screen's identity, or raising ConnectionRefusedError inside an event). Only the
+    server decides when a socket connects or disconnects."""
+    handle = server._handle_event
+
+    def _handle_event(eio_sid, namespace, id, data):
+        if isinstance(data, list) and data and data[0] in server.reserved_events:
+            return None
+        return handle(eio_sid, namespace, id, data)
+
+    server._handle_event = _handle_event
+
+
 def queue_health(app: Flask) -> str:
     """"off" without a queue, "ok" when Redis answers a PING within half a second, else "unreachable"."""
     url = app.config.get("REDIS_URL")
