@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from iop import db, imports
 
-EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 TABLES = ("program_group", "client", "client_group", "plan", "plan_phase", "group_session", "attendance",
           "audit_event")

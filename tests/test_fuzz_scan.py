@@ -15,7 +15,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "3000"))
 ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 REFUSED_AT_THE_EDGE = {400, 403, 413, 415}  # before any database write
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from iop import db, live, socketio
 from iop.models import GroupSession
 
-EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "3000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 TABLES = ("attendance", "scan", "client", "group_session", "audit_event", "kiosk_device")
 
