@@ -137,6 +137,27 @@ def test_a_scan_on_a_reaches_the_roster_on_b(deployment, live):
     assert "Zelda" not in str(count), "the room display gets a count, never a name"
 
 
+def test_the_scheduler_process_reaches_screens_on_the_web_processes(deployment, live):
+    """`iop scheduler` serves no screen; what it publishes (a session closed, rosters after the automatic
+    check-out) goes through Redis to the screens on A and B. Here: a roster push from such a process."""
+    import subprocess
+    import sys
+
+    session_id = live["session_id"]
+    display = deployment.screen("display 3 on B").connect(live["b"].url, auth={"display_token": live["display_token"]})
+    display.follow(session_id)
+    display.wait_for("state")
+    pushed = time.monotonic()
+    script = ("from iop import create_app, roster\n"
+              "app = create_app()\n"
+              f"with app.app_context(): roster.publish({session_id})\n")
+    done = subprocess.run([sys.executable, "-c", script], env=deployment.scheduler.env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count = display.wait_for("headcount", after=pushed)
+    assert count["session_id"] == session_id and count["count"] >= 2
+
+
 def test_killing_a_leaves_b_serving_and_the_display_returns_at_the_current_step(deployment, live):
     a, b, session_id = live["a"], live["b"], live["session_id"]
     # Screens reach the processes through a proxy that prefers A and fails over to B (nginx's
