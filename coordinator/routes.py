@@ -33,7 +33,6 @@ def _hours_text(minutes: int) -> str:
 
 
 # The desk's own navigation: (endpoint, words, endpoints that count as "here", minimum role).
-# Pages other work adds to this blueprint appear once their endpoint exists.
 DESK_LINKS = [
     ("coordinator.home", "Week board", ("coordinator.home",), "coordinator"),
     ("coordinator.clients", "Clients", ("coordinator.clients", "coordinator.client_page", "coordinator.client_new",
@@ -56,13 +55,8 @@ def _desk_context():
 
     user = current_user()
     links = [(url_for(endpoint), words, request.endpoint in here)
-             for endpoint, words, here, role in DESK_LINKS
-             if endpoint in current_app.view_functions and has_role(user, role)]
-    # The exports page belongs to the data routes; link to it by path if they are not loaded.
-    exports_url = url_for("coordinator.exports_page") if "coordinator.exports_page" in current_app.view_functions \
-        else "/coordinator/exports"
-    return {"status_text": STATUS_TEXT, "status_icon": STATUS_ICON, "exports_url": exports_url,
-            "desk_links": links}
+             for endpoint, words, here, role in DESK_LINKS if has_role(user, role)]
+    return {"status_text": STATUS_TEXT, "status_icon": STATUS_ICON, "desk_links": links}
 
 
 def _today() -> date:

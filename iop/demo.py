@@ -62,7 +62,7 @@ def load() -> DemoSummary:
     """Load (or refresh) the demo program; returns what to print."""
     summary = DemoSummary()
     today = local_date(clock.now(), program_tz())
-    with db.transaction() as db_session:
+    with db.transaction():
         staff = _ensure_staff(summary)
         groups = _ensure_groups(staff["facilitator"])
         groups[DEMO_GROUP] = _ensure_demo_group(staff["facilitator"])
@@ -72,8 +72,6 @@ def load() -> DemoSummary:
             _make_history(groups, clients, today)
         ensure_session(groups[DEMO_GROUP], today)
         for code in ("RP-AM", "TS-PM"):
-            from iop.sessions import meets_on
-
             if meets_on(groups[code], today):
                 ensure_session(groups[code], today)
         device = kiosks.issue_enrollment("Demo kiosk")
@@ -158,7 +156,7 @@ def _ensure_clients(groups: dict[str, Group], today: date) -> tuple[dict[str, Cl
     clients: dict[str, Client] = {}
     created = False
     monday = today - timedelta(days=today.weekday())
-    for client_id, first, last, level, weeks, hours, days, codes, phases in CLIENTS:
+    for client_id, first, last, level, weeks, weekly_hours, days, codes, phases in CLIENTS:
         client = db_session.scalar(select(Client).where(Client.client_id == client_id))
         if client is None:
             created = True
@@ -168,7 +166,7 @@ def _ensure_clients(groups: dict[str, Group], today: date) -> tuple[dict[str, Cl
                 client.groups.append(groups[DEMO_GROUP])
             start = monday - timedelta(weeks=weeks) + timedelta(days=2 if client_id == "C1005" else 0)
             plan = Plan(level_of_care=level, start_date=start, end_date=start + timedelta(weeks=12, days=-1),
-                        weekly_minutes=hours * 60, days_per_week=days)
+                        weekly_minutes=weekly_hours * 60, days_per_week=days)
             for first_week, last_week, phase_hours, phase_days in phases or []:
                 plan.phases.append(PlanPhase(first_week=first_week, last_week=last_week,
                                              weekly_minutes=phase_hours * 60, days_per_week=phase_days))

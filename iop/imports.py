@@ -12,7 +12,7 @@ import io
 import re
 import sys
 import time as wall
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
