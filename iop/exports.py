@@ -104,16 +104,9 @@ def _streamed(query):
     return db.session().execute(query.execution_options(yield_per=FETCH_ROWS))
 
 
-def credited_minutes_column(now: datetime):
-    """Rule 1 in SQL (hours.credited_minutes_sql); excused records earn nothing (rule 7) even if
-    someone typed times on them."""
-    return case((Attendance.status == "excused", 0),
-                else_=hours.credited_minutes_sql(Attendance, GroupSession, now))
-
-
 def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
     tz = current_app.config["PROGRAM_TZ"]
-    credited = credited_minutes_column(now)
+    credited = hours.credited_minutes_sql(Attendance, GroupSession, now)
     query = (
         select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
                GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at, credited,

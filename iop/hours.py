@@ -325,7 +325,8 @@ def _div_pg(element, compiler, **kw):
 
 def credited_minutes_sql(attendance, group_session, now: datetime | None) -> ColumnElement[int]:
     """Rule 1 (with rule 2's open check-out up to now) as a column expression over a join of
-    Attendance and GroupSession; 0 for records without a check-in (the caller leaves out excused ones).
+    Attendance and GroupSession; 0 for excused records (rule 7, even if times were typed on them)
+    and for records without a check-in.
     With `now` None the statement takes it at execution, as the parameter `hours_now`.
 
     The earlier end and the later start are chosen on the stored times themselves (on SQLite the
@@ -336,7 +337,8 @@ def credited_minutes_sql(attendance, group_session, now: datetime | None) -> Col
         bindparam("hours_now", now, type_=UTCDateTime())
     seconds = (epoch_seconds(least(func.coalesce(attendance.check_out_at, now_param), group_session.ends_at))
                - epoch_seconds(greatest(attendance.check_in_at, group_session.starts_at)))
-    return case((attendance.check_in_at.is_(None), 0), else_=floor_div_60(greatest(0, seconds)))
+    return case((attendance.check_in_at.is_(None), 0), (attendance.status != "present", 0),
+                else_=floor_div_60(greatest(0, seconds)))
 
 
 # ---- one week for many clients ---------------------------------------------------------------
