@@ -274,13 +274,17 @@ def _uuid() -> str:
 class Screen:
     """A python-socketio client that records every event it receives, with waits on them."""
 
-    def __init__(self, name: str, cookies: str | None = None, reconnection: bool = True):
+    def __init__(self, name: str, cookies: str | None = None, reconnection: bool = True, ssl_verify: bool = True):
         import socketio
 
         self.name = name
         self.cookies = cookies
-        self.client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
+        self.client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2, ssl_verify=ssl_verify,
                                       reconnection_delay_max=1, randomization_factor=0.2)
+        if not ssl_verify:  # a self-signed test certificate; REQUESTS_CA_BUNDLE would override verify=False
+            self.client.eio.http = requests.Session()
+            self.client.eio.http.trust_env = False
+            self.client.eio.http.verify = False
         self.events: list[tuple[float, str, object]] = []
         self.connects = 0
         self._changed = threading.Condition()
@@ -512,3 +516,46 @@ def display_token(http: requests.Session, base_url: str, session_id: int) -> str
     match = re.search(r'href="[^"]*/facilitator/display/([^"/?]+)"', page.text)
     assert match, "no Room display link on the control page"
     return match.group(1)
+
+
+# ---- the sample nginx site (deploy/nginx.conf) in front of the web processes ---------------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class Nginx(Process):
+    """deploy/nginx.conf as shipped, with only its addresses, ports and certificate made local."""
+
+    def __init__(self, folder: Path, backends: list[int]):
+        import subprocess as sp
+
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        site = (Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf").read_text()
+        cert, key = folder / "nginx.crt", folder / "nginx.key"
+        sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)
+        site = site.replace("server 127.0.0.1:8001", f"server 127.0.0.1:{backends[0]}")
+        site = site.replace("server 127.0.0.1:8002", f"server 127.0.0.1:{backends[1]}")
+        site = re.sub(r"server \{\s*listen 80;.*?\n\}\n", "", site, flags=re.S)  # the http -> https redirect
+        site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{self.port} ssl http2;")
+        site = site.replace("listen [::]:443 ssl http2;\n", "")
+        site = site.replace("/etc/ssl/certs/iop.example.org.pem", str(cert))
+        site = site.replace("/etc/ssl/private/iop.example.org.key", str(key))
+        (folder / "iop-site.conf").write_text(site)
+        (folder / "nginx.conf").write_text(
+            f"pid {folder}/nginx.pid;\nerror_log {folder}/nginx-error.log;\ndaemon off;\nevents {{}}\n"
+            f"http {{ access_log off; client_body_temp_path {folder}; proxy_temp_path {folder}; "
+            f"fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder}; "
+            f"include {folder}/iop-site.conf; }}\n")
+        super().__init__("nginx", [NGINX, "-c", str(folder / "nginx.conf"), "-p", str(folder)], dict(os.environ),
+                         folder)
+
+    def start(self):
+        super().start()
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if time.monotonic() > deadline or not self.alive():
+                raise AssertionError(f"nginx did not start:\n{self.log()}")
+            time.sleep(0.05)
+        return self

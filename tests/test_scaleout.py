@@ -6,6 +6,7 @@ skips without them, fails without them in CI. The tests run in order and share o
 """
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -156,6 +157,44 @@ def test_the_scheduler_process_reaches_screens_on_the_web_processes(deployment, 
     assert done.returncode == 0, done.stderr[-2000:]
     count = display.wait_for("headcount", after=pushed)
     assert count["session_id"] == session_id and count["count"] >= 2
+
+
+@pytest.mark.skipif(not os.path.exists(servers.NGINX), reason="nginx is not installed (apt-get install nginx-light)")
+def test_the_sample_nginx_site_keeps_each_browser_on_one_process_and_upgrades_websockets(deployment, live, tmp_path):
+    """deploy/nginx.conf in front of A and B: the long-polling handshake and its follow-up requests only
+    work if every request of a browser reaches the same process (sticky cookie); WebSockets upgrade."""
+    import requests
+    import urllib3
+
+    urllib3.disable_warnings()
+    session_id = live["session_id"]
+    proxy = servers.Nginx(tmp_path, [live["a"].port, live["b"].port]).start()
+    try:
+        http = requests.Session()
+        http.trust_env, http.verify = False, False  # a self-signed certificate
+        assert http.get(proxy.url + "/healthz", timeout=10).status_code == 200
+        route = http.cookies.get("iop_route")
+        assert route, "nginx hands out the sticky cookie"
+        for _ in range(5):
+            http.get(proxy.url + "/api/ping", timeout=10)
+        assert http.cookies.get("iop_route") == route, "the cookie is handed out once, then kept"
+
+        for transports in (["polling"], ["websocket"], ["polling", "websocket"]):
+            display = servers.Screen(f"display via nginx {transports}", ssl_verify=False)  # a self-signed cert
+            deployment.screens.append(display)
+            display.connect(proxy.url, auth={"display_token": live["display_token"]}, transports=tuple(transports))
+            display.follow(session_id)
+            state = display.wait_for("state")
+            for index in (state["step_index"] + 1) % state["step_count"], state["step_index"]:
+                pressed = time.monotonic()
+                control = deployment.screen("control for nginx", cookies=live["cookies"]).connect(live["a"].url)
+                control.client.emit("step", {"session_id": session_id, "index": index})
+                display.wait_for("step", lambda s, i=index: s["step_index"] == i, after=pressed)
+                control.close()
+            assert display.client.transport() == transports[-1], display.client.transport()
+            display.close()
+    finally:
+        proxy.stop()
 
 
 def test_killing_a_leaves_b_serving_and_the_display_returns_at_the_current_step(deployment, live):
