@@ -315,7 +315,7 @@ class Screen:
         self.client.emit("join", {"session_id": session_id})
         return self
 
-    def wait_for(self, event: str, predicate=lambda data: True, timeout: float = 5.0, after: float = 0.0):
+    def wait_for(self, event: str, predicate=lambda data: True, timeout: float = 10.0, after: float = 0.0):
         """The first `event` received after monotonic time `after` whose data satisfies `predicate`."""
         deadline = time.monotonic() + timeout
         with self._changed:
