@@ -66,6 +66,8 @@ def serve_command(host, port, with_demo, use_https, cert, key):
     app = current_app._get_current_object()
     migrate.upgrade(app)
     ssl_context = serving.ssl_context(app, cert, key) if use_https else None
+    if ssl_context:  # served over TLS: staff cookies never travel in clear text (as with IOP_HTTPS=on)
+        app.config.update(PREFERRED_URL_SCHEME="https", SESSION_COOKIE_SECURE=True)
     base = serving.base_url(host, port, https=bool(ssl_context))
     if with_demo:
         click.echo(demo.describe(demo.load(), base_url=base))
