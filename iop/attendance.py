@@ -5,14 +5,16 @@ audit every manual change. Corrections void a record and add a new one; nothing 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from iop import audit, clock, db, hours
-from iop.models import Attendance, Client, ClientGroup, GroupSession, StaffUser
-from iop.sessions import ensure_session, local_date, meets_on, program_tz
+from iop.models import WEEKDAY_NAMES, Attendance, Client, ClientGroup, Group, GroupSession, StaffUser
+from iop.sessions import ensure_session, local_date, local_to_utc, program_tz
 
 
 class AttendanceError(ValueError):
@@ -24,7 +26,11 @@ class AttendanceError(ValueError):
 
 
 def opens_at(meeting: GroupSession) -> datetime:
-    return meeting.starts_at - timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"])
+    return _opens_before(meeting.starts_at)
+
+
+def _opens_before(starts: datetime) -> datetime:
+    return starts - timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"])
 
 
 def is_open_at(meeting: GroupSession, moment: datetime) -> bool:
@@ -32,17 +38,76 @@ def is_open_at(meeting: GroupSession, moment: datetime) -> bool:
     return meeting.status not in ("closed", "cancelled") and opens_at(meeting) <= moment < meeting.ends_at
 
 
-def session_open_for(client: Client, moment: datetime) -> GroupSession | None:
-    """The client's group session open at `moment` (made from the schedule if the job has not yet)."""
-    day = local_date(moment, program_tz())
+class OpenSession(NamedTuple):
+    """A session as the kiosk needs it: its window, state, and the group's name and room."""
+
+    id: int
+    group_id: int
+    date: date
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    closed_at: datetime | None
+    group_name: str
+    room: str
+
+
+@functools.cache
+def _client_sessions_statement():
+    """Each of the client's groups (by code) with its sessions dated :day or :next_day, if any."""
+    from sqlalchemy import and_
+
+    member, group, meeting = ClientGroup.__table__.c, Group.__table__.c, GroupSession.__table__.c
+    return (select(group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
+                   meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at)
+            .select_from(ClientGroup.__table__.join(Group.__table__, group.id == member.group_id)
+                         .outerjoin(GroupSession.__table__,
+                                    and_(meeting.group_id == group.id,
+                                         meeting.date.in_([bindparam("day"), bindparam("next_day")]))))
+            .where(member.client_id == bindparam("client_pk"))
+            .order_by(group.code, meeting.date))
+
+
+def client_sessions_near(client_pk: int, day: date) -> tuple[list[tuple], dict[tuple[int, date], OpenSession]]:
+    """The client's groups (id, active, weekdays, start, end, name, room), in code order, and their
+    sessions dated `day` or the day after, by (group id, date): one query."""
+    groups, sessions = {}, {}
+    for (group_id, active, weekdays, start, end, name, room, session_id, date_, starts, ends, status,
+         closed_at) in db.session().connection().execute(
+            _client_sessions_statement(), {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1)}):
+        groups.setdefault(group_id, (group_id, active, weekdays, start, end, name, room or ""))
+        if session_id is not None:
+            sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, status, closed_at,
+                                                      name, room or "")
+    return list(groups.values()), sessions
+
+
+def session_open_for(client_pk: int, moment: datetime) -> OpenSession | None:
+    """The client's group session open at `moment`: found in one query; made from the schedule only
+    when the day has no session yet and its window is open now (the scheduler makes the others)."""
+    tz = program_tz()
+    day = local_date(moment, tz)
+    groups, sessions = client_sessions_near(client_pk, day)
     candidates = []
-    for group in client.groups:
+    for group_id, active, weekdays, start, end, _name, _room in groups:
+        meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
         for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
-            if meets_on(group, date_):
-                meeting = ensure_session(group, date_)
-                if is_open_at(meeting, moment):
-                    candidates.append(meeting)
+            if date_.weekday() not in meets:
+                continue
+            meeting = sessions.get((group_id, date_))
+            if meeting is None:
+                starts, ends = local_to_utc(date_, start, tz), local_to_utc(date_, end, tz)
+                if not _opens_before(starts) <= moment < ends:
+                    continue
+                meeting = _open_session(ensure_session(db.session().get(Group, group_id), date_))
+            if is_open_at(meeting, moment):
+                candidates.append(meeting)
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
+
+
+def _open_session(meeting: GroupSession) -> OpenSession:
+    return OpenSession(meeting.id, meeting.group_id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status,
+                       meeting.closed_at, meeting.group.name, meeting.group.room or "")
 
 
 def live_attendance(meeting_id: int, client_pk: int) -> Attendance | None:
@@ -88,6 +153,79 @@ def check_out(record: Attendance, at: datetime, source: str = "kiosk", by_user: 
     db.session().flush()
     _audit_manual("attendance.check_out", record, by_user, reason)
     return record
+
+
+class Visit(NamedTuple):
+    """A live attendance as the kiosk decides on it (plain values, no ORM object to build)."""
+
+    id: int
+    session_id: int
+    status: str
+    check_in_at: datetime | None
+    check_out_at: datetime | None
+
+
+@functools.cache
+def _visits_statement():
+    from sqlalchemy import union_all
+
+    record, meeting = Attendance.__table__.c, GroupSession.__table__.c
+    columns = (record.id, record.session_id, record.status, record.check_in_at, record.check_out_at)
+    here = select(*columns).where(record.session_id == bindparam("session_id"),
+                                  record.client_id == bindparam("client_pk"), record.voided_at.is_(None))
+    elsewhere = (select(*columns).select_from(Attendance.__table__.join(GroupSession.__table__,
+                                                                         meeting.id == record.session_id))
+                 .where(record.client_id == bindparam("client_pk"), record.voided_at.is_(None),
+                        record.check_in_at.is_not(None), record.check_out_at.is_(None),
+                        meeting.id != bindparam("session_id"), meeting.ends_at > bindparam("at")))
+    return union_all(here, elsewhere)
+
+
+def kiosk_visits(session_id: int, client_pk: int, at: datetime) -> tuple[Visit | None, list[Visit]]:
+    """In one query: the client's live record in this session (or None), and their records open in
+    other sessions that end after `at` (check_in ends those: one room at a time)."""
+    here, elsewhere = None, []
+    for row in db.session().connection().execute(
+            _visits_statement(), {"session_id": session_id, "client_pk": client_pk, "at": at}):
+        visit = Visit(*row)
+        if visit.session_id == session_id:
+            here = visit
+        else:
+            elsewhere.append(visit)
+    return here, elsewhere
+
+
+def kiosk_check_in(session_id: int, client_pk: int, at: datetime, elsewhere: list[Visit],
+                   check_out_at: datetime | None = None, check_out_source: str | None = None) -> None:
+    """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
+    The caller found no live record here (kiosk_visits); a racing one meets the unique index
+    (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session)."""
+    record = Attendance.__table__
+    connection = db.session().connection()
+    for other in elsewhere:
+        if other.check_in_at <= at:
+            _kiosk_check_out(connection, other.id, at, "kiosk")
+    connection.execute(record.insert(), {
+        "session_id": session_id, "client_id": client_pk, "status": "present", "source": "kiosk",
+        "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source})
+
+
+def kiosk_check_out(visit: Visit, at: datetime) -> None:
+    """check_out(source="kiosk") of a live record the caller read in this transaction."""
+    if visit.check_in_at is None or visit.check_out_at is not None or at < visit.check_in_at:
+        raise AttendanceError("cannot_check_out", "This visit cannot be checked out now.")
+    _kiosk_check_out(db.session().connection(), visit.id, at, "kiosk")
+
+
+@functools.cache
+def _check_out_statement():
+    record = Attendance.__table__
+    return (record.update().where(record.c.id == bindparam("attendance_id"))
+            .values(check_out_at=bindparam("out_at"), check_out_source=bindparam("out_source")))
+
+
+def _kiosk_check_out(connection, attendance_id: int, at: datetime, source: str) -> None:
+    connection.execute(_check_out_statement(), {"attendance_id": attendance_id, "out_at": at, "out_source": source})
 
 
 def excuse(meeting: GroupSession, client: Client, by_user: StaffUser, reason: str) -> Attendance:

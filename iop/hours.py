@@ -504,16 +504,23 @@ def group_windows(monday: date, tz: ZoneInfo) -> dict[int, list[tuple[datetime, 
     A dated session keeps its own window (the group's schedule may have changed since it was made);
     a cancelled or closed session offers nothing more; days without a session row follow the schedule."""
     from iop import db
-    from iop.models import WEEKDAY_NAMES
-    from iop.sessions import local_to_utc
 
     sunday = monday + timedelta(days=6)
     connection = db.session().connection()
     dated: dict[tuple[int, date], tuple[str, datetime, datetime]] = {
         (group_id, day): (status, starts, ends) for group_id, day, status, starts, ends
         in connection.execute(_week_sessions_statement(), {"first": monday, "last": sunday}).all()}
+    return _windows_of(monday, tz, connection.execute(_active_groups_statement()).all(), dated)
+
+
+def _windows_of(monday: date, tz: ZoneInfo, groups, dated) -> dict[int, list[tuple[datetime, datetime]]]:
+    """group_windows from its rows: `groups` (id, weekdays, start, end) of active groups and the week's
+    `dated` sessions {(group_id, day): (status, starts, ends)}. Shared with the one-client week below."""
+    from iop.models import WEEKDAY_NAMES
+    from iop.sessions import local_to_utc
+
     windows: dict[int, list[tuple[datetime, datetime]]] = {}
-    for group_id, weekdays, start, end in connection.execute(_active_groups_statement()).all():
+    for group_id, weekdays, start, end in groups:
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()}
         for offset in range(7):
             day = monday + timedelta(days=offset)
@@ -571,9 +578,14 @@ def remaining_by_client(monday: date, now: datetime, tz: ZoneInfo,
         if len(group_ids) == 1:
             remaining[client_pk] = per_group[group_ids[0]]
         else:
-            remaining[client_pk] = remaining_minutes(
-                merged_windows(w for group_id in group_ids for w in windows[group_id]), now)
+            remaining[client_pk] = _remaining_across(windows, group_ids, now)
     return remaining
+
+
+def _remaining_across(windows: dict[int, list[tuple[datetime, datetime]]], group_ids: Sequence[int],
+                      now: datetime) -> int:
+    """Minutes still to come in several groups' windows, overlaps counted once."""
+    return remaining_minutes(merged_windows(w for group_id in group_ids for w in windows[group_id]), now)
 
 
 def _full_day_minutes(full_day_minutes: int | None) -> int:
@@ -651,3 +663,108 @@ def client_weeks(client_pk: int, first_monday: date, last_monday: date, now: dat
                   sum(1 for minutes in by_day.values() if is_full_day(minutes, full_day)))
         weeks.append(figures_for_week(client_pk, monday, totals, plans, week_over, still_possible))
     return weeks
+
+
+# ---- one client's week (the kiosk's greeting) --------------------------------------------------
+# week_figures for one client, in three small indexed queries: the client's attendance of the
+# week (by ix_attendance_client_id), their plans, and only their own groups' windows. The kiosk
+# answers every scan with it; tests/test_scan_speed_paths.py holds it equal to week_figures.
+
+class WeekBasis(NamedTuple):
+    """What a client's week needs besides attendance: the plans and the minutes still to come.
+    The kiosk reads it before its write transaction: a scan changes neither."""
+
+    client_pk: int
+    week_start: date
+    plans: tuple[PlanTerms, ...]
+    week_over: bool
+    still_possible: int
+
+
+@functools.cache
+def _client_groups_week_statement():
+    """The client's active groups, each with its sessions dated :first..:last (if any)."""
+    from sqlalchemy import and_, select
+
+    from iop.models import ClientGroup, Group, GroupSession
+
+    member, group, meeting = ClientGroup.__table__.c, Group.__table__.c, GroupSession.__table__.c
+    return (select(group.id, group.weekdays, group.start, group.end, meeting.date, meeting.status,
+                   meeting.starts_at, meeting.ends_at)
+            .select_from(ClientGroup.__table__.join(Group.__table__, group.id == member.group_id)
+                         .outerjoin(GroupSession.__table__,
+                                    and_(meeting.group_id == group.id,
+                                         meeting.date.between(bindparam("first"), bindparam("last")))))
+            .where(member.client_id == bindparam("client_pk"), group.active.is_(True)))
+
+
+def client_week_basis(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) -> WeekBasis:
+    """The plans touching the week and, while it runs, the minutes the client's own groups still offer
+    (remaining_by_client for one client, from only their groups' windows)."""
+    from iop import db
+
+    sunday = monday + SIX_DAYS
+    plans = tuple(plans_touching(monday, sunday, [client_pk]).get(client_pk, ()))
+    week_over = now >= week_bounds(monday, tz)[1]
+    if week_over:
+        return WeekBasis(client_pk, monday, plans, True, 0)
+    groups, dated = {}, {}
+    for group_id, weekdays, start, end, day, status, starts, ends in db.session().connection().execute(
+            _client_groups_week_statement(), {"client_pk": client_pk, "first": monday, "last": sunday}):
+        groups[group_id] = (group_id, weekdays, start, end)
+        if day is not None:
+            dated[(group_id, day)] = (status, starts, ends)
+    windows = _windows_of(monday, tz, groups.values(), dated)
+    group_ids = [group_id for group_id in groups if group_id in windows]
+    if not group_ids:
+        still_possible = 0
+    elif len(group_ids) == 1:
+        still_possible = remaining_minutes(windows[group_ids[0]], now)
+    else:
+        still_possible = _remaining_across(windows, group_ids, now)
+    return WeekBasis(client_pk, monday, plans, False, still_possible)
+
+
+@functools.cache
+def _client_days_statement():
+    """(day, credited minutes) of one client for sessions dated :first..:last, from their own
+    attendance (ix_attendance_client_id), with the same rule-1 expression as the board's."""
+    from sqlalchemy import select
+
+    from iop.models import Attendance, GroupSession
+
+    return (select(GroupSession.date, func.sum(credited_minutes_sql(Attendance, GroupSession, None)))
+            .select_from(Attendance)
+            .join(GroupSession, GroupSession.id == Attendance.session_id)
+            .where(Attendance.client_id == bindparam("client_pk"), Attendance.voided_at.is_(None),
+                   Attendance.status == "present",
+                   GroupSession.date.between(bindparam("first"), bindparam("last")))
+            .group_by(GroupSession.date))
+
+
+def client_minutes_by_day(client_pk: int, first: date, last: date, now: datetime) -> dict[date, int]:
+    """{date: credited minutes} of one client for sessions dated first..last (one indexed query)."""
+    from iop import db
+
+    rows = db.session().connection().execute(
+        _client_days_statement(), {"client_pk": client_pk, "first": first, "last": last, "hours_now": now})
+    return {day: int(minutes or 0) for day, minutes in rows}
+
+
+def client_week_from(basis: WeekBasis, minutes_by_date: dict[date, int],
+                     full_day_minutes: int | None = None) -> WeekFigures:
+    """The client's WeekFigures from the basis and their credited minutes per date (other dates ignored)."""
+    monday, full_day = basis.week_start, _full_day_minutes(full_day_minutes)
+    sunday = monday + SIX_DAYS
+    week = [minutes for day, minutes in minutes_by_date.items() if monday <= day <= sunday]
+    totals = (sum(week), sum(1 for minutes in week if minutes > 0),
+              sum(1 for minutes in week if is_full_day(minutes, full_day)))
+    return figures_for_week(basis.client_pk, monday, totals, basis.plans, basis.week_over, basis.still_possible)
+
+
+def client_week(client_pk: int, monday: date, now: datetime, tz: ZoneInfo,
+                full_day_minutes: int | None = None) -> WeekFigures:
+    """week_figures(monday, now, tz, [client_pk])[client_pk], for one client in three small queries."""
+    basis = client_week_basis(client_pk, monday, now, tz)
+    return client_week_from(basis, client_minutes_by_day(client_pk, monday, monday + SIX_DAYS, now),
+                            full_day_minutes)

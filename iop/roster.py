@@ -7,6 +7,8 @@ screen of the session, the room display included. A failed push never undoes a c
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -104,8 +106,28 @@ def roster_payload(meeting: GroupSession) -> dict:
             "headcount": sum(1 for e in entries if e["state"] == "in")}
 
 
+PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this time
+
+
 def publish(session_id: int) -> None:
-    """Push the session's roster to its facilitator screens and the headcount to its displays."""
+    """Push the session's roster to its facilitator screens and the headcount to its displays.
+
+    Coalesced per session: the first change after a quiet spell is pushed at once, on the caller's
+    thread; changes within PUBLISH_EVERY of a push are pushed together, once, by a background task
+    at the end of that time, built from the database as it stands then (so the last push is always
+    the final roster). Nothing is built when no screen of this process follows the session and no
+    message queue carries pushes to other processes' screens."""
+    if not _followed(session_id):
+        return
+    app = current_app._get_current_object()
+    if _coalescer(app).claim(session_id):
+        try:
+            _push(session_id)
+        finally:
+            _coalescer(app).done(session_id)
+
+
+def _push(session_id: int) -> None:
     try:
         meeting = db.session().get(GroupSession, session_id, populate_existing=True)
         if meeting is None:
@@ -115,6 +137,100 @@ def publish(session_id: int) -> None:
         realtime.emit_to_session("headcount", {"session_id": session_id, "count": payload["headcount"]}, session_id)
     except Exception as exc:  # the check-in is saved; a screen that missed this asks for state on reconnect
         log.warning("roster push for session %s failed: %s", session_id, type(exc).__name__)
+
+
+def _followed(session_id: int) -> bool:
+    """Whether a push for this session can reach any screen: one of this process's sockets is in the
+    session's rooms, or a message queue may carry it to another process's screens."""
+    import socketio as python_socketio
+
+    from iop import socketio
+
+    server = socketio.server
+    if server is None or isinstance(server.manager, python_socketio.PubSubManager):
+        return True
+    rooms = server.manager.rooms.get("/") or {}
+    return bool(rooms.get(realtime.session_room(session_id))) or bool(rooms.get(realtime.staff_room(session_id)))
+
+
+class _Coalescer:
+    """Per app: when each session's roster was last pushed, and the pushes waiting for their time."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Condition()
+        self.last: dict[int, float] = {}  # session id -> monotonic time its last push began
+        self.due: dict[int, float] = {}  # session id -> when its waiting push is due
+        self.busy: set[int] = set()  # sessions being pushed now
+        self.worker_running = False
+
+    def claim(self, session_id: int) -> bool:
+        """True: push now (the caller does, then calls done). False: a push is already due or
+        running, or one went out less than PUBLISH_EVERY ago: the background task pushes later."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.last.get(session_id)
+            if session_id not in self.busy and session_id not in self.due and (
+                    last is None or now - last >= PUBLISH_EVERY):
+                self.busy.add(session_id)
+                self.last[session_id] = now
+                if len(self.last) > 1000:  # forget sessions quiet for a while
+                    self.last = {sid: t for sid, t in self.last.items() if now - t < PUBLISH_EVERY}
+                return True
+            if session_id not in self.due:
+                # A push running now may have read the database before this change committed.
+                self.due[session_id] = max(now, (last or now) + PUBLISH_EVERY)
+                self.lock.notify()
+                if not self.worker_running:
+                    self.worker_running = True
+                    from iop import socketio
+
+                    socketio.start_background_task(self._work)
+            return False
+
+    def done(self, session_id: int) -> None:
+        with self.lock:
+            self.busy.discard(session_id)
+            if session_id in self.due:
+                self.lock.notify()
+
+    def _work(self) -> None:
+        """Push each waiting session when it is due; stop after a quiet second (started again on demand)."""
+        while True:
+            with self.lock:
+                while True:
+                    now = time.monotonic()
+                    ready = [sid for sid, at in self.due.items() if at <= now and sid not in self.busy]
+                    if ready:
+                        break
+                    if not self.due:
+                        self.lock.wait(1.0)
+                        if not self.due:
+                            self.worker_running = False
+                            return
+                        continue
+                    self.lock.wait(max(0.001, min(self.due.values()) - now))
+                for sid in ready:
+                    del self.due[sid]
+                    self.busy.add(sid)
+                    self.last[sid] = now
+            for sid in ready:
+                try:
+                    with self.app.app_context():
+                        _push(sid)
+                finally:
+                    self.done(sid)
+
+
+def _coalescer(app) -> _Coalescer:
+    coalescer = app.extensions.get("iop.roster_coalescer")
+    if coalescer is None:
+        with _COALESCER_LOCK:
+            coalescer = app.extensions.setdefault("iop.roster_coalescer", _Coalescer(app))
+    return coalescer
+
+
+_COALESCER_LOCK = threading.Lock()
 
 
 def publish_help_request(kiosk_name: str) -> int:

@@ -20,6 +20,7 @@ Decisions (README "Kiosk"):
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -28,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from iop import attendance, cards, clock, db, hours
-from iop.models import Client, GroupSession, KioskDevice, Scan
+from iop import attendance, cards, clock, db, hours, kiosks
+from iop.models import Client, KioskDevice, Scan
 from iop.sessions import local_date, program_tz
 
 log = logging.getLogger(__name__)
@@ -172,38 +173,54 @@ _LIMITER_LOCK = threading.Lock()
 
 
 # ---- the use case ------------------------------------------------------------------------------
+# A scan's whole cost is on the kiosk's wait and on every other kiosk's (one server, few cores), so
+# the path is lean: plain statements, nothing read twice, and on SQLite the write lock held only
+# for the transaction that must see the latest rows (the session, the visit, the week's minutes).
+# What a scan cannot change (the client's plans, their groups' windows) is read before it.
 
 def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
-    """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out."""
+    """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out.
+
+    The scan's row is written last in its transaction: a scan_id seen before collides on its key,
+    the whole transaction rolls back, and the stored answer is given (a retry, however it races)."""
     now = clock.now()
-    stored = _stored_answer(request.scan_id, kiosk_id)
-    if stored is not None:
-        return stored
     if limiter().blocked(kiosk_id, now):
-        return refusal("too_many_attempts")
+        return _stored_answer(request.scan_id, kiosk_id) or refusal("too_many_attempts")
     try:
         at = scan_time(request.scanned_at, now)
     except ScanRefused as exc:
         at, early = now, refusal(exc.code)
     else:
         early = None
+    token = None
+    if early is None:
+        try:
+            token = cards.read_card(request.code)
+        except cards.CardError:
+            early = refusal("unknown_card")
+    read_first = token is not None and db.database().write_lock is not None  # SQLite: keep the lock short
     answer = None
     for attempt in range(3):
         try:
-            with db.transaction() as db_session:
-                row = Scan(scan_id=request.scan_id, kiosk_id=kiosk_id, received_at=now, scanned_at=at,
-                           http_status=0, response={})
-                db_session.add(row)
-                db_session.flush()  # a repeated scan_id stops here (primary key), before any work
-                answer = early or _decide(request.code, at, now)
-                row.client_id = answer.client_pk
-                row.http_status = answer.status
-                row.response = answer.body
-                db_session.get(KioskDevice, kiosk_id).last_seen_at = now
+            basis = _week_basis(token.client_pk, at, now) if read_first else None
+            with db.transaction():
+                answer = early or _decide(token, kiosk_id, at, now, basis)
+                if answer.code == "not_enrolled":
+                    raise _KioskRevoked
+                seen = kiosks.seen_due(kiosk_id, now)
+                if seen:
+                    _note_kiosk_seen(kiosk_id, now)
+                _store(request.scan_id, kiosk_id, now, at, answer)
+            if seen:
+                kiosks.note_seen(kiosk_id, now)
             break
+        except _KioskRevoked:
+            kiosks.forget(kiosk_id)
+            return refusal("not_enrolled")
         except IntegrityError:
-            # Either this scan_id was stored by a racing retry (answer as it was answered), or two
-            # scans made the same day's session at once (PostgreSQL): try again on fresh data.
+            # Either this scan_id was stored by a racing retry (answer as it was answered), or a
+            # parallel scan of the same card checked in first, or made the day's session first
+            # (PostgreSQL): try again on fresh data, where the decision sees what won.
             stored = _stored_answer(request.scan_id, kiosk_id)
             if stored is not None:
                 return stored
@@ -214,6 +231,31 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     if answer.session_id is not None:
         _publish(answer.session_id)
     return answer
+
+
+class _KioskRevoked(Exception):
+    """The kiosk was revoked (in another process, since its cookie was read): write nothing."""
+
+
+@functools.cache
+def _store_statement():
+    return Scan.__table__.insert()
+
+
+def _store(scan_id: str, kiosk_id: int, now: datetime, at: datetime, answer: ScanAnswer) -> None:
+    db.session().connection().execute(_store_statement(), {
+        "scan_id": scan_id, "kiosk_id": kiosk_id, "client_id": answer.client_pk, "received_at": now,
+        "scanned_at": at, "http_status": answer.status, "response": answer.body})
+
+
+@functools.cache
+def _kiosk_seen_statement():
+    device = KioskDevice.__table__
+    return device.update().where(device.c.id == bindparam("kiosk_id")).values(last_seen_at=bindparam("seen_at"))
+
+
+def _note_kiosk_seen(kiosk_id: int, now: datetime) -> None:
+    db.session().connection().execute(_kiosk_seen_statement(), {"kiosk_id": kiosk_id, "seen_at": now})
 
 
 def _stored_answer(scan_id: str, kiosk_id: int) -> ScanAnswer | None:
@@ -235,87 +277,99 @@ def _publish(session_id: int) -> None:
         log.exception("roster publish failed for session %s", session_id)
 
 
-def _decide(code: str, at: datetime, now: datetime) -> ScanAnswer:
-    """Inside the scan's transaction: verify the card, find the session, write in or out."""
-    db_session = db.session()
-    try:
-        token = cards.read_card(code)
-    except cards.CardError:
-        return refusal("unknown_card")
-    client = db_session.get(Client, token.client_pk)
-    if client is None or token.version > client.card_version:
-        return refusal("unknown_card")
-    if token.version < client.card_version:
-        return refusal("revoked_card", client.id)
-    if client.status != "active":
-        return refusal("inactive_client", client.id)
-    meeting = session_at(client, at)
-    if meeting is None:
-        return refusal("no_session_now", client.id)
+def _week_basis(client_pk: int, at: datetime, now: datetime) -> hours.WeekBasis:
+    tz = program_tz()
+    return hours.client_week_basis(client_pk, hours.week_start(local_date(at, tz)), now, tz)
 
-    record = attendance.live_attendance(meeting.id, client.id)
+
+@functools.cache
+def _client_statement():
+    client, device = Client.__table__.c, KioskDevice.__table__.c
+    kiosk_revoked = (select(device.revoked_at).where(device.id == bindparam("kiosk_id"))
+                     .scalar_subquery().label("kiosk_revoked_at"))
+    return select(client.card_version, client.status, client.first_name, client.last_name, kiosk_revoked).where(
+        client.id == bindparam("client_pk"))
+
+
+def _decide(token: cards.CardToken, kiosk_id: int, at: datetime, now: datetime,
+            basis: hours.WeekBasis | None) -> ScanAnswer:
+    """Inside the scan's transaction: check the card and the kiosk, find the session, write in or out."""
+    connection = db.session().connection()
+    row = connection.execute(_client_statement(), {"client_pk": token.client_pk, "kiosk_id": kiosk_id}).first()
+    if row is not None and row.kiosk_revoked_at is not None:
+        return refusal("not_enrolled")
+    if row is None or token.version > row.card_version:
+        return refusal("unknown_card")
+    client_pk = token.client_pk
+    if token.version < row.card_version:
+        return refusal("revoked_card", client_pk)
+    if row.status != "active":
+        return refusal("inactive_client", client_pk)
+    meeting = session_at(client_pk, at)
+    if meeting is None:
+        return refusal("no_session_now", client_pk)
+
+    record, elsewhere = attendance.kiosk_visits(meeting.id, client_pk, at)
     if record is None:
-        try:
-            with db_session.begin_nested():
-                record = attendance.check_in(meeting, client, at, source="kiosk")
-                if meeting.status == "closed":
-                    closed = hours.close_check_out(meeting.closed_at or meeting.ends_at, meeting.ends_at)
-                    attendance.check_out(record, max(closed, at), source="close")
-            result = "checked_in"
-        except (IntegrityError, attendance.AttendanceError):
-            result = "already_checked_in"  # a parallel scan of the same card won the race
+        closed = None
+        if meeting.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
+            closed = max(hours.close_check_out(meeting.closed_at or meeting.ends_at, meeting.ends_at), at)
+        attendance.kiosk_check_in(meeting.id, client_pk, at, elsewhere, closed, "close" if closed else None)
+        result = "checked_in"
     elif record.status != "present" or record.check_in_at is None:
-        return refusal("see_staff", client.id)  # staff recorded this visit by hand (e.g. excused)
+        return refusal("see_staff", client_pk)  # staff recorded this visit by hand (e.g. excused)
     elif record.check_out_at is not None:
-        return refusal("already_checked_out", client.id)
+        return refusal("already_checked_out", client_pk)
     elif at - record.check_in_at >= timedelta(minutes=current_app.config["REPEAT_SCAN_MINUTES"]):
-        attendance.check_out(record, at, source="kiosk")
+        attendance.kiosk_check_out(record, at)
         result = "checked_out"
     else:
         result = "already_checked_in"
-    body = success_body(result, client, meeting, at, now)
+    body = success_body(result, display_name(row.first_name, row.last_name), meeting, at, now,
+                        basis or _week_basis(client_pk, at, now))
     return ScanAnswer(200, body, session_id=meeting.id if result != "already_checked_in" else None,
-                      client_pk=client.id)
+                      client_pk=client_pk)
 
 
-def session_at(client: Client, at: datetime) -> GroupSession | None:
+def display_name(first_name: str, last_name: str) -> str:
+    """Client.display_name from the two columns (the kiosk reads no Client object)."""
+    return Client(first_name=first_name, last_name=last_name).display_name
+
+
+def session_at(client_pk: int, at: datetime) -> attendance.OpenSession | None:
     """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
-    meeting = attendance.session_open_for(client, at)
+    meeting = attendance.session_open_for(client_pk, at)
     if meeting is not None:
         return meeting
-    day = local_date(at, program_tz())
-    group_ids = [group.id for group in client.groups]
-    if not group_ids:
-        return None
-    closed_since = db.session().scalars(select(GroupSession).where(
-        GroupSession.group_id.in_(group_ids), GroupSession.date.in_([day, day + timedelta(days=1)]),
-        GroupSession.status == "closed", GroupSession.closed_at > at)).all()
-    candidates = [m for m in closed_since if attendance.opens_at(m) <= at < m.ends_at]
+    _groups, near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
+    candidates = [m for m in near.values()
+                  if m.status == "closed" and m.closed_at is not None and m.closed_at > at
+                  and attendance.opens_at(m) <= at < m.ends_at]
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
-def success_body(result: str, client: Client, meeting: GroupSession, at: datetime, now: datetime) -> dict:
-    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py)."""
+def success_body(result: str, name: str, meeting: attendance.OpenSession, at: datetime, now: datetime,
+                 basis: hours.WeekBasis) -> dict:
+    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py),
+    from the client's minutes per day as this transaction leaves them."""
     tz = program_tz()
-    day = local_date(at, tz)
-    monday = hours.week_start(day)
-    figures = hours.week_figures(monday, now, tz, [client.id]).get(client.id)
-    today = hours.minutes_by_client_day(meeting.date, meeting.date, now, [client.id]).get(
-        (client.id, meeting.date), 0)
-    group = meeting.group
+    monday = basis.week_start
+    by_day = hours.client_minutes_by_day(basis.client_pk, min(monday, meeting.date),
+                                         max(monday + timedelta(days=6), meeting.date), now)
+    figures = hours.client_week_from(basis, by_day)
     return {
         "result": result,
-        "client": {"display_name": client.display_name},
+        "client": {"display_name": name},
         "session": {
             "id": meeting.id,
-            "group": group.name,
-            "room": group.room or "",
+            "group": meeting.group_name,
+            "room": meeting.room,
             "starts": meeting.starts_at.astimezone(tz).strftime("%H:%M"),
             "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
         },
         "week": {
-            "attended_minutes": figures.attended_minutes if figures else 0,
-            "target_minutes": figures.target_minutes if figures else 0,
+            "attended_minutes": figures.attended_minutes,
+            "target_minutes": figures.target_minutes,
         },
-        "today": {"attended_minutes": today},
+        "today": {"attended_minutes": by_day.get(meeting.date, 0)},
     }
