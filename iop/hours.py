@@ -428,7 +428,7 @@ def totals_by_client(first: date, last: date, now: datetime, full_day_minutes: i
 
 
 @functools.cache
-def _plans_statement(for_named_clients: bool):
+def _plans_statement(for_named_clients: bool, for_one_client: bool = False):
     """The plans touching :first..:last, one row per plan or per phase of a plan with phases.
     Plans are found by their end (indexed: open, or on or after :first). Dates come as ISO text,
     read in Python: SQLAlchemy's SQLite date reader runs a regular expression per value."""
@@ -443,7 +443,9 @@ def _plans_statement(for_named_clients: bool):
              .select_from(Plan.__table__.outerjoin(PlanPhase.__table__, phase.plan_id == plan.id))
              .where(plan.start_date <= bindparam("last"),
                     or_(plan.end_date.is_(None), plan.end_date >= bindparam("first"))))
-    if for_named_clients:
+    if for_one_client:  # a plain parameter: an expanding IN list is rendered again on every call
+        query = query.where(plan.client_id == bindparam("client_pk"))
+    elif for_named_clients:
         query = query.where(plan.client_id.in_(bindparam("client_pks", expanding=True)))
     return query
 
@@ -452,8 +454,11 @@ def plans_touching(first: date, last: date, client_pks: Sequence[int] | None = N
     """{client_pk: [PlanTerms]} of the plans whose dates touch first..last (one plain query)."""
     from iop import db
 
-    rows = db.session().connection().execute(_plans_statement(client_pks is not None),
-                                             _range_params(first, last, None, client_pks)).all()
+    return _plans_from_rows(db.session().connection().execute(_plans_statement(client_pks is not None),
+                                                              _range_params(first, last, None, client_pks)).all())
+
+
+def _plans_from_rows(rows) -> dict[int, list[PlanTerms]]:
     plans: dict[int, list[PlanTerms]] = {}
     staged: dict[int, tuple] = {}  # plans with phases wait until all their phases are read
     iso = date.fromisoformat
@@ -666,19 +671,17 @@ def client_weeks(client_pk: int, first_monday: date, last_monday: date, now: dat
 
 
 # ---- one client's week (the kiosk's greeting) --------------------------------------------------
-# week_figures for one client, in three small indexed queries: the client's attendance of the
-# week (by ix_attendance_client_id), their plans, and only their own groups' windows. The kiosk
-# answers every scan with it; tests/test_scan_speed_paths.py holds it equal to week_figures.
+# week_figures for one client, in three small indexed queries: the client's plans, their attendance
+# of the week (by ix_attendance_client_id) and only their own groups' windows. The kiosk answers
+# every scan with the first two; tests/test_scan_speed_paths.py holds client_week equal to week_figures.
 
-class WeekBasis(NamedTuple):
-    """What a client's week needs besides attendance: the plans and the minutes still to come.
-    The kiosk reads it before its write transaction: a scan changes neither."""
+def client_plans(client_pk: int, first: date, last: date) -> tuple[PlanTerms, ...]:
+    """The client's plans whose dates touch first..last (plans_touching for one client)."""
+    from iop import db
 
-    client_pk: int
-    week_start: date
-    plans: tuple[PlanTerms, ...]
-    week_over: bool
-    still_possible: int
+    rows = db.session().connection().execute(_plans_statement(True, True),
+                                             {"client_pk": client_pk, "first": first, "last": last}).all()
+    return tuple(_plans_from_rows(rows).get(client_pk, ()))
 
 
 @functools.cache
@@ -698,31 +701,23 @@ def _client_groups_week_statement():
             .where(member.client_id == bindparam("client_pk"), group.active.is_(True)))
 
 
-def client_week_basis(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) -> WeekBasis:
-    """The plans touching the week and, while it runs, the minutes the client's own groups still offer
-    (remaining_by_client for one client, from only their groups' windows)."""
+def client_remaining(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) -> int:
+    """remaining_by_client for one client: from only their own groups' windows (one query)."""
     from iop import db
 
-    sunday = monday + SIX_DAYS
-    plans = tuple(plans_touching(monday, sunday, [client_pk]).get(client_pk, ()))
-    week_over = now >= week_bounds(monday, tz)[1]
-    if week_over:
-        return WeekBasis(client_pk, monday, plans, True, 0)
     groups, dated = {}, {}
     for group_id, weekdays, start, end, day, status, starts, ends in db.session().connection().execute(
-            _client_groups_week_statement(), {"client_pk": client_pk, "first": monday, "last": sunday}):
+            _client_groups_week_statement(), {"client_pk": client_pk, "first": monday, "last": monday + SIX_DAYS}):
         groups[group_id] = (group_id, weekdays, start, end)
         if day is not None:
             dated[(group_id, day)] = (status, starts, ends)
     windows = _windows_of(monday, tz, groups.values(), dated)
     group_ids = [group_id for group_id in groups if group_id in windows]
     if not group_ids:
-        still_possible = 0
-    elif len(group_ids) == 1:
-        still_possible = remaining_minutes(windows[group_ids[0]], now)
-    else:
-        still_possible = _remaining_across(windows, group_ids, now)
-    return WeekBasis(client_pk, monday, plans, False, still_possible)
+        return 0
+    if len(group_ids) == 1:
+        return remaining_minutes(windows[group_ids[0]], now)
+    return _remaining_across(windows, group_ids, now)
 
 
 @functools.cache
@@ -751,20 +746,21 @@ def client_minutes_by_day(client_pk: int, first: date, last: date, now: datetime
     return {day: int(minutes or 0) for day, minutes in rows}
 
 
-def client_week_from(basis: WeekBasis, minutes_by_date: dict[date, int],
-                     full_day_minutes: int | None = None) -> WeekFigures:
-    """The client's WeekFigures from the basis and their credited minutes per date (other dates ignored)."""
-    monday, full_day = basis.week_start, _full_day_minutes(full_day_minutes)
+def week_minutes(minutes_by_date: dict[date, int], monday: date) -> list[int]:
+    """The credited minutes of each attended date of the week of `monday` (other dates left out)."""
     sunday = monday + SIX_DAYS
-    week = [minutes for day, minutes in minutes_by_date.items() if monday <= day <= sunday]
-    totals = (sum(week), sum(1 for minutes in week if minutes > 0),
-              sum(1 for minutes in week if is_full_day(minutes, full_day)))
-    return figures_for_week(basis.client_pk, monday, totals, basis.plans, basis.week_over, basis.still_possible)
+    return [minutes for day, minutes in minutes_by_date.items() if monday <= day <= sunday]
 
 
 def client_week(client_pk: int, monday: date, now: datetime, tz: ZoneInfo,
                 full_day_minutes: int | None = None) -> WeekFigures:
     """week_figures(monday, now, tz, [client_pk])[client_pk], for one client in three small queries."""
-    basis = client_week_basis(client_pk, monday, now, tz)
-    return client_week_from(basis, client_minutes_by_day(client_pk, monday, monday + SIX_DAYS, now),
-                            full_day_minutes)
+    sunday = monday + SIX_DAYS
+    full_day = _full_day_minutes(full_day_minutes)
+    week = week_minutes(client_minutes_by_day(client_pk, monday, sunday, now), monday)
+    totals = (sum(week), sum(1 for minutes in week if minutes > 0),
+              sum(1 for minutes in week if is_full_day(minutes, full_day)))
+    week_over = now >= week_bounds(monday, tz)[1]
+    still_possible = 0 if week_over else client_remaining(client_pk, monday, now, tz)
+    return figures_for_week(client_pk, monday, totals, client_plans(client_pk, monday, sunday), week_over,
+                            still_possible)

@@ -27,6 +27,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import bindparam, select
@@ -202,9 +203,9 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     answer = None
     for attempt in range(3):
         try:
-            basis = _week_basis(token.client_pk, at, now) if read_first else None
+            plans = _week_plans(token.client_pk, at) if read_first else None
             with db.transaction():
-                answer = early or _decide(token, kiosk_id, at, now, basis)
+                answer = early or _decide(token, kiosk_id, at, now, plans)
                 if answer.code == "not_enrolled":
                     raise _KioskRevoked
                 seen = kiosks.seen_due(kiosk_id, now)
@@ -277,9 +278,10 @@ def _publish(session_id: int) -> None:
         log.exception("roster publish failed for session %s", session_id)
 
 
-def _week_basis(client_pk: int, at: datetime, now: datetime) -> hours.WeekBasis:
-    tz = program_tz()
-    return hours.client_week_basis(client_pk, hours.week_start(local_date(at, tz)), now, tz)
+def _week_plans(client_pk: int, at: datetime) -> tuple[hours.PlanTerms, ...]:
+    """The client's plans touching the week of the scan (its target; a scan does not change them)."""
+    monday = hours.week_start(local_date(at, program_tz()))
+    return hours.client_plans(client_pk, monday, monday + timedelta(days=6))
 
 
 @functools.cache
@@ -292,7 +294,7 @@ def _client_statement():
 
 
 def _decide(token: cards.CardToken, kiosk_id: int, at: datetime, now: datetime,
-            basis: hours.WeekBasis | None) -> ScanAnswer:
+            plans: tuple[hours.PlanTerms, ...] | None) -> ScanAnswer:
     """Inside the scan's transaction: check the card and the kiosk, find the session, write in or out."""
     connection = db.session().connection()
     row = connection.execute(_client_statement(), {"client_pk": token.client_pk, "kiosk_id": kiosk_id}).first()
@@ -325,15 +327,21 @@ def _decide(token: cards.CardToken, kiosk_id: int, at: datetime, now: datetime,
         result = "checked_out"
     else:
         result = "already_checked_in"
-    body = success_body(result, display_name(row.first_name, row.last_name), meeting, at, now,
-                        basis or _week_basis(client_pk, at, now))
+    if plans is None:
+        plans = _week_plans(client_pk, at)
+    body = success_body(result, client_pk, display_name(row.first_name, row.last_name), meeting, at, now, plans)
     return ScanAnswer(200, body, session_id=meeting.id if result != "already_checked_in" else None,
                       client_pk=client_pk)
 
 
+class _Names(NamedTuple):
+    first_name: str
+    last_name: str
+
+
 def display_name(first_name: str, last_name: str) -> str:
-    """Client.display_name from the two columns (the kiosk reads no Client object)."""
-    return Client(first_name=first_name, last_name=last_name).display_name
+    """Client.display_name's rule on the two columns (the kiosk builds no Client object)."""
+    return Client.display_name.fget(_Names(first_name, last_name))
 
 
 def session_at(client_pk: int, at: datetime) -> attendance.OpenSession | None:
@@ -348,15 +356,14 @@ def session_at(client_pk: int, at: datetime) -> attendance.OpenSession | None:
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
-def success_body(result: str, name: str, meeting: attendance.OpenSession, at: datetime, now: datetime,
-                 basis: hours.WeekBasis) -> dict:
-    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py),
-    from the client's minutes per day as this transaction leaves them."""
+def success_body(result: str, client_pk: int, name: str, meeting: attendance.OpenSession, at: datetime,
+                 now: datetime, plans: tuple[hours.PlanTerms, ...]) -> dict:
+    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py:
+    the figures of week_figures, from the client's minutes per day as this transaction leaves them)."""
     tz = program_tz()
-    monday = basis.week_start
-    by_day = hours.client_minutes_by_day(basis.client_pk, min(monday, meeting.date),
+    monday = hours.week_start(local_date(at, tz))
+    by_day = hours.client_minutes_by_day(client_pk, min(monday, meeting.date),
                                          max(monday + timedelta(days=6), meeting.date), now)
-    figures = hours.client_week_from(basis, by_day)
     return {
         "result": result,
         "client": {"display_name": name},
@@ -368,8 +375,8 @@ def success_body(result: str, name: str, meeting: attendance.OpenSession, at: da
             "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
         },
         "week": {
-            "attended_minutes": figures.attended_minutes,
-            "target_minutes": figures.target_minutes,
+            "attended_minutes": sum(hours.week_minutes(by_day, monday)),
+            "target_minutes": hours.week_target(plans, monday) or 0,
         },
         "today": {"attended_minutes": by_day.get(meeting.date, 0)},
     }
