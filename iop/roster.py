@@ -6,16 +6,18 @@ screen of the session, the room display included. A failed push never undoes a c
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
-from flask import current_app
-from sqlalchemy import func, select
+from flask import current_app, has_request_context
+from sqlalchemy import bindparam, func, select
 
 from iop import clock, db, hours, realtime
-from iop.models import Attendance, Client, GroupSession, WeekFlag
+from iop.models import Attendance, Client, ClientGroup, GroupSession, WeekFlag
 
 log = logging.getLogger(__name__)
 
@@ -49,61 +51,120 @@ def _new_to_module(client_pks: list[int], module_id: str | None) -> set[int]:
     return new_to_module(client_pks, module_id)
 
 
-def _at_risk(client_pks: list[int], meeting: GroupSession) -> set[int]:
-    if not client_pks:
-        return set()
-    return set(db.session().scalars(select(WeekFlag.client_id).where(
-        WeekFlag.client_id.in_(client_pks), WeekFlag.week_start == hours.week_start(meeting.date),
-        WeekFlag.status == "at_risk")))
+class _Meeting(NamedTuple):
+    """What a roster needs of its session."""
+
+    id: int
+    group_id: int
+    module_id: str | None
+    date: date
+    starts_at: datetime
+    ends_at: datetime
+
+
+@functools.cache
+def _statements():
+    """The roster's reads for many sessions at once (built once, bound per call)."""
+    meeting, record, client = GroupSession.__table__.c, Attendance.__table__.c, Client.__table__.c
+    member, flag = ClientGroup.__table__.c, WeekFlag.__table__.c
+    sessions = select(meeting.id, meeting.group_id, meeting.module_id, meeting.date, meeting.starts_at,
+                      meeting.ends_at).where(meeting.id.in_(bindparam("session_ids", expanding=True)))
+    records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
+                      client.id, client.public_id, client.first_name, client.last_name)
+               .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_id))
+               .where(record.session_id.in_(bindparam("session_ids", expanding=True)), record.voided_at.is_(None))
+               .order_by(record.id))
+    members = (select(member.group_id, client.id, client.public_id, client.first_name, client.last_name)
+               .select_from(Client.__table__.join(ClientGroup.__table__, member.client_id == client.id))
+               .where(member.group_id.in_(bindparam("group_ids", expanding=True)), client.status == "active")
+               .order_by(client.first_name, client.last_name, client.id))
+    at_risk = select(flag.client_id, flag.week_start).where(
+        flag.week_start.in_(bindparam("weeks", expanding=True)), flag.status == "at_risk",
+        flag.client_id.in_(bindparam("client_pks", expanding=True)))
+    return sessions, records, members, at_risk
+
+
+class _Person(NamedTuple):
+    id: int
+    public_id: str
+    first_name: str
+    last_name: str
+
+    @property
+    def display_name(self) -> str:
+        return Client.display_name.fget(self)  # "Maria G.": the one rule, on plain values
 
 
 def roster_payload(meeting: GroupSession) -> dict:
     """The facilitator's roster: who is in (newest first), who left, who is excused, who is not here.
 
     Display names only ("Maria G."); clients are named in actions by their opaque public_id."""
-    from iop.attendance import session_members
+    return roster_payloads([_Meeting(meeting.id, meeting.group_id, meeting.module_id, meeting.date,
+                                     meeting.starts_at, meeting.ends_at)])[meeting.id]
+
+
+def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
+    """roster_payload for several sessions in four queries (and one per module for "new to it")."""
     from iop.live import iso, time_text
 
+    if not meetings:
+        return {}
+    _sessions, records_sql, members_sql, at_risk_sql = _statements()
+    connection = db.session().connection()
     grace = current_app.config["GRACE_MINUTES"]
-    records = db.session().execute(
-        select(Attendance, Client).join(Client, Client.id == Attendance.client_id)
-        .where(Attendance.session_id == meeting.id, Attendance.voided_at.is_(None))
-        .execution_options(populate_existing=True)).all()
-    pks = [client.id for _record, client in records]
-    new = _new_to_module(pks, meeting.module_id)
-    members = session_members(meeting)
-    at_risk = _at_risk([m.id for m in members] + pks, meeting)
-    entries = []
-    for record, client in records:
-        if record.status == "excused":
-            state = "excused"
-        elif record.check_out_at is not None:
-            state = "out"
-        else:
-            state = "in"
-        entries.append({
-            "id": client.public_id,
-            "name": client.display_name,
-            "state": state,
-            "check_in_at": iso(record.check_in_at),
-            "time_in": time_text(record.check_in_at),
-            "time_out": time_text(record.check_out_at),
-            "late": state != "excused" and hours.is_late(record.check_in_at, meeting.starts_at, grace),
-            "left_early": state == "out" and hours.left_early(record.check_out_at, meeting.ends_at, grace),
-            "new_to_module": client.id in new,
-            "at_risk": client.id in at_risk,
-            "manual": record.source == "manual",
-        })
-    # In the room first, newest arrival on top (the facilitator looks up when someone walks in);
-    # then those who left, then the excused.
-    order = {"in": 0, "out": 1, "excused": 2}
-    entries.sort(key=lambda e: e["check_in_at"] or "", reverse=True)
-    entries.sort(key=lambda e: order[e["state"]])
-    recorded = set(pks)
-    not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": member.id in at_risk}
-                for member in members if member.id not in recorded]
-    return {"session_id": meeting.id, "entries": entries, "not_here": not_here,
-            "headcount": sum(1 for e in entries if e["state"] == "in")}
+    session_ids = [m.id for m in meetings]
+    records: dict[int, list] = {m.id: [] for m in meetings}
+    for session_id, status, check_in, check_out, source, *person in connection.execute(
+            records_sql, {"session_ids": session_ids}):
+        records[session_id].append((status, check_in, check_out, source, _Person(*person)))
+    members: dict[int, list[_Person]] = {}
+    for group_id, *person in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in meetings})}):
+        members.setdefault(group_id, []).append(_Person(*person))
+    everyone = {p.id for m in meetings for p in members.get(m.group_id, ())} | {
+        r[4].id for m in meetings for r in records[m.id]}
+    weeks = sorted({hours.week_start(m.date) for m in meetings})
+    at_risk = {(client_pk, week) for client_pk, week in connection.execute(
+        at_risk_sql, {"weeks": weeks, "client_pks": sorted(everyone)})} if everyone else set()
+    new: dict[str | None, set[int]] = {}
+    for module_id in {m.module_id for m in meetings}:
+        pks = sorted({r[4].id for m in meetings if m.module_id == module_id for r in records[m.id]})
+        new[module_id] = _new_to_module(pks, module_id) if pks else set()
+
+    payloads = {}
+    for meeting in meetings:
+        week = hours.week_start(meeting.date)
+        entries = []
+        for status, check_in, check_out, source, person in records[meeting.id]:
+            if status == "excused":
+                state = "excused"
+            elif check_out is not None:
+                state = "out"
+            else:
+                state = "in"
+            entries.append({
+                "id": person.public_id,
+                "name": person.display_name,
+                "state": state,
+                "check_in_at": iso(check_in),
+                "time_in": time_text(check_in),
+                "time_out": time_text(check_out),
+                "late": state != "excused" and hours.is_late(check_in, meeting.starts_at, grace),
+                "left_early": state == "out" and hours.left_early(check_out, meeting.ends_at, grace),
+                "new_to_module": person.id in new[meeting.module_id],
+                "at_risk": (person.id, week) in at_risk,
+                "manual": source == "manual",
+            })
+        # In the room first, newest arrival on top (the facilitator looks up when someone walks in);
+        # then those who left, then the excused.
+        order = {"in": 0, "out": 1, "excused": 2}
+        entries.sort(key=lambda e: e["check_in_at"] or "", reverse=True)
+        entries.sort(key=lambda e: order[e["state"]])
+        recorded = {r[4].id for r in records[meeting.id]}
+        not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": (member.id, week) in at_risk}
+                    for member in members.get(meeting.group_id, ()) if member.id not in recorded]
+        payloads[meeting.id] = {"session_id": meeting.id, "entries": entries, "not_here": not_here,
+                                "headcount": sum(1 for e in entries if e["state"] == "in")}
+    return payloads
 
 
 PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this time
@@ -112,31 +173,32 @@ PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this ti
 def publish(session_id: int) -> None:
     """Push the session's roster to its facilitator screens and the headcount to its displays.
 
-    Coalesced per session: the first change after a quiet spell is pushed at once, on the caller's
-    thread; changes within PUBLISH_EVERY of a push are pushed together, once, by a background task
-    at the end of that time, built from the database as it stands then (so the last push is always
-    the final roster). Nothing is built when no screen of this process follows the session and no
-    message queue carries pushes to other processes' screens."""
+    From a request (a scan, a facilitator's change) the push is handed to the app's publisher and
+    the request answers at once: the publisher pushes it within moments, coalesced per session (at
+    most one build per PUBLISH_EVERY; changes meanwhile go out together, read from the database as
+    it stands then, so the last push is the final roster) and batched across sessions (a busy
+    program's rosters are read in a few queries, not a few per scan). Outside a request (a job, a
+    one-off script that may exit next) it is pushed now. Nothing is built when no screen of this
+    process follows the session and no message queue carries pushes to other processes' screens."""
     if not _followed(session_id):
         return
-    app = current_app._get_current_object()
-    if _coalescer(app).claim(session_id):
-        try:
-            _push(session_id)
-        finally:
-            _coalescer(app).done(session_id)
+    if has_request_context():
+        _publisher(current_app._get_current_object()).schedule(session_id)
+    else:
+        _push([session_id])
 
 
-def _push(session_id: int) -> None:
+def _push(session_ids: list[int]) -> None:
     try:
-        meeting = db.session().get(GroupSession, session_id, populate_existing=True)
-        if meeting is None:
-            return
-        payload = roster_payload(meeting)
-        realtime.emit_to_staff("roster", payload, session_id)
-        realtime.emit_to_session("headcount", {"session_id": session_id, "count": payload["headcount"]}, session_id)
+        _sessions_sql = _statements()[0]
+        meetings = [_Meeting(*row) for row in db.session().connection().execute(
+            _sessions_sql, {"session_ids": session_ids})]
+        for session_id, payload in roster_payloads(meetings).items():
+            realtime.emit_to_staff("roster", payload, session_id)
+            realtime.emit_to_session("headcount", {"session_id": session_id, "count": payload["headcount"]},
+                                     session_id)
     except Exception as exc:  # the check-in is saved; a screen that missed this asks for state on reconnect
-        log.warning("roster push for session %s failed: %s", session_id, type(exc).__name__)
+        log.warning("roster push for sessions %s failed: %s", session_ids[:10], type(exc).__name__)
 
 
 def _followed(session_id: int) -> bool:
@@ -153,84 +215,65 @@ def _followed(session_id: int) -> bool:
     return bool(rooms.get(realtime.session_room(session_id))) or bool(rooms.get(realtime.staff_room(session_id)))
 
 
-class _Coalescer:
-    """Per app: when each session's roster was last pushed, and the pushes waiting for their time."""
+class _Publisher:
+    """Per app: one background task pushing the rosters that are due, in batches."""
+
+    IDLE_SECONDS = 2.0  # the task ends after this long without work (started again on demand)
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Condition()
-        self.last: dict[int, float] = {}  # session id -> monotonic time its last push began
-        self.due: dict[int, float] = {}  # session id -> when its waiting push is due
-        self.busy: set[int] = set()  # sessions being pushed now
-        self.worker_running = False
+        self.last: dict[int, float] = {}  # session id -> monotonic time its last build began
+        self.due: dict[int, float] = {}  # session id -> when its next build is due
+        self.running = False
 
-    def claim(self, session_id: int) -> bool:
-        """True: push now (the caller does, then calls done). False: a push is already due or
-        running, or one went out less than PUBLISH_EVERY ago: the background task pushes later."""
+    def schedule(self, session_id: int) -> None:
         now = time.monotonic()
         with self.lock:
-            last = self.last.get(session_id)
-            if session_id not in self.busy and session_id not in self.due and (
-                    last is None or now - last >= PUBLISH_EVERY):
-                self.busy.add(session_id)
-                self.last[session_id] = now
-                if len(self.last) > 1000:  # forget sessions quiet for a while
-                    self.last = {sid: t for sid, t in self.last.items() if now - t < PUBLISH_EVERY}
-                return True
-            if session_id not in self.due:
-                # A push running now may have read the database before this change committed.
-                self.due[session_id] = max(now, (last or now) + PUBLISH_EVERY)
-                self.lock.notify()
-                if not self.worker_running:
-                    self.worker_running = True
-                    from iop import socketio
-
-                    socketio.start_background_task(self._work)
-            return False
-
-    def done(self, session_id: int) -> None:
-        with self.lock:
-            self.busy.discard(session_id)
             if session_id in self.due:
-                self.lock.notify()
+                return  # a build is already waiting: it will read this change too
+            last = self.last.get(session_id)
+            self.due[session_id] = now if last is None else max(now, last + PUBLISH_EVERY)
+            self.lock.notify()
+            if not self.running:
+                self.running = True
+                from iop import socketio
 
-    def _work(self) -> None:
-        """Push each waiting session when it is due; stop after a quiet second (started again on demand)."""
+                socketio.start_background_task(self._run)
+
+    def _run(self) -> None:
         while True:
             with self.lock:
                 while True:
                     now = time.monotonic()
-                    ready = [sid for sid, at in self.due.items() if at <= now and sid not in self.busy]
-                    if ready:
+                    batch = [sid for sid, at in self.due.items() if at <= now]
+                    if batch:
                         break
                     if not self.due:
-                        self.lock.wait(1.0)
+                        self.lock.wait(self.IDLE_SECONDS)
                         if not self.due:
-                            self.worker_running = False
+                            self.running = False
                             return
                         continue
-                    self.lock.wait(max(0.001, min(self.due.values()) - now))
-                for sid in ready:
+                    self.lock.wait(min(self.due.values()) - now)
+                for sid in batch:
                     del self.due[sid]
-                    self.busy.add(sid)
-                    self.last[sid] = now
-            for sid in ready:
-                try:
-                    with self.app.app_context():
-                        _push(sid)
-                finally:
-                    self.done(sid)
+                    self.last[sid] = now  # a change from now on waits PUBLISH_EVERY for the next build
+                if len(self.last) > 1000:  # forget sessions quiet for a while
+                    self.last = {sid: at for sid, at in self.last.items() if now - at < PUBLISH_EVERY}
+            with self.app.app_context():
+                _push(batch)
 
 
-def _coalescer(app) -> _Coalescer:
-    coalescer = app.extensions.get("iop.roster_coalescer")
-    if coalescer is None:
-        with _COALESCER_LOCK:
-            coalescer = app.extensions.setdefault("iop.roster_coalescer", _Coalescer(app))
-    return coalescer
+def _publisher(app) -> _Publisher:
+    publisher = app.extensions.get("iop.roster_publisher")
+    if publisher is None:
+        with _PUBLISHER_LOCK:
+            publisher = app.extensions.setdefault("iop.roster_publisher", _Publisher(app))
+    return publisher
 
 
-_COALESCER_LOCK = threading.Lock()
+_PUBLISHER_LOCK = threading.Lock()
 
 
 def publish_help_request(kiosk_name: str) -> int:

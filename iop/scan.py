@@ -182,8 +182,9 @@ _LIMITER_LOCK = threading.Lock()
 def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out.
 
-    The scan's row is written last in its transaction: a scan_id seen before collides on its key,
-    the whole transaction rolls back, and the stored answer is given (a retry, however it races)."""
+    A scan_id seen before gets its stored answer. The scan's row is written last in its transaction:
+    a retry racing its original collides on the key, the whole transaction rolls back, and the
+    stored answer is given."""
     now = clock.now()
     if limiter().blocked(kiosk_id, now):
         return _stored_answer(request.scan_id, kiosk_id) or refusal("too_many_attempts")
@@ -199,12 +200,22 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
             token = cards.read_card(request.code)
         except cards.CardError:
             early = refusal("unknown_card")
-    read_first = token is not None and db.database().write_lock is not None  # SQLite: keep the lock short
+    read_first = db.database().write_lock is not None  # SQLite: hold its one write lock only to write
     answer = None
     for attempt in range(3):
         try:
-            plans = _week_plans(token.client_pk, at) if read_first else None
+            plans = None
+            if read_first:
+                stored = _stored_answer(request.scan_id, kiosk_id)
+                if stored is not None:
+                    return stored  # a retry: answered as before, nothing written
+                if token is not None:
+                    plans = _week_plans(token.client_pk, at)
             with db.transaction():
+                if not read_first:
+                    stored = _stored_answer(request.scan_id, kiosk_id)
+                    if stored is not None:
+                        return stored
                 answer = early or _decide(token, kiosk_id, at, now, plans)
                 if answer.code == "not_enrolled":
                     raise _KioskRevoked
@@ -259,8 +270,14 @@ def _note_kiosk_seen(kiosk_id: int, now: datetime) -> None:
     db.session().connection().execute(_kiosk_seen_statement(), {"kiosk_id": kiosk_id, "seen_at": now})
 
 
+@functools.cache
+def _stored_statement():
+    scan = Scan.__table__.c
+    return select(scan.kiosk_id, scan.http_status, scan.response).where(scan.scan_id == bindparam("scan_id"))
+
+
 def _stored_answer(scan_id: str, kiosk_id: int) -> ScanAnswer | None:
-    row = db.session().get(Scan, scan_id, populate_existing=True)
+    row = db.session().connection().execute(_stored_statement(), {"scan_id": scan_id}).first()
     if row is None:
         return None
     if row.kiosk_id != kiosk_id or not row.http_status:
