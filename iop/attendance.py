@@ -52,49 +52,74 @@ class OpenSession(NamedTuple):
     room: str
 
 
+class ClientFacts(NamedTuple):
+    """What a scan checks of the client: the card's version, whether active, and the names."""
+
+    card_version: int
+    status: str
+    first_name: str
+    last_name: str
+
+
+class SessionsNear(NamedTuple):
+    """A client and their groups' sessions around a day, as read in one query (client_sessions_near)."""
+
+    client: ClientFacts | None  # None: no such client
+    day: date
+    groups: list[tuple]  # (id, active, weekdays, start, end), in group code order
+    sessions: dict[tuple[int, date], OpenSession]  # by (group id, date), dated `day` or the day after
+
+
 @functools.cache
 def _client_sessions_statement():
-    """Each of the client's groups (by code) with its sessions dated :day or :next_day, if any."""
     from sqlalchemy import and_
 
-    member, group, meeting = ClientGroup.__table__.c, Group.__table__.c, GroupSession.__table__.c
-    return (select(group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
+    client, member = Client.__table__.c, ClientGroup.__table__.c
+    group, meeting = Group.__table__.c, GroupSession.__table__.c
+    return (select(client.card_version, client.status, client.first_name, client.last_name,
+                   group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
                    meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at)
-            .select_from(ClientGroup.__table__.join(Group.__table__, group.id == member.group_id)
+            .select_from(Client.__table__
+                         .outerjoin(ClientGroup.__table__, member.client_id == client.id)
+                         .outerjoin(Group.__table__, group.id == member.group_id)
                          .outerjoin(GroupSession.__table__,
                                     and_(meeting.group_id == group.id,
                                          meeting.date.in_([bindparam("day"), bindparam("next_day")]))))
-            .where(member.client_id == bindparam("client_pk"))
+            .where(client.id == bindparam("client_pk"))
             .order_by(group.code, meeting.date))
 
 
-def client_sessions_near(client_pk: int, day: date) -> tuple[list[tuple], dict[tuple[int, date], OpenSession]]:
-    """The client's groups (id, active, weekdays, start, end, name, room), in code order, and their
-    sessions dated `day` or the day after, by (group id, date): one query."""
-    groups, sessions = {}, {}
-    for (group_id, active, weekdays, start, end, name, room, session_id, date_, starts, ends, status,
-         closed_at) in db.session().connection().execute(
+def client_sessions_near(client_pk: int, day: date) -> SessionsNear:
+    """The client, their groups and those groups' sessions dated `day` or the day after: one query."""
+    facts, groups, sessions = None, {}, {}
+    for (card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
+         session_id, date_, starts, ends, session_status, closed_at) in db.session().connection().execute(
             _client_sessions_statement(), {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1)}):
-        groups.setdefault(group_id, (group_id, active, weekdays, start, end, name, room or ""))
+        facts = facts or ClientFacts(card_version, status, first_name, last_name)
+        if group_id is None:
+            continue  # in no group
+        groups.setdefault(group_id, (group_id, active, weekdays, start, end))
         if session_id is not None:
-            sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, status, closed_at,
-                                                      name, room or "")
-    return list(groups.values()), sessions
+            sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, session_status,
+                                                      closed_at, name, room or "")
+    return SessionsNear(facts, day, list(groups.values()), sessions)
 
 
-def session_open_for(client_pk: int, moment: datetime) -> OpenSession | None:
-    """The client's group session open at `moment`: found in one query; made from the schedule only
-    when the day has no session yet and its window is open now (the scheduler makes the others)."""
+def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
+    """The client's group session open at `moment`: found in one query (or in `near`, read for
+    that moment's day); made from the schedule only when the day has no session yet and its
+    window is open now (the scheduler makes the others)."""
     tz = program_tz()
     day = local_date(moment, tz)
-    groups, sessions = client_sessions_near(client_pk, day)
+    if near is None or near.day != day:
+        near = client_sessions_near(client_pk, day)
     candidates = []
-    for group_id, active, weekdays, start, end, _name, _room in groups:
+    for group_id, active, weekdays, start, end in near.groups:
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
         for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
             if date_.weekday() not in meets:
                 continue
-            meeting = sessions.get((group_id, date_))
+            meeting = near.sessions.get((group_id, date_))
             if meeting is None:
                 starts, ends = local_to_utc(date_, start, tz), local_to_utc(date_, end, tz)
                 if not _opens_before(starts) <= moment < ends:

@@ -27,7 +27,6 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import bindparam, select
@@ -175,9 +174,8 @@ _LIMITER_LOCK = threading.Lock()
 
 # ---- the use case ------------------------------------------------------------------------------
 # A scan's whole cost is on the kiosk's wait and on every other kiosk's (one server, few cores), so
-# the path is lean: plain statements, nothing read twice, and on SQLite the write lock held only
-# for the transaction that must see the latest rows (the session, the visit, the week's minutes).
-# What a scan cannot change (the client's plans, their groups' windows) is read before it.
+# the path is lean: one transaction of a few plain statements on indexed rows, nothing read twice,
+# no ORM objects, and the roster pushed after the answer by the roster's publisher.
 
 def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out.
@@ -200,29 +198,22 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
             token = cards.read_card(request.code)
         except cards.CardError:
             early = refusal("unknown_card")
-    read_first = db.database().write_lock is not None  # SQLite: hold its one write lock only to write
     answer = None
     for attempt in range(3):
         try:
-            plans = None
-            if read_first:
+            # One short transaction (on SQLite it holds the write lock): everything it reads is a few
+            # indexed rows, and reading them in a transaction of their own first cost more (its own
+            # BEGIN and COMMIT) than holding the lock for them.
+            with db.transaction():
                 stored = _stored_answer(request.scan_id, kiosk_id)
                 if stored is not None:
                     return stored  # a retry: answered as before, nothing written
-                if token is not None:
-                    plans = _week_plans(token.client_pk, at)
-            with db.transaction():
-                if not read_first:
-                    stored = _stored_answer(request.scan_id, kiosk_id)
-                    if stored is not None:
-                        return stored
-                answer = early or _decide(token, kiosk_id, at, now, plans)
-                if answer.code == "not_enrolled":
+                answer = early or _decide(token, at, now)
+                if not _store(request.scan_id, kiosk_id, now, at, answer):
                     raise _KioskRevoked
                 seen = kiosks.seen_due(kiosk_id, now)
                 if seen:
                     _note_kiosk_seen(kiosk_id, now)
-                _store(request.scan_id, kiosk_id, now, at, answer)
             if seen:
                 kiosks.note_seen(kiosk_id, now)
             break
@@ -251,13 +242,26 @@ class _KioskRevoked(Exception):
 
 @functools.cache
 def _store_statement():
-    return Scan.__table__.insert()
+    """The scan's row, written only while its kiosk is not revoked (it may have been, in another
+    process, since this one last read its cookie): no row then, and the scan is refused."""
+    from sqlalchemy import JSON, Integer, String
+
+    from iop.models import UTCDateTime
+
+    scan, device = Scan.__table__, KioskDevice.__table__.c
+    values = select(bindparam("scan_id", type_=String()), device.id, bindparam("client_id", type_=Integer()),
+                    bindparam("received_at", type_=UTCDateTime()), bindparam("scanned_at", type_=UTCDateTime()),
+                    bindparam("http_status", type_=Integer()), bindparam("response", type_=JSON())).where(
+        device.id == bindparam("kiosk_id"), device.revoked_at.is_(None))
+    columns = ["scan_id", "kiosk_id", "client_id", "received_at", "scanned_at", "http_status", "response"]
+    return scan.insert().from_select(columns, values).execution_options(preserve_rowcount=True)
 
 
-def _store(scan_id: str, kiosk_id: int, now: datetime, at: datetime, answer: ScanAnswer) -> None:
-    db.session().connection().execute(_store_statement(), {
+def _store(scan_id: str, kiosk_id: int, now: datetime, at: datetime, answer: ScanAnswer) -> bool:
+    """Write the scan's row with its answer; False when the kiosk is revoked (nothing written)."""
+    return db.session().connection().execute(_store_statement(), {
         "scan_id": scan_id, "kiosk_id": kiosk_id, "client_id": answer.client_pk, "received_at": now,
-        "scanned_at": at, "http_status": answer.status, "response": answer.body})
+        "scanned_at": at, "http_status": answer.status, "response": answer.body}).rowcount == 1
 
 
 @functools.cache
@@ -295,36 +299,18 @@ def _publish(session_id: int) -> None:
         log.exception("roster publish failed for session %s", session_id)
 
 
-def _week_plans(client_pk: int, at: datetime) -> tuple[hours.PlanTerms, ...]:
-    """The client's plans touching the week of the scan (its target; a scan does not change them)."""
-    monday = hours.week_start(local_date(at, program_tz()))
-    return hours.client_plans(client_pk, monday, monday + timedelta(days=6))
-
-
-@functools.cache
-def _client_statement():
-    client, device = Client.__table__.c, KioskDevice.__table__.c
-    kiosk_revoked = (select(device.revoked_at).where(device.id == bindparam("kiosk_id"))
-                     .scalar_subquery().label("kiosk_revoked_at"))
-    return select(client.card_version, client.status, client.first_name, client.last_name, kiosk_revoked).where(
-        client.id == bindparam("client_pk"))
-
-
-def _decide(token: cards.CardToken, kiosk_id: int, at: datetime, now: datetime,
-            plans: tuple[hours.PlanTerms, ...] | None) -> ScanAnswer:
-    """Inside the scan's transaction: check the card and the kiosk, find the session, write in or out."""
-    connection = db.session().connection()
-    row = connection.execute(_client_statement(), {"client_pk": token.client_pk, "kiosk_id": kiosk_id}).first()
-    if row is not None and row.kiosk_revoked_at is not None:
-        return refusal("not_enrolled")
-    if row is None or token.version > row.card_version:
-        return refusal("unknown_card")
+def _decide(token: cards.CardToken, at: datetime, now: datetime) -> ScanAnswer:
+    """Inside the scan's transaction: check the card, find the session, write in or out."""
     client_pk = token.client_pk
-    if token.version < row.card_version:
+    near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
+    client = near.client
+    if client is None or token.version > client.card_version:
+        return refusal("unknown_card")
+    if token.version < client.card_version:
         return refusal("revoked_card", client_pk)
-    if row.status != "active":
+    if client.status != "active":
         return refusal("inactive_client", client_pk)
-    meeting = session_at(client_pk, at)
+    meeting = session_at(client_pk, at, near)
     if meeting is None:
         return refusal("no_session_now", client_pk)
 
@@ -344,43 +330,33 @@ def _decide(token: cards.CardToken, kiosk_id: int, at: datetime, now: datetime,
         result = "checked_out"
     else:
         result = "already_checked_in"
-    if plans is None:
-        plans = _week_plans(client_pk, at)
-    body = success_body(result, client_pk, display_name(row.first_name, row.last_name), meeting, at, now, plans)
+    body = success_body(result, client_pk, Client.display_name.fget(client), meeting, at, now)
     return ScanAnswer(200, body, session_id=meeting.id if result != "already_checked_in" else None,
                       client_pk=client_pk)
 
 
-class _Names(NamedTuple):
-    first_name: str
-    last_name: str
-
-
-def display_name(first_name: str, last_name: str) -> str:
-    """Client.display_name's rule on the two columns (the kiosk builds no Client object)."""
-    return Client.display_name.fget(_Names(first_name, last_name))
-
-
-def session_at(client_pk: int, at: datetime) -> attendance.OpenSession | None:
+def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | None = None
+               ) -> attendance.OpenSession | None:
     """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
-    meeting = attendance.session_open_for(client_pk, at)
+    meeting = attendance.session_open_for(client_pk, at, near)
     if meeting is not None:
         return meeting
-    _groups, near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
-    candidates = [m for m in near.values()
+    if near is None:
+        near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
+    candidates = [m for m in near.sessions.values()
                   if m.status == "closed" and m.closed_at is not None and m.closed_at > at
                   and attendance.opens_at(m) <= at < m.ends_at]
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
 def success_body(result: str, client_pk: int, name: str, meeting: attendance.OpenSession, at: datetime,
-                 now: datetime, plans: tuple[hours.PlanTerms, ...]) -> dict:
+                 now: datetime) -> dict:
     """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py:
     the figures of week_figures, from the client's minutes per day as this transaction leaves them)."""
     tz = program_tz()
     monday = hours.week_start(local_date(at, tz))
-    by_day = hours.client_minutes_by_day(client_pk, min(monday, meeting.date),
-                                         max(monday + timedelta(days=6), meeting.date), now)
+    sunday = monday + timedelta(days=6)
+    by_day = hours.client_minutes_by_day(client_pk, min(monday, meeting.date), max(sunday, meeting.date), now)
     return {
         "result": result,
         "client": {"display_name": name},
@@ -393,7 +369,7 @@ def success_body(result: str, client_pk: int, name: str, meeting: attendance.Ope
         },
         "week": {
             "attended_minutes": sum(hours.week_minutes(by_day, monday)),
-            "target_minutes": hours.week_target(plans, monday) or 0,
+            "target_minutes": hours.week_target(hours.client_plans(client_pk, monday, sunday), monday) or 0,
         },
         "today": {"attended_minutes": by_day.get(meeting.date, 0)},
     }
