@@ -168,6 +168,7 @@ def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
 
 
 PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this time
+BATCH_EVERY = 0.1  # seconds between two batches at least: a busy program's changes meet in one
 
 
 def publish(session_id: int) -> None:
@@ -242,12 +243,17 @@ class _Publisher:
                 socketio.start_background_task(self._run)
 
     def _run(self) -> None:
+        previous = float("-inf")
         while True:
             with self.lock:
                 while True:
                     now = time.monotonic()
+                    if now < previous + BATCH_EVERY:
+                        self.lock.wait(previous + BATCH_EVERY - now)
+                        continue
                     batch = [sid for sid, at in self.due.items() if at <= now]
                     if batch:
+                        previous = now
                         break
                     if not self.due:
                         self.lock.wait(self.IDLE_SECONDS)
