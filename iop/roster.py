@@ -168,7 +168,7 @@ def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
 
 
 PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this time
-BATCH_EVERY = 0.1  # seconds between two batches at least: a busy program's changes meet in one
+BATCH_EVERY = 0.2  # seconds between two batches at least: a busy program's changes meet in one
 
 
 def publish(session_id: int) -> None:
