@@ -5,7 +5,8 @@ same 200 clients in the same run.
     python bench/bench_fanout.py [--displays 200] [--presses 30] [--database sqlite|postgres]
 
 Both servers run the production way (gunicorn, gthread, one worker, a thread per WebSocket). The
-displays are python-socketio clients on the websocket transport, all in this process. The app's
+displays are python-socketio clients on the websocket transport, spread over 4 processes (real
+displays are separate devices; --client-processes 1 keeps them all in this one). The app's
 Next is real: the control screen's `step` event checks the facilitator, writes the step in one
 transaction, reads the public state and broadcasts it. Goals: p99 <= 100 ms and <= 1.5x the bare
 server's p99.
@@ -81,7 +82,80 @@ class Displays:
                 pass
 
 
-def measure(press, displays: Displays, count: int, presses: int) -> list[float]:
+def _display_worker(url, count, auth, join, results, stop):
+    """A process of displays (real screens are separate devices): reports, per event, when its last
+    display got it (time.perf_counter is the system-wide monotonic clock on Linux)."""
+    got: dict = {}
+    lock = threading.Lock()
+    joined = threading.Semaphore(0)
+    clients = []
+    for _ in range(count):
+        client = socketio.Client(reconnection=False)
+
+        @client.on("step")
+        def _step(data):
+            now = time.perf_counter()
+            key = data.get("press", data.get("step_index"))
+            with lock:
+                arrived = got.setdefault(key, [])
+                arrived.append(now)
+                if len(arrived) == count:
+                    results.put((key, max(arrived)))
+                    del got[key]
+
+        @client.on("state")
+        def _state(_data):
+            joined.release()
+
+        client.connect(url, auth=auth, transports=["websocket"], wait_timeout=30)
+        client.emit("join", join or {})
+        clients.append(client)
+    for _ in range(count):
+        joined.acquire(timeout=60)
+    results.put(("ready", None))
+    stop.wait()
+    for client in clients:
+        try:
+            client.disconnect()
+        except Exception:
+            pass
+
+
+class SpreadDisplays:
+    """The same displays, spread over several processes."""
+
+    def __init__(self, url: str, count: int, processes: int, auth=None, join=None):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.results = context.Queue()
+        self.stop = context.Event()
+        shares = [count // processes + (1 if n < count % processes else 0) for n in range(processes)]
+        self.workers = [context.Process(target=_display_worker, args=(url, share, auth, join, self.results, self.stop),
+                                        daemon=True) for share in shares if share]
+        for worker in self.workers:
+            worker.start()
+        for _ in self.workers:
+            key, _at = self.results.get(timeout=180)
+            assert key == "ready", key
+
+    def last_arrival(self, key, _count, timeout: float = 10) -> float:
+        last = []
+        while len(last) < len(self.workers):
+            got, at = self.results.get(timeout=timeout)
+            if got == key:
+                last.append(at)
+        return max(last)
+
+    def close(self):
+        self.stop.set()
+        for worker in self.workers:
+            worker.join(10)
+            if worker.is_alive():
+                worker.terminate()
+
+
+def measure(press, displays, count: int, presses: int) -> list[float]:
     times = []
     for n in range(presses):
         started = time.perf_counter()
@@ -101,8 +175,10 @@ def report(name: str, times: list[float]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--displays", type=int, default=200)
-    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--presses", type=int, default=60)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--client-processes", type=int, default=4,
+                        help="processes the displays live in (1: all in this process)")
     args = parser.parse_args()
     threads = args.displays + 56
     with ExitStack() as stack:
@@ -133,7 +209,10 @@ def main() -> int:
             time.sleep(0.1)
 
         kiosk = servers.enrolled_kiosk(server.url, program.kiosk_link())
-        session_id = servers.scan(kiosk, server.url, program.codes[0]).json()["session"]["id"]
+        first = servers.scan(kiosk, server.url, program.codes[0])
+        if first.status_code != 200:
+            raise SystemExit(f"the first scan failed: {first.status_code} {first.text}\n{server.log()[-3000:]}")
+        session_id = first.json()["session"]["id"]
         coordinator = program.coordinator(server.url)
         token = servers.display_token(coordinator, server.url, session_id)
         control = servers.Screen("control", cookies=servers.cookie_header(coordinator)).connect(server.url)
@@ -143,13 +222,19 @@ def main() -> int:
         steps = state["step_count"]
         payload = {k: v for k, v in state.items() if k not in ("roster", "notes")}  # what displays get
 
-        print(f"{args.displays} displays (python-socketio, websocket) in one process; "
+        print(f"{args.displays} displays (python-socketio, websocket) in {args.client_processes} process(es); "
               f"{os.cpu_count()} cores shared by the servers and the displays; database {args.database}")
         print("  connecting the displays ...", flush=True)
-        bare_displays = Displays(f"http://127.0.0.1:{bare_port}", args.displays)
-        stack.callback(bare_displays.close)
-        app_displays = Displays(server.url, args.displays, auth={"display_token": token},
-                                join={"session_id": session_id})
+        if args.client_processes > 1:
+            bare_displays = SpreadDisplays(f"http://127.0.0.1:{bare_port}", args.displays, args.client_processes)
+            stack.callback(bare_displays.close)
+            app_displays = SpreadDisplays(server.url, args.displays, args.client_processes,
+                                          auth={"display_token": token}, join={"session_id": session_id})
+        else:
+            bare_displays = Displays(f"http://127.0.0.1:{bare_port}", args.displays)
+            stack.callback(bare_displays.close)
+            app_displays = Displays(server.url, args.displays, auth={"display_token": token},
+                                    join={"session_id": session_id})
         stack.callback(app_displays.close)
         trigger = socketio.Client(reconnection=False)
         trigger.connect(f"http://127.0.0.1:{bare_port}", transports=["websocket"], wait_timeout=20)
@@ -165,8 +250,9 @@ def main() -> int:
         def app_press(n):
             index = indexes[(current["index"] + 1) % len(indexes)]
             current["index"] = index
-            with app_displays.lock:
-                app_displays.arrivals.pop(index, None)
+            if isinstance(app_displays, Displays):
+                with app_displays.lock:
+                    app_displays.arrivals.pop(index, None)
             control.client.emit("step", {"session_id": session_id, "index": index})
             return index
 
