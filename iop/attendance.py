@@ -71,7 +71,9 @@ class SessionsNear(NamedTuple):
 
 
 @functools.cache
-def _client_sessions_statement():
+def client_sessions_statement():
+    """The client's row, each of their groups (by code) and its sessions dated :day or :next_day.
+    Callers may add columns after these (the scan adds whether its scan_id is known)."""
     from sqlalchemy import and_
 
     client, member = Client.__table__.c, ClientGroup.__table__.c
@@ -89,12 +91,17 @@ def _client_sessions_statement():
             .order_by(group.code, meeting.date))
 
 
-def client_sessions_near(client_pk: int, day: date) -> SessionsNear:
-    """The client, their groups and those groups' sessions dated `day` or the day after: one query."""
+def client_sessions_near(client_pk: int, day: date, statement=None, params: dict | None = None
+                         ) -> tuple[SessionsNear, list]:
+    """The client, their groups and those groups' sessions dated `day` or the day after, in one
+    query (client_sessions_statement, or `statement` built on it with `params` for its own columns);
+    also the rows, for such added columns."""
     facts, groups, sessions = None, {}, {}
+    rows = db.session().connection().execute(
+        statement if statement is not None else client_sessions_statement(),
+        {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1), **(params or {})}).all()
     for (card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
-         session_id, date_, starts, ends, session_status, closed_at) in db.session().connection().execute(
-            _client_sessions_statement(), {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1)}):
+         session_id, date_, starts, ends, session_status, closed_at, *_added) in rows:
         facts = facts or ClientFacts(card_version, status, first_name, last_name)
         if group_id is None:
             continue  # in no group
@@ -102,7 +109,7 @@ def client_sessions_near(client_pk: int, day: date) -> SessionsNear:
         if session_id is not None:
             sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, session_status,
                                                       closed_at, name, room or "")
-    return SessionsNear(facts, day, list(groups.values()), sessions)
+    return SessionsNear(facts, day, list(groups.values()), sessions), rows
 
 
 def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
@@ -112,7 +119,7 @@ def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None
     tz = program_tz()
     day = local_date(moment, tz)
     if near is None or near.day != day:
-        near = client_sessions_near(client_pk, day)
+        near = client_sessions_near(client_pk, day)[0]
     candidates = []
     for group_id, active, weekdays, start, end in near.groups:
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()

@@ -205,10 +205,9 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
             # indexed rows, and reading them in a transaction of their own first cost more (its own
             # BEGIN and COMMIT) than holding the lock for them.
             with db.transaction():
-                stored = _stored_answer(request.scan_id, kiosk_id)
-                if stored is not None:
-                    return stored  # a retry: answered as before, nothing written
-                answer = early or _decide(token, at, now)
+                answer = early or _decide(token, request.scan_id, at, now)
+                if answer is None or early is not None and _known(request.scan_id):
+                    return _stored_answer(request.scan_id, kiosk_id)  # a retry: as answered before
                 if not _store(request.scan_id, kiosk_id, now, at, answer):
                     raise _KioskRevoked
                 seen = kiosks.seen_due(kiosk_id, now)
@@ -299,10 +298,35 @@ def _publish(session_id: int) -> None:
         log.exception("roster publish failed for session %s", session_id)
 
 
-def _decide(token: cards.CardToken, at: datetime, now: datetime) -> ScanAnswer:
-    """Inside the scan's transaction: check the card, find the session, write in or out."""
+def _scan_known():
+    from sqlalchemy import exists
+
+    return exists().where(Scan.__table__.c.scan_id == bindparam("scan_id")).label("scan_known")
+
+
+@functools.cache
+def _near_statement():
+    """attendance.client_sessions_statement, and whether this scan_id is known (one query, not two)."""
+    return attendance.client_sessions_statement().add_columns(_scan_known())
+
+
+@functools.cache
+def _known_statement():
+    return select(_scan_known())
+
+
+def _known(scan_id: str) -> bool:
+    return bool(db.session().connection().execute(_known_statement(), {"scan_id": scan_id}).scalar())
+
+
+def _decide(token: cards.CardToken, scan_id: str, at: datetime, now: datetime) -> ScanAnswer | None:
+    """Inside the scan's transaction: check the card, find the session, write in or out.
+    None when the scan_id is known already (a retry: nothing is decided again)."""
     client_pk = token.client_pk
-    near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
+    near, rows = attendance.client_sessions_near(client_pk, local_date(at, program_tz()), _near_statement(),
+                                                 {"scan_id": scan_id})
+    if rows[0].scan_known if rows else _known(scan_id):
+        return None
     client = near.client
     if client is None or token.version > client.card_version:
         return refusal("unknown_card")
@@ -342,7 +366,7 @@ def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | Non
     if meeting is not None:
         return meeting
     if near is None:
-        near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))
+        near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))[0]
     candidates = [m for m in near.sessions.values()
                   if m.status == "closed" and m.closed_at is not None and m.closed_at > at
                   and attendance.opens_at(m) <= at < m.ends_at]
