@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from sqlalchemy import insert, select
 from sqlalchemy.orm import selectinload
 
-from iop import audit, clock, db, hours
+from iop import audit, clock, db, hours, program, sessions
 from iop.models import WEEKDAY_NAMES, Attendance, Client, Group, GroupSession, LevelOfCare, Plan, PlanPhase
 
 # The web form refuses bigger uploads (use `iop import`); the command refuses absurd files.
@@ -368,8 +368,10 @@ class _GroupImport(_Import):
                 continue
             for name in changed:
                 setattr(group, name, values[name])
+            self.session.flush()
+            rescheduled = program.follow_schedule(group, sessions.local_date(clock.now(), sessions.program_tz()))
             audit.record("group.updated", target=f"group:{group.code}", user=self.actor, via="import",
-                         fields=changed)
+                         fields=changed, sessions_changed=rescheduled)
             self.result.updated += 1
         return self.result
 

@@ -161,13 +161,15 @@ def save_group(fields: GroupFields, by_user: StaffUser, tracks: Sequence[str], t
         setattr(group, field_name, values[field_name])
     db.session().flush()
     if changed:
-        rescheduled = _follow_schedule(group, today)
+        rescheduled = follow_schedule(group, today)
         audit.record("group.updated", target=f"group:{group.code}", user=by_user, fields=changed,
                      sessions_changed=rescheduled)
     return group
 
 
-def _follow_schedule(group: Group, today: date) -> int:
+def follow_schedule(group: Group, today: date) -> int:
+    """Move the group's sessions from `today` on that nobody has begun to its changed schedule
+    (a day it no longer meets is cancelled, never deleted). Returns how many changed."""
     from iop.sessions import local_to_utc, meets_on, program_tz
 
     tz = program_tz()

@@ -376,3 +376,15 @@ def test_the_progress_bar_draws_for_big_files_only():
     off.phase("Checking")
     off.update(5000)
     assert quiet.getvalue() == ""
+
+
+def test_a_changed_group_schedule_moves_its_upcoming_sessions(program, app, world):
+    """Re-importing a group with new times moves its sessions nobody has begun, as the groups page does."""
+    upcoming = world.session("TS-PM", date(2026, 4, 2))  # a Thursday after the frozen "now" (April 1)
+    changed = GROUPS.replace("Mon Tue Wed Thu,13:00,14:30", "Mon Tue Wed Thu,15:00,16:30")
+    result = program("groups", changed)
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        moved = db.session().get(GroupSession, upcoming.id)
+        assert moved.starts_at == local(date(2026, 4, 2), 15)
+        assert moved.ends_at == local(date(2026, 4, 2), 16, 30)
