@@ -205,9 +205,12 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
             # indexed rows, and reading them in a transaction of their own first cost more (its own
             # BEGIN and COMMIT) than holding the lock for them.
             with db.transaction():
-                answer = early or _decide(token, request.scan_id, at, now)
-                if answer is None or early is not None and _known(request.scan_id):
-                    return _stored_answer(request.scan_id, kiosk_id)  # a retry: as answered before
+                if early is not None:
+                    answer = None if _known(request.scan_id) else early
+                else:
+                    answer = _decide(token, request.scan_id, at, now)
+                if answer is None:  # the scan_id is known: a retry, answered as before
+                    return _stored_answer(request.scan_id, kiosk_id)
                 if not _store(request.scan_id, kiosk_id, now, at, answer):
                     raise _KioskRevoked
                 seen = kiosks.seen_due(kiosk_id, now)
