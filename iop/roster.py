@@ -243,6 +243,20 @@ class _Publisher:
                 socketio.start_background_task(self._run)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # noqa: BLE001  (never leave the publisher marked running when it is not)
+            log.exception("roster publisher stopped")
+        finally:
+            with self.lock:
+                self.running = False
+                if self.due:  # work arrived as it stopped: start again
+                    self.running = True
+                    from iop import socketio
+
+                    socketio.start_background_task(self._run)
+
+    def _loop(self) -> None:
         previous = float("-inf")
         while True:
             with self.lock:
@@ -258,7 +272,6 @@ class _Publisher:
                     if not self.due:
                         self.lock.wait(self.IDLE_SECONDS)
                         if not self.due:
-                            self.running = False
                             return
                         continue
                     self.lock.wait(min(self.due.values()) - now)
