@@ -61,47 +61,77 @@ class ClientFacts(NamedTuple):
     last_name: str
 
 
+class Visit(NamedTuple):
+    """A live attendance as the kiosk decides on it (plain values, no ORM object to build)."""
+
+    id: int
+    session_id: int
+    status: str
+    check_in_at: datetime | None
+    check_out_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.check_in_at is not None and self.check_out_at is None
+
+
 class SessionsNear(NamedTuple):
-    """A client and their groups' sessions around a day, as read in one query (client_sessions_near)."""
+    """A client and their groups' sessions around a moment, as read in one query (client_sessions_near)."""
 
     client: ClientFacts | None  # None: no such client
-    day: date
+    day: date  # the moment's local date
     groups: list[tuple]  # (id, active, weekdays, start, end), in group code order
     sessions: dict[tuple[int, date], OpenSession]  # by (group id, date), dated `day` or the day after
+    visits: dict[int, Visit]  # the client's live record in each of those sessions, by session id
+    open_visits: int  # the client's records checked in, not out, in sessions ending after the moment
 
 
 @functools.cache
 def client_sessions_statement():
-    """The client's row, each of their groups (by code) and its sessions dated :day or :next_day.
-    Callers may add columns after these (the scan adds whether its scan_id is known)."""
-    from sqlalchemy import and_
+    """The client's row, each of their groups (by code), its sessions dated :day or :next_day and the
+    client's live record in each; and how many of the client's records are open in sessions ending
+    after :at. Callers may add columns after these (the scan adds whether its scan_id is known)."""
+    from sqlalchemy import and_, func
 
     client, member = Client.__table__.c, ClientGroup.__table__.c
-    group, meeting = Group.__table__.c, GroupSession.__table__.c
+    group, meeting, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
+    other, other_meeting = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_meeting")
+    open_visits = (select(func.count()).select_from(other.join(other_meeting, other_meeting.c.id == other.c.session_id))
+                   .where(other.c.client_id == bindparam("client_pk"), other.c.voided_at.is_(None),
+                          other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
+                          other_meeting.c.ends_at > bindparam("at"))
+                   .scalar_subquery())
     return (select(client.card_version, client.status, client.first_name, client.last_name,
                    group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
-                   meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at)
+                   meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at,
+                   record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
             .select_from(Client.__table__
                          .outerjoin(ClientGroup.__table__, member.client_id == client.id)
                          .outerjoin(Group.__table__, group.id == member.group_id)
                          .outerjoin(GroupSession.__table__,
                                     and_(meeting.group_id == group.id,
-                                         meeting.date.in_([bindparam("day"), bindparam("next_day")]))))
+                                         meeting.date.in_([bindparam("day"), bindparam("next_day")])))
+                         .outerjoin(Attendance.__table__,
+                                    and_(record.session_id == meeting.id, record.client_id == client.id,
+                                         record.voided_at.is_(None))))
             .where(client.id == bindparam("client_pk"))
             .order_by(group.code, meeting.date))
 
 
-def client_sessions_near(client_pk: int, day: date, statement=None, params: dict | None = None
+def client_sessions_near(client_pk: int, moment: datetime, statement=None, params: dict | None = None
                          ) -> tuple[SessionsNear, list]:
-    """The client, their groups and those groups' sessions dated `day` or the day after, in one
-    query (client_sessions_statement, or `statement` built on it with `params` for its own columns);
-    also the rows, for such added columns."""
-    facts, groups, sessions = None, {}, {}
+    """The client, their groups, those groups' sessions dated the moment's local day or the day
+    after and the client's records in them, in one query (client_sessions_statement, or
+    `statement` built on it with `params` for its own columns); also the rows, for such columns."""
+    day = local_date(moment, program_tz())
+    facts, groups, sessions, visits, open_visits = None, {}, {}, {}, 0
     rows = db.session().connection().execute(
         statement if statement is not None else client_sessions_statement(),
-        {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1), **(params or {})}).all()
+        {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1), "at": moment,
+         **(params or {})}).all()
     for (card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
-         session_id, date_, starts, ends, session_status, closed_at, *_added) in rows:
+         session_id, date_, starts, ends, session_status, closed_at, visit_id, visit_status, check_in, check_out,
+         open_visits, *_added) in rows:
         facts = facts or ClientFacts(card_version, status, first_name, last_name)
         if group_id is None:
             continue  # in no group
@@ -109,7 +139,9 @@ def client_sessions_near(client_pk: int, day: date, statement=None, params: dict
         if session_id is not None:
             sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, session_status,
                                                       closed_at, name, room or "")
-    return SessionsNear(facts, day, list(groups.values()), sessions), rows
+            if visit_id is not None:
+                visits[session_id] = Visit(visit_id, session_id, visit_status, check_in, check_out)
+    return SessionsNear(facts, day, list(groups.values()), sessions, visits, open_visits or 0), rows
 
 
 def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
@@ -119,7 +151,7 @@ def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None
     tz = program_tz()
     day = local_date(moment, tz)
     if near is None or near.day != day:
-        near = client_sessions_near(client_pk, day)[0]
+        near = client_sessions_near(client_pk, moment)[0]
     candidates = []
     for group_id, active, weekdays, start, end in near.groups:
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
@@ -187,16 +219,6 @@ def check_out(record: Attendance, at: datetime, source: str = "kiosk", by_user: 
     return record
 
 
-class Visit(NamedTuple):
-    """A live attendance as the kiosk decides on it (plain values, no ORM object to build)."""
-
-    id: int
-    session_id: int
-    status: str
-    check_in_at: datetime | None
-    check_out_at: datetime | None
-
-
 @functools.cache
 def _visits_statement():
     from sqlalchemy import union_all
@@ -213,9 +235,16 @@ def _visits_statement():
     return union_all(here, elsewhere)
 
 
-def kiosk_visits(session_id: int, client_pk: int, at: datetime) -> tuple[Visit | None, list[Visit]]:
-    """In one query: the client's live record in this session (or None), and their records open in
-    other sessions that end after `at` (check_in ends those: one room at a time)."""
+def kiosk_visits(session_id: int, client_pk: int, at: datetime, near: SessionsNear | None = None
+                 ) -> tuple[Visit | None, list[Visit]]:
+    """The client's live record in this session (or None), and their records open in other sessions
+    that end after `at` (check_in ends those: one room at a time). From `near`, when given: read in
+    this transaction for `at`, with the session found in it or made since (so it has no record yet);
+    it tells both unless a record is open elsewhere. Else in one query."""
+    if near is not None:
+        here = near.visits.get(session_id)
+        if near.open_visits == (1 if here is not None and here.is_open else 0):
+            return here, []
     here, elsewhere = None, []
     for row in db.session().connection().execute(
             _visits_statement(), {"session_id": session_id, "client_pk": client_pk, "at": at}):

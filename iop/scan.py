@@ -326,8 +326,7 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, now: datetime) -
     """Inside the scan's transaction: check the card, find the session, write in or out.
     None when the scan_id is known already (a retry: nothing is decided again)."""
     client_pk = token.client_pk
-    near, rows = attendance.client_sessions_near(client_pk, local_date(at, program_tz()), _near_statement(),
-                                                 {"scan_id": scan_id})
+    near, rows = attendance.client_sessions_near(client_pk, at, _near_statement(), {"scan_id": scan_id})
     if rows[0].scan_known if rows else _known(scan_id):
         return None
     client = near.client
@@ -341,7 +340,7 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, now: datetime) -
     if meeting is None:
         return refusal("no_session_now", client_pk)
 
-    record, elsewhere = attendance.kiosk_visits(meeting.id, client_pk, at)
+    record, elsewhere = attendance.kiosk_visits(meeting.id, client_pk, at, near)
     if record is None:
         closed = None
         if meeting.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
@@ -369,7 +368,7 @@ def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | Non
     if meeting is not None:
         return meeting
     if near is None:
-        near = attendance.client_sessions_near(client_pk, local_date(at, program_tz()))[0]
+        near = attendance.client_sessions_near(client_pk, at)[0]
     candidates = [m for m in near.sessions.values()
                   if m.status == "closed" and m.closed_at is not None and m.closed_at > at
                   and attendance.opens_at(m) <= at < m.ends_at]
