@@ -11,6 +11,9 @@ class ConfigError(Exception):
     """A setting a person gave is wrong; the message says which and how to fix it."""
 
 
+MAX_SCAN_RETENTION_DAYS = 36500  # a hundred years: beyond that the cut-off date no longer exists
+
+
 DEFAULTS = {
     "TIMEZONE": "America/New_York",
     "SCHEDULER": True,
@@ -21,6 +24,7 @@ DEFAULTS = {
     "SESSION_OPENS_BEFORE_MINUTES": 30,
     "REPEAT_SCAN_MINUTES": 5,
     "OFFLINE_SCAN_MAX_AGE_HOURS": 12,
+    "SCAN_RETENTION_DAYS": 90,
     "IDLE_SIGNOUT_MINUTES": 15,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
@@ -61,7 +65,15 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["SCHEDULER"] = _flag("IOP_SCHEDULER", env["IOP_SCHEDULER"])
     if env.get("IOP_HTTPS", "").strip() and _flag("IOP_HTTPS", env["IOP_HTTPS"]):
         settings["PREFERRED_URL_SCHEME"] = "https"  # people reach us over TLS (a proxy or --https)
+    if env.get("IOP_SCAN_RETENTION_DAYS", "").strip():
+        settings["SCAN_RETENTION_DAYS"] = _whole_number(env["IOP_SCAN_RETENTION_DAYS"])
     return settings
+
+
+def _whole_number(raw: str) -> int | str:
+    """A whole number as an int; anything else as given, for finish() to refuse with the setting's name."""
+    value = raw.strip()
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def finish(config: dict) -> None:
@@ -89,6 +101,7 @@ def finish(config: dict) -> None:
     redis_url = config.get("REDIS_URL")
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("IOP_REDIS_URL must start with redis://, rediss:// or unix://.")
+    _check_scan_retention(config["SCAN_RETENTION_DAYS"], config["OFFLINE_SCAN_MAX_AGE_HOURS"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
@@ -108,6 +121,16 @@ def _check_database_url(url: str) -> None:
         ) from None
     if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
         raise ConfigError("IOP_DATABASE_URL must be a SQLite or PostgreSQL URL.")
+
+
+def _check_scan_retention(days, offline_hours) -> None:
+    """Scans are kept longer than a kiosk may replay one, so a replayed scan always finds its answer."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_SCAN_RETENTION_DAYS:
+        raise ConfigError(
+            f"IOP_SCAN_RETENTION_DAYS must be a whole number of days from 1 to {MAX_SCAN_RETENTION_DAYS}, not {days!r}.")
+    if days * 24 <= offline_hours:
+        raise ConfigError(f"IOP_SCAN_RETENTION_DAYS ({days}) must be longer than the {offline_hours} hours "
+                          "a kiosk may replay an offline scan.")
 
 
 def _instance_secret(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""The scheduled jobs (APScheduler 3.11): sessions made, opened and closed on time; at-risk weeks marked.
+"""The scheduled jobs (APScheduler 3.11): sessions made, opened and closed on time; at-risk weeks
+marked; kiosk scans past their retention cleared.
 
 Every job is idempotent and decides from the database what is due, not from when it last ran:
 a restart, a missed run or a second run does no harm, and whatever was missed is caught up on
@@ -18,10 +19,10 @@ from datetime import datetime, time, timedelta
 from typing import Callable
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from iop import clock, db, hours
-from iop.models import GroupSession, SchedulerHeartbeat, WeekFlag
+from iop.models import GroupSession, Scan, SchedulerHeartbeat, WeekFlag
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ HEARTBEAT_SECONDS = 30
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 4)
 NOON = time(12, 0)
 LIVE = ("scheduled", "open")
+SCANS_PER_TRANSACTION = 5000  # SQLite's write lock is held for one chunk only: kiosks scan in between
 
 
 # ---- the jobs (each a plain function of the database state and now) ----------------------------
@@ -125,6 +127,38 @@ def flag_at_risk(now: datetime | None = None, force: bool = False) -> list[int]:
     return new
 
 
+def clear_old_scans(now: datetime | None = None, chunk: int = SCANS_PER_TRANSACTION) -> int:
+    """Delete kiosk scans received more than SCAN_RETENTION_DAYS ago, `chunk` rows a transaction, so
+    the scan log stops growing. Returns how many were deleted.
+
+    Invariant: a scan a kiosk may still replay (scanned up to OFFLINE_SCAN_MAX_AGE_HOURS ago, plus
+    the clock skew a scan may carry) is never deleted, whatever the settings: its retry gets the
+    stored answer, and a replay of a deleted scan_id is refused as too old, never counted again.
+    Only the scan log shrinks: attendance (the billing record) is its own table, and no table
+    refers to scan rows."""
+    from flask import current_app
+
+    from iop.scan import CLOCK_SKEW
+
+    if chunk < 1:
+        raise ValueError("chunk must be at least one scan")
+    now = now or clock.now()
+    replayable = timedelta(hours=current_app.config["OFFLINE_SCAN_MAX_AGE_HOURS"]) + CLOCK_SKEW
+    cut_off = now - max(timedelta(days=current_app.config["SCAN_RETENTION_DAYS"]), replayable)
+    scan = Scan.__table__
+    expired = select(scan.c.scan_id).where(scan.c.received_at < cut_off).limit(chunk)
+    deleted = 0
+    while True:
+        with db.transaction() as s:
+            gone = s.execute(delete(scan).where(scan.c.scan_id.in_(expired))).rowcount
+        deleted += gone
+        if gone < chunk:
+            break
+    if deleted:
+        log.info("cleared %d kiosk scans past their retention", deleted)
+    return deleted
+
+
 def heartbeat(now: datetime | None = None) -> None:
     with db.transaction() as s:
         _beat(s, HEARTBEAT, now or clock.now())
@@ -149,6 +183,7 @@ def catch_up() -> None:
     close_sessions()
     flag_at_risk()
     heartbeat()
+    clear_old_scans()  # last: after a long stop it may have much to delete, and nothing waits on it
 
 
 # ---- health --------------------------------------------------------------------------------------
@@ -200,6 +235,8 @@ def start(app: Flask):
         ("flag_at_risk", flag_at_risk, CronTrigger(day_of_week="mon-fri", hour=12, minute=0, timezone=tz), 3600),
         # The noon check again every quarter hour: it does nothing unless a noon passed unchecked.
         ("flag_at_risk_catch_up", flag_at_risk, CronTrigger(minute="7,22,37,52", timezone=tz), 600),
+        # At night, when no group meets; a server that sleeps then clears them at its next start.
+        ("clear_old_scans", clear_old_scans, CronTrigger(hour=3, minute=15, timezone=tz), 3600),
     ]
     for name, job, trigger, grace in jobs:
         scheduler.add_job(_in_context(app, job, name), trigger, id=name, name=name, misfire_grace_time=grace,
