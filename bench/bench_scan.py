@@ -145,23 +145,56 @@ def figures(name: str, rate: float, latencies: list[float]) -> dict:
     return result
 
 
-def follow_every_session(server, program, database_url) -> list:
-    """A facilitator's control page on every session, as in a clinic where each running group has its
-    facilitator's screen open: every check-in then builds and pushes the session's roster."""
-    from sqlalchemy import create_engine, text
+def _screens_worker(url: str, cookies: str, session_ids: list[int], results, stop) -> None:
+    """A process of facilitator screens (real screens are other devices, not the kiosks' process):
+    each follows one session; reports when all have their state, then how many rosters arrived."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import servers as helpers
 
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        session_ids = [row[0] for row in connection.execute(text("SELECT id FROM group_session"))]
-    engine.dispose()
-    cookies = servers.cookie_header(program.coordinator(server.url))
     screens = []
     for session_id in session_ids:
-        screen = servers.Screen(f"control {session_id}", cookies=cookies, reconnection=False).connect(server.url)
+        screen = helpers.Screen(f"control {session_id}", cookies=cookies, reconnection=False).connect(url)
         screen.follow(session_id)
         screen.wait_for("state")
         screens.append(screen)
-    return screens
+    results.put(("ready", len(screens)))
+    while not stop.wait(0.2):
+        pass
+    results.put(("rosters", sum(1 for screen in screens for _at, name, _data in screen.events if name == "roster")))
+    for screen in screens:
+        screen.close()
+
+
+class FacilitatorScreens:
+    """A facilitator's control page on every session, as in a clinic where each running group has its
+    facilitator's screen open: every check-in then builds and pushes the session's roster. The screens
+    run in a process of their own, as separate devices would."""
+
+    def __init__(self, server, program, database_url):
+        import multiprocessing
+
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(database_url)
+        with engine.connect() as connection:
+            session_ids = [row[0] for row in connection.execute(text("SELECT id FROM group_session"))]
+        engine.dispose()
+        cookies = servers.cookie_header(program.coordinator(server.url))
+        context = multiprocessing.get_context("spawn")
+        self.results, self.stop = context.Queue(), context.Event()
+        self.worker = context.Process(target=_screens_worker, daemon=True,
+                                      args=(server.url, cookies, session_ids, self.results, self.stop))
+        self.worker.start()
+        kind, self.count = self.results.get(timeout=300)
+        assert kind == "ready", kind
+
+    def rosters_received(self) -> int:
+        """Stops the screens; how many roster pushes they received in all."""
+        self.stop.set()
+        kind, count = self.results.get(timeout=60)
+        assert kind == "rosters", kind
+        self.worker.join(10)
+        return count
 
 
 def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, pace: float, threads: int,
@@ -206,12 +239,13 @@ def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, p
         # Warm up both paths (connections, pools, caches) and open every group's session once.
         check(run_closed(clients, ping, 20)[2])
         check(run_closed(clients, scan, 5)[2])
-        followers = follow_every_session(server, program, database_url) if screens else []
-        for screen in followers:
-            stack.callback(screen.close)
+        followers = FacilitatorScreens(server, program, database_url) if screens else None
+        if followers is not None:
+            stack.callback(lambda: followers.worker.kill())
         results = {"database": database, "server": server_kind, "cores": os.cpu_count()}
-        print(f"  {KIOSKS} kiosks, {len(followers)} facilitator screens following the sessions, "
-              f"{os.cpu_count()} cores (shared by the server, the kiosks and the screens)")
+        print(f"  {KIOSKS} kiosks, {followers.count if followers else 0} facilitator screens following the "
+              f"sessions (a process of their own), {os.cpu_count()} cores (shared by the server, the kiosks "
+              "and the screens)")
         print("  saturation (closed loop):")
         rate, lat, bad = run_closed(clients, ping, closed_scans * 2)
         check(bad)
@@ -235,6 +269,8 @@ def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, p
         rate, lat, bad = run_open(clients, scan, open_scans, pace)
         check(bad)
         results["rush"] = figures("POST /kiosk/api/scan (check-ins)", rate, lat)
+        if followers is not None:
+            print(f"  the facilitator screens received {followers.rosters_received()} roster pushes")
         ratio = results["scan"]["per_second"] / results["ping"]["per_second"]
         results["ratio"] = ratio
         print(f"  retry/ping throughput: {results['replay']['per_second'] / results['ping']['per_second']:.2f} "

@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -202,14 +203,29 @@ def _idle_sign_out():
     now = clock.now().timestamp()
     if now - float(session.get("seen", 0)) > idle:
         session.clear()
-        if request.method == "GET" and not request.path.startswith(("/api/", "/kiosk/api/")):
+        if request.method == "GET" and not request.path.startswith(("/api/", KIOSK_API)):
             return redirect(url_for("auth.login", idle=1))
         return None
     session["seen"] = now
     return None
 
 
+KIOSK_API = "/kiosk/api/"
+
+
+class StaffSessionInterface(SecureCookieSessionInterface):
+    """Staff sign-in lives in Flask's signed session cookie. The kiosk's JSON API acts only for the
+    kiosk its own cookie names, so its requests neither read nor refresh a staff session (a tablet
+    may once have been used to sign in) and skip checking that cookie's signature on every scan."""
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(KIOSK_API):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = StaffSessionInterface()
     app.before_request(_idle_sign_out)
 
     @app.context_processor

@@ -151,6 +151,8 @@ class Client(Base):
 
 class ClientGroup(Base):
     __tablename__ = "client_group"
+    # The key starts with the client; a group's members (rosters, the week board) need the group first.
+    __table_args__ = (Index("ix_client_group_group_id", "group_id"),)
 
     client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("program_group.id", ondelete="CASCADE"), primary_key=True)

@@ -167,7 +167,7 @@ def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
     return payloads
 
 
-PUBLISH_EVERY = 0.25  # seconds: at most one roster build per session in this time
+PUBLISH_EVERY = 1.0  # seconds: at most one roster build per session in this time (a busy room: once a second)
 BATCH_EVERY = 0.2  # seconds between two batches at least: a busy program's changes meet in one
 
 

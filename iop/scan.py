@@ -162,14 +162,14 @@ class BadScanLimiter:
 
 def limiter() -> BadScanLimiter:
     app = current_app._get_current_object()
-    with _LIMITER_LOCK:
+    with _PER_APP_LOCK:
         return app.extensions.setdefault("iop.scan_limiter", BadScanLimiter(
             per_minute=app.config.get("KIOSK_BAD_SCANS_PER_MINUTE", BAD_SCANS_PER_MINUTE),
             cool_down=timedelta(seconds=app.config.get("KIOSK_BAD_SCAN_COOL_DOWN_SECONDS",
                                                        COOL_DOWN.total_seconds()))))
 
 
-_LIMITER_LOCK = threading.Lock()
+_PER_APP_LOCK = threading.Lock()
 
 
 # ---- the use case ------------------------------------------------------------------------------
@@ -180,9 +180,9 @@ _LIMITER_LOCK = threading.Lock()
 def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out.
 
-    A scan_id seen before gets its stored answer. The scan's row is written last in its transaction:
-    a retry racing its original collides on the key, the whole transaction rolls back, and the
-    stored answer is given."""
+    What needs no database is checked here (the bad-card slow-down, the scan's time, the card's
+    signature); the rest is written by the process's scan writer (ScanWriter), which answers
+    after its transaction commits. A scan_id seen before gets its stored answer."""
     now = clock.now()
     if limiter().blocked(kiosk_id, now):
         return _stored_answer(request.scan_id, kiosk_id) or refusal("too_many_attempts")
@@ -198,44 +198,187 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
             token = cards.read_card(request.code)
         except cards.CardError:
             early = refusal("unknown_card")
-    answer = None
+    db_session = db.session()
+    if db_session.in_transaction():
+        db_session.commit()  # end this request's read snapshot: what the writer commits is seen next
+    answer = writer().write(PendingScan(kiosk_id, request.scan_id, token, early, at, now))
+    if answer.code in BAD_CARD_CODES:
+        limiter().note_bad(kiosk_id, now)
+    if answer.session_id is not None:
+        _publish(answer.session_id)
+    return answer
+
+
+# ---- the scan writer -----------------------------------------------------------------------------
+# Twenty kiosks scanning at once used to mean twenty request threads queueing for the database's one
+# writer, each with its own transaction: most of a scan's cost was the queue (threads woken and put
+# back to sleep, a BEGIN and COMMIT each). Instead one thread a process writes the scans, in arrival
+# order, several to a transaction when they arrive together; every kiosk still gets its answer only
+# once its scan is committed.
+
+@dataclass
+class PendingScan:
+    """A scan checked at the edge, waiting for the writer; `answer` or `error` once it is written."""
+
+    kiosk_id: int
+    scan_id: str
+    token: cards.CardToken | None
+    early: ScanAnswer | None  # the refusal already decided (bad time, bad card), stored like any answer
+    at: datetime
+    now: datetime
+    answer: ScanAnswer | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _RetryAlone(Exception):
+    """A scan of the batch could not be written with the others (a race lost, a kiosk revoked)."""
+
+
+class ScanWriter:
+    """Per app: one thread writing the pending scans, up to BATCH in one transaction.
+
+    A batch is written optimistically in one transaction. When any of its scans meets what only a
+    race produces (a unique key taken by a parallel retry or another process, a kiosk revoked
+    meanwhile), the batch is rolled back and each of its scans is written alone, with the
+    retries it needs, so no scan's answer depends on another's. A database error (unreachable)
+    is raised in every waiting request, which answers the kiosk try_again (it queues the scan)."""
+
+    BATCH = 32
+    IDLE_SECONDS = 2.0  # the thread ends after this long without scans (started again on demand)
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Condition()
+        self.pending: deque[PendingScan] = deque()
+        self.running = False
+
+    def write(self, scan: PendingScan) -> ScanAnswer:
+        with self.lock:
+            self.pending.append(scan)
+            if self.running:
+                self.lock.notify()
+            else:
+                self.running = True
+                threading.Thread(target=self._run, name="iop-scan-writer", daemon=True).start()
+        scan.done.wait()
+        if scan.error is not None:
+            raise scan.error
+        return scan.answer
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if not self.pending:
+                    self.lock.wait(self.IDLE_SECONDS)
+                if not self.pending:
+                    self.running = False
+                    return
+                batch = [self.pending.popleft() for _ in range(min(self.BATCH, len(self.pending)))]
+            try:
+                with self.app.app_context():
+                    self._write(batch)
+            except BaseException as exc:  # noqa: BLE001  (never leave a kiosk waiting)
+                log.exception("scan writer failed")
+                for scan in batch:
+                    if not scan.done.is_set():
+                        scan.error = exc
+            finally:
+                for scan in batch:
+                    scan.done.set()
+
+    def _write(self, batch: list[PendingScan]) -> None:
+        if len(batch) > 1:
+            try:
+                with db.transaction():
+                    answers = [_write_in_batch(scan) for scan in batch]
+                    seen = _note_kiosks_seen(batch)
+            except (IntegrityError, _RetryAlone):
+                pass  # rolled back: each scan again, alone
+            except Exception as exc:  # noqa: BLE001  (unreachable database: every kiosk is told to retry)
+                for scan in batch:
+                    scan.error = exc
+                return
+            else:
+                for kiosk_id, now in seen:
+                    kiosks.note_seen(kiosk_id, now)
+                for scan, answer in zip(batch, answers):
+                    scan.answer = answer
+                return
+        for scan in batch:
+            try:
+                scan.answer = _write_alone(scan)
+            except Exception as exc:  # noqa: BLE001  (told to the scan's own request)
+                scan.error = exc
+
+
+def writer() -> ScanWriter:
+    app = current_app._get_current_object()
+    found = app.extensions.get("iop.scan_writer")
+    if found is None:
+        with _PER_APP_LOCK:
+            found = app.extensions.setdefault("iop.scan_writer", ScanWriter(app))
+    return found
+
+
+def _write_in_batch(scan: PendingScan) -> ScanAnswer:
+    """One scan inside the batch's transaction; _RetryAlone when it cannot be written there."""
+    answer = _decision(scan)
+    if answer is None:  # the scan_id is known: a retry, answered as before
+        return _stored_answer(scan.scan_id, scan.kiosk_id)
+    if not _store(scan.scan_id, scan.kiosk_id, scan.now, scan.at, answer):
+        raise _RetryAlone  # the kiosk was revoked: its own transaction will write nothing
+    return answer
+
+
+def _decision(scan: PendingScan) -> ScanAnswer | None:
+    if scan.early is not None:
+        return None if _known(scan.scan_id) else scan.early
+    return _decide(scan.token, scan.scan_id, scan.at, scan.now)
+
+
+def _note_kiosks_seen(batch: list[PendingScan]) -> list[tuple[int, datetime]]:
+    """Write last_seen_at of the batch's kiosks that are due (once a minute each)."""
+    latest: dict[int, datetime] = {}
+    for scan in batch:
+        latest[scan.kiosk_id] = max(scan.now, latest.get(scan.kiosk_id, scan.now))
+    seen = [(kiosk_id, now) for kiosk_id, now in latest.items() if kiosks.seen_due(kiosk_id, now)]
+    for kiosk_id, now in seen:
+        _note_kiosk_seen(kiosk_id, now)
+    return seen
+
+
+def _write_alone(scan: PendingScan) -> ScanAnswer:
+    """One scan in its own transaction. The scan's row is written last: a retry racing its original
+    collides on the key, the whole transaction rolls back, and the stored answer is given."""
     for attempt in range(3):
         try:
             # One short transaction (on SQLite it holds the write lock): everything it reads is a few
             # indexed rows, and reading them in a transaction of their own first cost more (its own
             # BEGIN and COMMIT) than holding the lock for them.
             with db.transaction():
-                if early is not None:
-                    answer = None if _known(request.scan_id) else early
-                else:
-                    answer = _decide(token, request.scan_id, at, now)
+                answer = _decision(scan)
                 if answer is None:  # the scan_id is known: a retry, answered as before
-                    return _stored_answer(request.scan_id, kiosk_id)
-                if not _store(request.scan_id, kiosk_id, now, at, answer):
+                    return _stored_answer(scan.scan_id, scan.kiosk_id)
+                if not _store(scan.scan_id, scan.kiosk_id, scan.now, scan.at, answer):
                     raise _KioskRevoked
-                seen = kiosks.seen_due(kiosk_id, now)
-                if seen:
-                    _note_kiosk_seen(kiosk_id, now)
-            if seen:
+                seen = _note_kiosks_seen([scan])
+            for kiosk_id, now in seen:
                 kiosks.note_seen(kiosk_id, now)
-            break
+            return answer
         except _KioskRevoked:
-            kiosks.forget(kiosk_id)
+            kiosks.forget(scan.kiosk_id)
             return refusal("not_enrolled")
         except IntegrityError:
             # Either this scan_id was stored by a racing retry (answer as it was answered), or a
             # parallel scan of the same card checked in first, or made the day's session first
             # (PostgreSQL): try again on fresh data, where the decision sees what won.
-            stored = _stored_answer(request.scan_id, kiosk_id)
+            stored = _stored_answer(scan.scan_id, scan.kiosk_id)
             if stored is not None:
                 return stored
             if attempt == 2:
                 raise
-    if answer.code in BAD_CARD_CODES:
-        limiter().note_bad(kiosk_id, now)
-    if answer.session_id is not None:
-        _publish(answer.session_id)
-    return answer
+    raise AssertionError("unreachable")
 
 
 class _KioskRevoked(Exception):

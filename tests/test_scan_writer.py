@@ -1,0 +1,166 @@
+"""The scan writer: scans that arrive together are written in one transaction, each with its own answer;
+a scan that cannot be written with the others (a race lost, a kiosk revoked meanwhile) sends the
+batch back to one scan at a time, so no scan's answer depends on another's."""
+from __future__ import annotations
+
+import secrets
+import threading
+
+import pytest
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from iop import cards, clock, db, scan
+from iop.models import Attendance, KioskDevice, Scan
+
+
+@pytest.fixture
+def people(kiosk_scene, world):
+    """Maria (kiosk_scene) and two more clients of the same group."""
+    ana = world.client("C2", "Ana", "Lopez", groups=[kiosk_scene.group], plan_start=kiosk_scene.day, weekly_hours=9)
+    ben = world.client("C3", "Ben", "Okafor", groups=[kiosk_scene.group], plan_start=kiosk_scene.day, weekly_hours=9)
+    return kiosk_scene.maria, ana, ben
+
+
+def pending(kiosk_id: int, client, scan_id: str | None = None) -> scan.PendingScan:
+    now = clock.now()
+    token = cards.read_card(cards.card_code(client.id, client.card_version))
+    return scan.PendingScan(kiosk_id, scan_id or secrets.token_hex(8), token, None, now, now)
+
+
+def commits_during(app, work) -> int:
+    engine = db.database(app).engine
+    count = [0]
+
+    def note(_connection):
+        count[0] += 1
+
+    event.listen(engine, "commit", note)
+    try:
+        work()
+    finally:
+        event.remove(engine, "commit", note)
+    return count[0]
+
+
+def rows(model):
+    return db.session().scalars(select(model)).all()
+
+
+def test_scans_arriving_together_are_one_transaction_with_each_its_own_answer(app, ctx, kiosk_scene, people):
+    maria, ana, ben = people
+    kiosk = kiosk_scene.device.id
+    batch = [pending(kiosk, maria), pending(kiosk, ana, "ana-first-1"), pending(kiosk, maria),
+             pending(kiosk, ana, "ana-first-1"), pending(kiosk, ben)]
+    assert commits_during(app, lambda: scan.writer()._write(batch)) == 1
+    assert [s.error for s in batch] == [None] * 5
+    results = [s.answer.code for s in batch]
+    # Maria's second scan sees her first (same transaction); Ana's resend gets her stored answer.
+    assert results == ["checked_in", "checked_in", "already_checked_in", "checked_in", "checked_in"]
+    assert batch[3].answer.body == batch[1].answer.body
+    assert batch[1].answer.body["client"]["display_name"] == "Ana L."
+    db.session().rollback()
+    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
+    assert len(rows(Scan)) == 4  # the resend stored nothing new
+
+
+def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, ctx, kiosk_scene, people, monkeypatch):
+    """Another process stored this scan_id between the decision and the write (its retry won the race):
+    the batch rolls back, every scan is written alone, and the loser gets the stored answer."""
+    maria, ana, ben = people
+    kiosk = kiosk_scene.device.id
+    real_store = scan._store
+    raced = {"done": False}
+
+    def store(scan_id, kiosk_id, now, at, answer):
+        if scan_id == "raced-scan-1" and not raced["done"]:
+            raced["done"] = True
+            raise IntegrityError("INSERT INTO scan", {}, Exception("duplicate key"))
+        return real_store(scan_id, kiosk_id, now, at, answer)
+
+    monkeypatch.setattr(scan, "_store", store)
+    batch = [pending(kiosk, maria), pending(kiosk, ana, "raced-scan-1"), pending(kiosk, ben)]
+    commits = commits_during(app, lambda: scan.writer()._write(batch))
+    assert commits == 3  # the batch's transaction rolled back; one each after
+    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
+    db.session().rollback()
+    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
+    assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
+
+
+def test_a_kiosk_revoked_meanwhile_gets_nothing_written_and_the_others_are_kept(app, ctx, kiosk_scene, people, world):
+    maria, ana, _ben = people
+    other, _cookie = world.kiosk("Side door")
+    with db.transaction() as s:  # revoked by another process: this one still holds its cookie
+        s.execute(update(KioskDevice).where(KioskDevice.id == other.id).values(revoked_at=clock.now()))
+    batch = [pending(kiosk_scene.device.id, maria), pending(other.id, ana)]
+    scan.writer()._write(batch)
+    assert batch[0].answer.code == "checked_in"
+    assert batch[1].answer.status == 403 and batch[1].answer.code == "not_enrolled"
+    db.session().rollback()
+    assert [r.client_id for r in rows(Attendance)] == [maria.id]
+    assert [s.kiosk_id for s in rows(Scan)] == [kiosk_scene.device.id]
+
+
+def test_an_unreachable_database_is_told_to_every_waiting_scan_and_nothing_is_written(app, ctx, kiosk_scene, people,
+                                                                                     monkeypatch):
+    maria, ana, _ben = people
+    calls = []
+
+    def down(*args, **kwargs):
+        calls.append(1)
+        raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(scan, "_decide", down)
+    batch = [pending(kiosk_scene.device.id, maria), pending(kiosk_scene.device.id, ana)]
+    scan.writer()._write(batch)
+    assert all(isinstance(s.error, OperationalError) and s.answer is None for s in batch)
+    assert len(calls) == 1  # not tried again scan by scan: the kiosks queue and resend
+    db.session().rollback()
+    assert rows(Attendance) == [] and rows(Scan) == []
+
+
+def test_parallel_requests_are_answered_by_one_writer_thread(app, kiosk_scene, people):
+    """Through the view: ten kiosks' requests at once; every answer is right and only the writer's
+    thread touched the database for them."""
+    maria, ana, ben = people
+    writers = set()
+    real_decide = scan._decide
+
+    def decide(*args, **kwargs):
+        writers.add(threading.current_thread().name)
+        return real_decide(*args, **kwargs)
+
+    codes = [kiosk_scene.card(person) for person in (maria, ana, ben)] * 3
+    answers = [None] * len(codes)
+    start = threading.Barrier(len(codes))
+
+    def kiosk(n):
+        http = app.test_client()
+        http.set_cookie("iop_kiosk", kiosk_scene.cookie, path="/kiosk")
+        start.wait()
+        answers[n] = http.post("/kiosk/api/scan", json={"code": codes[n], "scan_id": secrets.token_hex(8)})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_decide", decide)
+        threads = [threading.Thread(target=kiosk, args=(n,)) for n in range(len(codes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert [a.status_code for a in answers] == [200] * len(codes)
+    results = sorted(a.get_json()["result"] for a in answers)
+    assert results == ["already_checked_in"] * 6 + ["checked_in"] * 3
+    assert writers == {"iop-scan-writer"}
+    with app.app_context():
+        assert len(rows(Attendance)) == 3
+
+
+def test_the_kiosk_api_neither_reads_nor_refreshes_a_staff_session(app, client, auth, kiosk_scene):
+    """A tablet once used to sign in: its scans still work, carry no session cookie back, and the
+    staff session is left as it was (the kiosk API acts only for the kiosk its own cookie names)."""
+    assert auth.login(role="facilitator").status_code in (302, 303)
+    response = kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria))
+    assert response.status_code == 200 and response.get_json()["result"] == "checked_in"
+    assert not any(h.startswith("session=") for h in response.headers.getlist("Set-Cookie"))
+    assert client.get("/facilitator/").status_code == 200  # still signed in
