@@ -30,7 +30,13 @@ class CardToken:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(signing_keys(current_app.config), salt=SALT)
+    """The app's card serializer (made once: its keys are read at start, and every scan reads a card)."""
+    extensions = current_app.extensions
+    found = extensions.get("iop.card_serializer")
+    if found is None:
+        found = extensions.setdefault("iop.card_serializer",
+                                      URLSafeSerializer(signing_keys(current_app.config), salt=SALT))
+    return found
 
 
 def card_code(client_pk: int, version: int) -> str:

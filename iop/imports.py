@@ -132,6 +132,8 @@ def import_csv(kind: str, raw: bytes, progress: bool = False, actor=None, via: s
         audit.record(f"import.{kind}", target=f"import:{kind}", user=actor, via=via, rows=result.rows,
                      added=result.added, updated=result.updated, unchanged=result.unchanged)
     bar.done()
+    if result.added or result.updated:
+        db.refresh_statistics()
     return result
 
 

@@ -9,7 +9,7 @@ import sys
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from conftest import local
 from iop import db, imports
@@ -96,6 +96,17 @@ def test_a_program_loads_and_the_same_files_again_add_nothing(program, app):
         assert again.exit_code == 0, again.output
         assert "0 added, 0 updated" in again.stdout
     assert counts(app) == first
+
+
+def test_after_an_import_postgresql_knows_the_tables_sizes(program, app):
+    """The first scans after loading a program are planned for the tables as loaded, not as empty."""
+    with app.app_context():
+        if db.database().engine.dialect.name != "postgresql":
+            pytest.skip("SQLite keeps no planner statistics unless asked")
+        analyzed = dict(db.session().execute(text(
+            "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+            "WHERE schemaname = current_schema() AND relname IN ('client', 'client_group', 'attendance')")).all())
+    assert analyzed == {"client": True, "client_group": True, "attendance": True}
 
 
 def test_imported_rows_hold_what_the_file_says(program, app):
