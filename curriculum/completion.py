@@ -7,20 +7,32 @@ that are over count: someone in the room now has not had today's module yet, so 
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from curriculum.catalog import Module, catalog
 from iop import clock, db
 from iop.hours import credited_minutes_sql, epoch_seconds, floor_div_60
-from iop.models import Attendance, GroupSession
+from iop.models import Attendance, GroupSession, UTCDateTime
 
 
 def _had_rows(client_pks: Iterable[int] | None, module_id: str | None):
     """(client_pk, module_id) for every credited half-or-more of a session that is over."""
-    now = clock.now()
-    credited = credited_minutes_sql(Attendance, GroupSession, now)
+    params = {"hours_now": clock.now()}
+    if client_pks is not None:
+        params["client_pks"] = list(client_pks)
+    if module_id is not None:
+        params["module_id"] = module_id
+    return db.session().execute(_had_statement(client_pks is not None, module_id is not None), params).all()
+
+
+@functools.cache
+def _had_statement(for_named_clients: bool, for_one_module: bool):
+    """_had_rows's query (built once per shape, bound per call; the time is the parameter hours_now)."""
+    now = bindparam("hours_now", type_=UTCDateTime())
+    credited = credited_minutes_sql(Attendance, GroupSession, None)
     scheduled = floor_div_60(epoch_seconds(GroupSession.ends_at) - epoch_seconds(GroupSession.starts_at))
     query = (
         select(Attendance.client_id, GroupSession.module_id).distinct()
@@ -32,11 +44,11 @@ def _had_rows(client_pks: Iterable[int] | None, module_id: str | None):
                # credited >= half the scheduled minutes, in whole numbers (90 of 180 counts, 89 does not)
                credited * 2 >= scheduled)
     )
-    if client_pks is not None:
-        query = query.where(Attendance.client_id.in_(list(client_pks)))
-    if module_id is not None:
-        query = query.where(GroupSession.module_id == module_id)
-    return db.session().execute(query).all()
+    if for_named_clients:
+        query = query.where(db.one_of(Attendance.client_id, "client_pks"))
+    if for_one_module:
+        query = query.where(GroupSession.module_id == bindparam("module_id"))
+    return query
 
 
 def modules_had(client_pk: int) -> set[str]:

@@ -6,9 +6,12 @@ import threading
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event
+from sqlalchemy import Boolean, bindparam, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 @dataclass
@@ -51,7 +54,7 @@ def make_engine(url: str) -> Engine:
     # the connect timeout keeps a request (and /healthz) from hanging on an unreachable server.
     # At most 30 connections a process, 25 of them kept: with 20 kiosks scanning at once a pool of
     # 10 closed and reopened a connection (a server process) every few scans.
-    return create_engine(url, pool_pre_ping=True, pool_size=25, max_overflow=5,
+    return create_engine(url, pool_pre_ping=True, pool_size=25, max_overflow=5, pool_use_lifo=True,
                          connect_args={"connect_timeout": 5}, hide_parameters=True)
 
 
@@ -118,3 +121,33 @@ def refresh_statistics() -> None:
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
+
+
+class one_of(ColumnElement):
+    """`column IN (the list bound as :name at execution)`, as one statement text whatever the list's
+    length: `= ANY(:name)` with an array on PostgreSQL (so its prepared statement and psycopg's query
+    cache serve every call; an IN of n values is a new statement for every n, and a busy program's
+    rosters pushed out the kiosk's own statements), an expanding IN on SQLite."""
+
+    type = Boolean()
+    _is_implicitly_boolean = True  # a comparison: no "= 1" after it in a WHERE on SQLite
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("name", InternalTraversal.dp_string)]
+
+    def __init__(self, column, name: str):
+        self.column = column
+        self.name = name
+
+
+@compiles(one_of)
+def _one_of_expanding(element, compiler, **kw):
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
+
+
+@compiles(one_of, "postgresql")
+def _one_of_array(element, compiler, **kw):
+    from sqlalchemy import any_
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    array = bindparam(element.name, type_=ARRAY(element.column.type))
+    return compiler.process(element.column == any_(array), **kw)

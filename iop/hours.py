@@ -17,6 +17,8 @@ from sqlalchemy import Integer, bindparam, case, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from iop.db import one_of
+
 FULL_DAY_MINUTES = 180
 GRACE_MINUTES = 10
 WEEKDAYS_PER_WEEK = 5
@@ -383,7 +385,7 @@ def _minutes_by_day_statement(for_named_clients: bool):
         .group_by(Attendance.client_id, GroupSession.date)
     )
     if for_named_clients:
-        query = query.where(Attendance.client_id.in_(bindparam("client_pks", expanding=True)))
+        query = query.where(one_of(Attendance.client_id, "client_pks"))
     return query
 
 
@@ -446,7 +448,7 @@ def _plans_statement(for_named_clients: bool, for_one_client: bool = False):
     if for_one_client:  # a plain parameter: an expanding IN list is rendered again on every call
         query = query.where(plan.client_id == bindparam("client_pk"))
     elif for_named_clients:
-        query = query.where(plan.client_id.in_(bindparam("client_pks", expanding=True)))
+        query = query.where(one_of(plan.client_id, "client_pks"))
     return query
 
 
@@ -559,7 +561,7 @@ def _membership_statement(for_named_clients: bool):
     member = ClientGroup.__table__.c
     query = select(member.client_id, member.group_id)
     if for_named_clients:
-        query = query.where(member.client_id.in_(bindparam("client_pks", expanding=True)))
+        query = query.where(one_of(member.client_id, "client_pks"))
     return query
 
 
@@ -722,28 +724,36 @@ def client_remaining(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) 
 
 @functools.cache
 def _client_days_statement():
-    """(day, credited minutes) of one client for sessions dated :first..:last, from their own
-    attendance (ix_attendance_client_id), with the same rule-1 expression as the board's."""
+    """(client_pk, day, credited minutes) of the named clients for sessions dated :first..:last, from
+    their own attendance (ix_attendance_client_id), with the same rule-1 expression as the board's."""
     from sqlalchemy import select
 
     from iop.models import Attendance, GroupSession
 
-    return (select(GroupSession.date, func.sum(credited_minutes_sql(Attendance, GroupSession, None)))
+    return (select(Attendance.client_id, GroupSession.date,
+                   func.sum(credited_minutes_sql(Attendance, GroupSession, None)))
             .select_from(Attendance)
             .join(GroupSession, GroupSession.id == Attendance.session_id)
-            .where(Attendance.client_id == bindparam("client_pk"), Attendance.voided_at.is_(None),
+            .where(one_of(Attendance.client_id, "client_pks"), Attendance.voided_at.is_(None),
                    Attendance.status == "present",
                    GroupSession.date.between(bindparam("first"), bindparam("last")))
-            .group_by(GroupSession.date))
+            .group_by(Attendance.client_id, GroupSession.date))
+
+
+def clients_minutes_by_day(client_pks: Sequence[int], first: date, last: date, now: datetime
+                           ) -> dict[tuple[int, date], int]:
+    """{(client_pk, date): credited minutes} of a few clients for sessions dated first..last (one
+    indexed query: the kiosk's greetings of a batch of scans)."""
+    from iop import db
+
+    rows = db.session().connection().execute(_client_days_statement(), {
+        "client_pks": list(client_pks), "first": first, "last": last, "hours_now": now})
+    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in rows}
 
 
 def client_minutes_by_day(client_pk: int, first: date, last: date, now: datetime) -> dict[date, int]:
-    """{date: credited minutes} of one client for sessions dated first..last (one indexed query)."""
-    from iop import db
-
-    rows = db.session().connection().execute(
-        _client_days_statement(), {"client_pk": client_pk, "first": first, "last": last, "hours_now": now})
-    return {day: int(minutes or 0) for day, minutes in rows}
+    """{date: credited minutes} of one client for sessions dated first..last."""
+    return {day: minutes for (_pk, day), minutes in clients_minutes_by_day([client_pk], first, last, now).items()}
 
 
 def week_minutes(minutes_by_date: dict[date, int], monday: date) -> list[int]:

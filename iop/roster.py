@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app, has_request_context
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from iop import clock, db, hours, realtime
 from iop.models import Attendance, Client, ClientGroup, GroupSession, WeekFlag
@@ -68,19 +68,19 @@ def _statements():
     meeting, record, client = GroupSession.__table__.c, Attendance.__table__.c, Client.__table__.c
     member, flag = ClientGroup.__table__.c, WeekFlag.__table__.c
     sessions = select(meeting.id, meeting.group_id, meeting.module_id, meeting.date, meeting.starts_at,
-                      meeting.ends_at).where(meeting.id.in_(bindparam("session_ids", expanding=True)))
+                      meeting.ends_at).where(db.one_of(meeting.id, "session_ids"))
     records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
                       client.id, client.public_id, client.first_name, client.last_name)
                .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_id))
-               .where(record.session_id.in_(bindparam("session_ids", expanding=True)), record.voided_at.is_(None))
+               .where(db.one_of(record.session_id, "session_ids"), record.voided_at.is_(None))
                .order_by(record.id))
     members = (select(member.group_id, client.id, client.public_id, client.first_name, client.last_name)
                .select_from(Client.__table__.join(ClientGroup.__table__, member.client_id == client.id))
-               .where(member.group_id.in_(bindparam("group_ids", expanding=True)), client.status == "active")
+               .where(db.one_of(member.group_id, "group_ids"), client.status == "active")
                .order_by(client.first_name, client.last_name, client.id))
     at_risk = select(flag.client_id, flag.week_start).where(
-        flag.week_start.in_(bindparam("weeks", expanding=True)), flag.status == "at_risk",
-        flag.client_id.in_(bindparam("client_pks", expanding=True)))
+        db.one_of(flag.week_start, "weeks"), flag.status == "at_risk",
+        db.one_of(flag.client_id, "client_pks"))
     return sessions, records, members, at_risk
 
 

@@ -27,6 +27,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import bindparam, select
@@ -292,13 +293,13 @@ class ScanWriter:
                     scan.done.set()
 
     def _write(self, batch: list[PendingScan]) -> None:
-        if len(batch) > 1:
+        if len(batch) > 1 and len({scan.scan_id for scan in batch}) == len(batch):
             try:
                 with db.transaction():
-                    answers = [_write_in_batch(scan) for scan in batch]
+                    answers = _write_scans(batch)
                     seen = _note_kiosks_seen(batch)
-            except (IntegrityError, _RetryAlone):
-                pass  # rolled back: each scan again, alone
+            except (IntegrityError, _KioskRevoked):
+                pass  # rolled back: each scan again, alone (a scan_id sent twice meanwhile goes alone too)
             except Exception as exc:  # noqa: BLE001  (unreachable database: every kiosk is told to retry)
                 for scan in batch:
                     scan.error = exc
@@ -329,20 +330,31 @@ def writer() -> ScanWriter:
     return found
 
 
-def _write_in_batch(scan: PendingScan) -> ScanAnswer:
-    """One scan inside the batch's transaction; _RetryAlone when it cannot be written there."""
-    answer = _decision(scan)
-    if answer is None:  # the scan_id is known: a retry, answered as before
-        return _stored_answer(scan.scan_id, scan.kiosk_id)
-    if not _store(scan.scan_id, scan.kiosk_id, scan.now, scan.at, answer):
-        raise _RetryAlone  # the kiosk was revoked: its own transaction will write nothing
-    return answer
+def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
+    """The scans (distinct scan_ids) in the caller's transaction, in arrival order: each decided and
+    its attendance written, then the greetings' weeks read for all of them at once (as the
+    transaction leaves them), then every new scan's row in one statement. _KioskRevoked when a
+    kiosk was revoked meanwhile (nothing of it may be written: the caller rolls back)."""
+    outcomes = [_decision(scan) for scan in scans]
+    bodies = iter(success_bodies([o for o in outcomes if isinstance(o, Greeting)], max(scan.now for scan in scans)))
+    answers, new = [], []
+    for scan, outcome in zip(scans, outcomes):
+        if outcome is None:  # the scan_id is known: a retry, answered as before
+            answers.append(_stored_answer(scan.scan_id, scan.kiosk_id))
+            continue
+        if isinstance(outcome, Greeting):
+            outcome = ScanAnswer(200, next(bodies), session_id=outcome.session_id, client_pk=outcome.client_pk)
+        answers.append(outcome)
+        new.append((scan, outcome))
+    if new and not _store(new):
+        raise _KioskRevoked
+    return answers
 
 
-def _decision(scan: PendingScan) -> ScanAnswer | None:
+def _decision(scan: PendingScan) -> ScanAnswer | Greeting | None:
     if scan.early is not None:
         return None if _known(scan.scan_id) else scan.early
-    return _decide(scan.token, scan.scan_id, scan.at, scan.now)
+    return _decide(scan.token, scan.scan_id, scan.at)
 
 
 def _note_kiosks_seen(batch: list[PendingScan]) -> list[tuple[int, datetime]]:
@@ -365,11 +377,7 @@ def _write_alone(scan: PendingScan) -> ScanAnswer:
             # indexed rows, and reading them in a transaction of their own first cost more (its own
             # BEGIN and COMMIT) than holding the lock for them.
             with db.transaction():
-                answer = _decision(scan)
-                if answer is None:  # the scan_id is known: a retry, answered as before
-                    return _stored_answer(scan.scan_id, scan.kiosk_id)
-                if not _store(scan.scan_id, scan.kiosk_id, scan.now, scan.at, answer):
-                    raise _KioskRevoked
+                answer = _write_scans([scan])[0]
                 seen = _note_kiosks_seen([scan])
             for kiosk_id, now in seen:
                 kiosks.note_seen(kiosk_id, now)
@@ -410,11 +418,12 @@ def _store_statement():
     return scan.insert().from_select(columns, values).execution_options(preserve_rowcount=True)
 
 
-def _store(scan_id: str, kiosk_id: int, now: datetime, at: datetime, answer: ScanAnswer) -> bool:
-    """Write the scan's row with its answer; False when the kiosk is revoked (nothing written)."""
-    return db.session().connection().execute(_store_statement(), {
-        "scan_id": scan_id, "kiosk_id": kiosk_id, "client_id": answer.client_pk, "received_at": now,
-        "scanned_at": at, "http_status": answer.status, "response": answer.body}).rowcount == 1
+def _store(new: list[tuple[PendingScan, ScanAnswer]]) -> bool:
+    """Write the scans' rows with their answers (one statement); False when a kiosk is revoked."""
+    rows = [{"scan_id": scan.scan_id, "kiosk_id": scan.kiosk_id, "client_id": answer.client_pk,
+             "received_at": scan.now, "scanned_at": scan.at, "http_status": answer.status, "response": answer.body}
+            for scan, answer in new]
+    return db.session().connection().execute(_store_statement(), rows).rowcount == len(rows)
 
 
 @functools.cache
@@ -473,7 +482,18 @@ def _known(scan_id: str) -> bool:
     return bool(db.session().connection().execute(_known_statement(), {"scan_id": scan_id}).scalar())
 
 
-def _decide(token: cards.CardToken, scan_id: str, at: datetime, now: datetime) -> ScanAnswer | None:
+class Greeting(NamedTuple):
+    """A scan that succeeded; its answer's body waits for the week's figures (success_bodies)."""
+
+    result: str
+    client_pk: int
+    name: str
+    meeting: attendance.OpenSession
+    at: datetime
+    session_id: int | None  # the roster changed: publish after commit
+
+
+def _decide(token: cards.CardToken, scan_id: str, at: datetime) -> ScanAnswer | Greeting | None:
     """Inside the scan's transaction: check the card, find the session, write in or out.
     None when the scan_id is known already (a retry: nothing is decided again)."""
     client_pk = token.client_pk
@@ -507,9 +527,8 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, now: datetime) -
         result = "checked_out"
     else:
         result = "already_checked_in"
-    body = success_body(result, client_pk, Client.display_name.fget(client), meeting, at, now)
-    return ScanAnswer(200, body, session_id=meeting.id if result != "already_checked_in" else None,
-                      client_pk=client_pk)
+    return Greeting(result, client_pk, Client.display_name.fget(client), meeting, at,
+                    session_id=meeting.id if result != "already_checked_in" else None)
 
 
 def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | None = None
@@ -526,27 +545,38 @@ def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | Non
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
-def success_body(result: str, client_pk: int, name: str, meeting: attendance.OpenSession, at: datetime,
-                 now: datetime) -> dict:
-    """The 200 answer: the scanner's own short name, the session, and this week's hours (hours.py:
-    the figures of week_figures, from the client's minutes per day as this transaction leaves them)."""
+def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
+    """The 200 answers: the scanner's own short name, the session, and this week's hours (hours.py:
+    the figures of week_figures, from each client's minutes per day as this transaction leaves them,
+    read for all the greetings of a batch in two queries)."""
+    if not greetings:
+        return []
     tz = program_tz()
-    monday = hours.week_start(local_date(at, tz))
-    sunday = monday + timedelta(days=6)
-    by_day = hours.client_minutes_by_day(client_pk, min(monday, meeting.date), max(sunday, meeting.date), now)
-    return {
-        "result": result,
-        "client": {"display_name": name},
-        "session": {
-            "id": meeting.id,
-            "group": meeting.group_name,
-            "room": meeting.room,
-            "starts": meeting.starts_at.astimezone(tz).strftime("%H:%M"),
-            "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
-        },
-        "week": {
-            "attended_minutes": sum(hours.week_minutes(by_day, monday)),
-            "target_minutes": hours.week_target(hours.client_plans(client_pk, monday, sunday), monday) or 0,
-        },
-        "today": {"attended_minutes": by_day.get(meeting.date, 0)},
-    }
+    mondays = [hours.week_start(local_date(greeting.at, tz)) for greeting in greetings]
+    first = min(min(monday, g.meeting.date) for monday, g in zip(mondays, greetings))
+    last = max(max(monday + timedelta(days=6), g.meeting.date) for monday, g in zip(mondays, greetings))
+    client_pks = sorted({greeting.client_pk for greeting in greetings})
+    minutes = hours.clients_minutes_by_day(client_pks, first, last, now)
+    plans = hours.plans_touching(first, last, client_pks)
+    bodies = []
+    for monday, greeting in zip(mondays, greetings):
+        meeting, client_pk = greeting.meeting, greeting.client_pk
+        by_day = {day: m for (pk, day), m in minutes.items() if pk == client_pk}
+        week_plans = [plan for plan in plans.get(client_pk, ()) if plan.overlaps_week(monday)]
+        bodies.append({
+            "result": greeting.result,
+            "client": {"display_name": greeting.name},
+            "session": {
+                "id": meeting.id,
+                "group": meeting.group_name,
+                "room": meeting.room,
+                "starts": meeting.starts_at.astimezone(tz).strftime("%H:%M"),
+                "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
+            },
+            "week": {
+                "attended_minutes": sum(hours.week_minutes(by_day, monday)),
+                "target_minutes": hours.week_target(week_plans, monday) or 0,
+            },
+            "today": {"attended_minutes": by_day.get(meeting.date, 0)},
+        })
+    return bodies

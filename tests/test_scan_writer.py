@@ -50,18 +50,49 @@ def rows(model):
 def test_scans_arriving_together_are_one_transaction_with_each_its_own_answer(app, ctx, kiosk_scene, people):
     maria, ana, ben = people
     kiosk = kiosk_scene.device.id
-    batch = [pending(kiosk, maria), pending(kiosk, ana, "ana-first-1"), pending(kiosk, maria),
-             pending(kiosk, ana, "ana-first-1"), pending(kiosk, ben)]
+    batch = [pending(kiosk, maria), pending(kiosk, ana), pending(kiosk, maria), pending(kiosk, ben)]
     assert commits_during(app, lambda: scan.writer()._write(batch)) == 1
-    assert [s.error for s in batch] == [None] * 5
-    results = [s.answer.code for s in batch]
-    # Maria's second scan sees her first (same transaction); Ana's resend gets her stored answer.
-    assert results == ["checked_in", "checked_in", "already_checked_in", "checked_in", "checked_in"]
-    assert batch[3].answer.body == batch[1].answer.body
-    assert batch[1].answer.body["client"]["display_name"] == "Ana L."
+    assert [s.error for s in batch] == [None] * 4
+    # Maria's second scan sees her first (same transaction); each greeting names its own scanner.
+    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "already_checked_in", "checked_in"]
+    assert [s.answer.body["client"]["display_name"] for s in batch] == ["Maria G.", "Ana L.", "Maria G.", "Ben O."]
+    assert all(s.answer.body["week"]["target_minutes"] == 540 for s in batch)
     db.session().rollback()
     assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
-    assert len(rows(Scan)) == 4  # the resend stored nothing new
+    assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
+
+
+def test_a_scan_sent_twice_in_one_batch_is_counted_once(app, ctx, kiosk_scene, people):
+    """A kiosk's resend can arrive while its first send still waits: the batch goes one by one, and
+    the resend gets the first's stored answer."""
+    maria, ana, _ben = people
+    kiosk = kiosk_scene.device.id
+    batch = [pending(kiosk, maria, "maria-first-1"), pending(kiosk, ana), pending(kiosk, maria, "maria-first-1")]
+    scan.writer()._write(batch)
+    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
+    assert batch[2].answer.body == batch[0].answer.body
+    db.session().rollback()
+    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id])
+    assert len(rows(Scan)) == 2
+
+
+def test_the_greetings_of_a_batch_show_each_clients_own_week(app, ctx, kiosk_scene, people, world, freeze):
+    """Hours are read for the whole batch at once: each answer still counts only its own client's
+    minutes and plan."""
+    from conftest import local
+
+    maria, ana, _ben = people
+    kiosk = kiosk_scene.device.id
+    monday = kiosk_scene.day
+    freeze(local(monday, 8, 55))
+    scan.writer()._write([pending(kiosk, maria)])  # Maria in at 8:55 (credited from 9:00)
+    freeze(local(monday, 10, 30))
+    batch = [pending(kiosk, maria), pending(kiosk, ana)]
+    scan.writer()._write(batch)
+    assert [s.answer.code for s in batch] == ["checked_out", "checked_in"]
+    assert batch[0].answer.body["week"]["attended_minutes"] == 90
+    assert batch[0].answer.body["today"]["attended_minutes"] == 90
+    assert batch[1].answer.body["week"]["attended_minutes"] == 0
 
 
 def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, ctx, kiosk_scene, people, monkeypatch):
@@ -72,11 +103,11 @@ def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, 
     real_store = scan._store
     raced = {"done": False}
 
-    def store(scan_id, kiosk_id, now, at, answer):
-        if scan_id == "raced-scan-1" and not raced["done"]:
+    def store(new):
+        if any(pending.scan_id == "raced-scan-1" for pending, _answer in new) and not raced["done"]:
             raced["done"] = True
             raise IntegrityError("INSERT INTO scan", {}, Exception("duplicate key"))
-        return real_store(scan_id, kiosk_id, now, at, answer)
+        return real_store(new)
 
     monkeypatch.setattr(scan, "_store", store)
     batch = [pending(kiosk, maria), pending(kiosk, ana, "raced-scan-1"), pending(kiosk, ben)]
