@@ -88,20 +88,21 @@ class SessionsNear(NamedTuple):
 
 @functools.cache
 def client_sessions_statement():
-    """The client's row, each of their groups (by code), its sessions dated :day or :next_day and the
-    client's live record in each; and how many of the client's records are open in sessions ending
-    after :at. Callers may add columns after these (the scan adds whether its scan_id is known)."""
+    """Each named client's (:client_pks) row, each of their groups (by code), its sessions dated :day
+    or :next_day and the client's live record in each; and how many of the client's records are
+    open in sessions ending after :at. Callers may add columns after these (the scan adds whether
+    its scan_id is known)."""
     from sqlalchemy import and_, func
 
     client, member = Client.__table__.c, ClientGroup.__table__.c
     group, meeting, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
     other, other_meeting = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_meeting")
     open_visits = (select(func.count()).select_from(other.join(other_meeting, other_meeting.c.id == other.c.session_id))
-                   .where(other.c.client_id == bindparam("client_pk"), other.c.voided_at.is_(None),
+                   .where(other.c.client_id == client.id, other.c.voided_at.is_(None),
                           other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
                           other_meeting.c.ends_at > bindparam("at"))
                    .scalar_subquery())
-    return (select(client.card_version, client.status, client.first_name, client.last_name,
+    return (select(client.id, client.card_version, client.status, client.first_name, client.last_name,
                    group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
                    meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at,
                    record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
@@ -114,8 +115,8 @@ def client_sessions_statement():
                          .outerjoin(Attendance.__table__,
                                     and_(record.session_id == meeting.id, record.client_id == client.id,
                                          record.voided_at.is_(None))))
-            .where(client.id == bindparam("client_pk"))
-            .order_by(group.code, meeting.date))
+            .where(db.one_of(client.id, "client_pks"))
+            .order_by(client.id, group.code, meeting.date))
 
 
 def client_sessions_near(client_pk: int, moment: datetime, statement=None, params: dict | None = None
@@ -123,16 +124,25 @@ def client_sessions_near(client_pk: int, moment: datetime, statement=None, param
     """The client, their groups, those groups' sessions dated the moment's local day or the day
     after and the client's records in them, in one query (client_sessions_statement, or
     `statement` built on it with `params` for its own columns); also the rows, for such columns."""
+    near, rows = clients_sessions_near([client_pk], moment, statement, params)
+    return near.get(client_pk) or SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0), rows
+
+
+def clients_sessions_near(client_pks: list[int], moment: datetime, statement=None, params: dict | None = None
+                          ) -> tuple[dict[int, SessionsNear], list]:
+    """client_sessions_near for several clients at once, by client (a client not found is left out).
+    Open visits are counted in sessions ending after `moment`: give the earliest of the scans' times."""
     day = local_date(moment, program_tz())
-    facts, groups, sessions, visits, open_visits = None, {}, {}, {}, 0
     rows = db.session().connection().execute(
         statement if statement is not None else client_sessions_statement(),
-        {"client_pk": client_pk, "day": day, "next_day": day + timedelta(days=1), "at": moment,
+        {"client_pks": list(client_pks), "day": day, "next_day": day + timedelta(days=1), "at": moment,
          **(params or {})}).all()
-    for (card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
+    found: dict[int, tuple] = {}
+    for (client_pk, card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
          session_id, date_, starts, ends, session_status, closed_at, visit_id, visit_status, check_in, check_out,
          open_visits, *_added) in rows:
-        facts = facts or ClientFacts(card_version, status, first_name, last_name)
+        facts, groups, sessions, visits, _open = found.setdefault(client_pk, (
+            ClientFacts(card_version, status, first_name, last_name), {}, {}, {}, open_visits or 0))
         if group_id is None:
             continue  # in no group
         groups.setdefault(group_id, (group_id, active, weekdays, start, end))
@@ -141,7 +151,8 @@ def client_sessions_near(client_pk: int, moment: datetime, statement=None, param
                                                       closed_at, name, room or "")
             if visit_id is not None:
                 visits[session_id] = Visit(visit_id, session_id, visit_status, check_in, check_out)
-    return SessionsNear(facts, day, list(groups.values()), sessions, visits, open_visits or 0), rows
+    return {client_pk: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
+            for client_pk, (facts, groups, sessions, visits, open_count) in found.items()}, rows
 
 
 def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:

@@ -335,7 +335,11 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
     its attendance written, then the greetings' weeks read for all of them at once (as the
     transaction leaves them), then every new scan's row in one statement. _KioskRevoked when a
     kiosk was revoked meanwhile (nothing of it may be written: the caller rolls back)."""
-    outcomes = [_decision(scan) for scan in scans]
+    if len(scans) > 1:
+        known, near = _known_ids(scans), _sessions_near(scans)
+        outcomes = [_decision(scan, known, near) for scan in scans]
+    else:
+        outcomes = [_decision(scan) for scan in scans]
     bodies = iter(success_bodies([o for o in outcomes if isinstance(o, Greeting)], max(scan.now for scan in scans)))
     answers, new = [], []
     for scan, outcome in zip(scans, outcomes):
@@ -351,10 +355,43 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
     return answers
 
 
-def _decision(scan: PendingScan) -> ScanAnswer | Greeting | None:
+def _decision(scan: PendingScan, known: set[str] | None = None,
+              near: dict[int, attendance.SessionsNear] | None = None) -> ScanAnswer | Greeting | None:
+    """The scan decided (None: its scan_id is known). `known` and `near`: what a batch read for all
+    its scans at once (the scan_ids stored before, the sessions near its clients)."""
+    if known is not None and scan.scan_id in known:
+        return None
     if scan.early is not None:
-        return None if _known(scan.scan_id) else scan.early
+        return scan.early if known is not None or not _known(scan.scan_id) else None
+    if near and scan.token.client_pk in near:
+        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_pk])
     return _decide(scan.token, scan.scan_id, scan.at)
+
+
+def _known_ids(scans: list[PendingScan]) -> set[str]:
+    """Which of the batch's scan_ids were stored before (one query)."""
+    scan_id = Scan.__table__.c.scan_id
+    return set(db.session().connection().execute(select(scan_id).where(db.one_of(scan_id, "scan_ids")),
+                                                  {"scan_ids": [scan.scan_id for scan in scans]}).scalars())
+
+
+def _sessions_near(scans: list[PendingScan]) -> dict[int, attendance.SessionsNear]:
+    """For a batch: the sessions near each client scanned once in it on the batch's day, in one query
+    (a client scanned twice is read again for the second scan, after the first one's writes)."""
+    tz = program_tz()
+    live = [scan for scan in scans if scan.early is None]
+    if len(live) < 2:
+        return {}
+    day = local_date(live[0].at, tz)
+    counts: dict[int, int] = {}
+    for scan in live:
+        counts[scan.token.client_pk] = counts.get(scan.token.client_pk, 0) + 1
+    once = [scan for scan in live if counts[scan.token.client_pk] == 1 and local_date(scan.at, tz) == day]
+    if not once:
+        return {}
+    earliest = min(scan.at for scan in once)
+    near = attendance.clients_sessions_near(sorted(scan.token.client_pk for scan in once), earliest)[0]
+    return {client_pk: sessions for client_pk, sessions in near.items() if sessions.day == day}
 
 
 def _note_kiosks_seen(batch: list[PendingScan]) -> list[tuple[int, datetime]]:
@@ -493,13 +530,17 @@ class Greeting(NamedTuple):
     session_id: int | None  # the roster changed: publish after commit
 
 
-def _decide(token: cards.CardToken, scan_id: str, at: datetime) -> ScanAnswer | Greeting | None:
+def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance.SessionsNear | None = None
+            ) -> ScanAnswer | Greeting | None:
     """Inside the scan's transaction: check the card, find the session, write in or out.
-    None when the scan_id is known already (a retry: nothing is decided again)."""
+    None when the scan_id is known already (a retry: nothing is decided again). `near`: the client's
+    sessions as read for a batch, without asking about the scan_id (a known one then collides when
+    its row is stored, and the batch goes one scan at a time)."""
     client_pk = token.client_pk
-    near, rows = attendance.client_sessions_near(client_pk, at, _near_statement(), {"scan_id": scan_id})
-    if rows[0].scan_known if rows else _known(scan_id):
-        return None
+    if near is None:
+        near, rows = attendance.client_sessions_near(client_pk, at, _near_statement(), {"scan_id": scan_id})
+        if rows[0].scan_known if rows else _known(scan_id):
+            return None
     client = near.client
     if client is None or token.version > client.card_version:
         return refusal("unknown_card")
