@@ -267,19 +267,36 @@ def kiosk_visits(session_id: int, client_pk: int, at: datetime, near: SessionsNe
     return here, elsewhere
 
 
+class CheckIns:
+    """A batch of scans' new kiosk check-ins, written together (one statement) when flushed: before
+    any read that must see them, and at the end of the batch."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def flush(self) -> None:
+        if self.rows:
+            db.session().connection().execute(Attendance.__table__.insert(), self.rows)
+            self.rows = []
+
+
 def kiosk_check_in(session_id: int, client_pk: int, at: datetime, elsewhere: list[Visit],
-                   check_out_at: datetime | None = None, check_out_source: str | None = None) -> None:
+                   check_out_at: datetime | None = None, check_out_source: str | None = None,
+                   batch: CheckIns | None = None) -> None:
     """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
     The caller found no live record here (kiosk_visits); a racing one meets the unique index
-    (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session)."""
-    record = Attendance.__table__
+    (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session).
+    With `batch`, the new record is written when the batch is flushed."""
     connection = db.session().connection()
     for other in elsewhere:
         if other.check_in_at <= at:
             _kiosk_check_out(connection, other.id, at, "kiosk")
-    connection.execute(record.insert(), {
-        "session_id": session_id, "client_id": client_pk, "status": "present", "source": "kiosk",
-        "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source})
+    row = {"session_id": session_id, "client_id": client_pk, "status": "present", "source": "kiosk",
+           "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source}
+    if batch is not None:
+        batch.rows.append(row)
+    else:
+        connection.execute(Attendance.__table__.insert(), row)
 
 
 def kiosk_check_out(visit: Visit, at: datetime) -> None:

@@ -336,8 +336,9 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
     transaction leaves them), then every new scan's row in one statement. _KioskRevoked when a
     kiosk was revoked meanwhile (nothing of it may be written: the caller rolls back)."""
     if len(scans) > 1:
-        known, near = _known_ids(scans), _sessions_near(scans)
-        outcomes = [_decision(scan, known, near) for scan in scans]
+        known, near, check_ins = _known_ids(scans), _sessions_near(scans), attendance.CheckIns()
+        outcomes = [_decision(scan, known, near, check_ins) for scan in scans]
+        check_ins.flush()
     else:
         outcomes = [_decision(scan) for scan in scans]
     bodies = iter(success_bodies([o for o in outcomes if isinstance(o, Greeting)], max(scan.now for scan in scans)))
@@ -356,16 +357,20 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
 
 
 def _decision(scan: PendingScan, known: set[str] | None = None,
-              near: dict[int, attendance.SessionsNear] | None = None) -> ScanAnswer | Greeting | None:
-    """The scan decided (None: its scan_id is known). `known` and `near`: what a batch read for all
-    its scans at once (the scan_ids stored before, the sessions near its clients)."""
+              near: dict[int, attendance.SessionsNear] | None = None,
+              check_ins: attendance.CheckIns | None = None) -> ScanAnswer | Greeting | None:
+    """The scan decided (None: its scan_id is known). `known`, `near` and `check_ins`: what a batch
+    read for all its scans at once (the scan_ids stored before, the sessions near its clients) and
+    its check-ins waiting to be written (written first when this scan reads on its own)."""
     if known is not None and scan.scan_id in known:
         return None
     if scan.early is not None:
         return scan.early if known is not None or not _known(scan.scan_id) else None
     if near and scan.token.client_pk in near:
-        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_pk])
-    return _decide(scan.token, scan.scan_id, scan.at)
+        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_pk], check_ins)
+    if check_ins is not None:
+        check_ins.flush()
+    return _decide(scan.token, scan.scan_id, scan.at, check_ins=check_ins)
 
 
 def _known_ids(scans: list[PendingScan]) -> set[str]:
@@ -530,12 +535,13 @@ class Greeting(NamedTuple):
     session_id: int | None  # the roster changed: publish after commit
 
 
-def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance.SessionsNear | None = None
-            ) -> ScanAnswer | Greeting | None:
+def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance.SessionsNear | None = None,
+            check_ins: attendance.CheckIns | None = None) -> ScanAnswer | Greeting | None:
     """Inside the scan's transaction: check the card, find the session, write in or out.
     None when the scan_id is known already (a retry: nothing is decided again). `near`: the client's
     sessions as read for a batch, without asking about the scan_id (a known one then collides when
-    its row is stored, and the batch goes one scan at a time)."""
+    its row is stored, and the batch goes one scan at a time); `check_ins`: the batch's, where a new
+    check-in waits to be written with the others."""
     client_pk = token.client_pk
     if near is None:
         near, rows = attendance.client_sessions_near(client_pk, at, _near_statement(), {"scan_id": scan_id})
@@ -557,7 +563,8 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance
         closed = None
         if meeting.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
             closed = max(hours.close_check_out(meeting.closed_at or meeting.ends_at, meeting.ends_at), at)
-        attendance.kiosk_check_in(meeting.id, client_pk, at, elsewhere, closed, "close" if closed else None)
+        attendance.kiosk_check_in(meeting.id, client_pk, at, elsewhere, closed, "close" if closed else None,
+                                  check_ins)
         result = "checked_in"
     elif record.status != "present" or record.check_in_at is None:
         return refusal("see_staff", client_pk)  # staff recorded this visit by hand (e.g. excused)
