@@ -235,34 +235,31 @@ class _RetryAlone(Exception):
 
 
 class ScanWriter:
-    """Per app: writer threads taking the pending scans in arrival order, up to BATCH a transaction.
-    SQLite has one writer at a time, so one thread; PostgreSQL takes several transactions at once,
-    and a writer waiting on the network for its statements would leave it idle, so a few.
+    """Per app: one thread writing the pending scans in arrival order, up to BATCH a transaction
+    (measured on PostgreSQL too: a second or third writer thread only added contention).
 
     A batch is written optimistically in one transaction. When any of its scans meets what only a
-    race produces (a unique key taken by a parallel retry, another writer or another process, a
-    kiosk revoked meanwhile), the batch is rolled back and each of its scans is written alone, with
-    the retries it needs, so no scan's answer depends on another's. A database error (unreachable)
+    race produces (a unique key taken by a parallel retry or another process, a kiosk revoked
+    meanwhile), the batch is rolled back and each of its scans is written alone, with the
+    retries it needs, so no scan's answer depends on another's. A database error (unreachable)
     is raised in every waiting request, which answers the kiosk try_again (it queues the scan)."""
 
     BATCH = 32
-    IDLE_SECONDS = 2.0  # a thread ends after this long without scans (started again on demand)
+    IDLE_SECONDS = 2.0  # the thread ends after this long without scans (started again on demand)
 
-    def __init__(self, app, threads: int = 1):
+    def __init__(self, app):
         self.app = app
-        self.threads = threads
         self.lock = threading.Condition()
         self.pending: deque[PendingScan] = deque()
-        self.running = 0  # writer threads alive
-        self.waiting = 0  # of those, waiting for scans
+        self.running = False
 
     def write(self, scan: PendingScan) -> ScanAnswer:
         with self.lock:
             self.pending.append(scan)
-            if self.waiting:
+            if self.running:
                 self.lock.notify()
-            elif self.running < self.threads:
-                self.running += 1
+            else:
+                self.running = True
                 threading.Thread(target=self._run, name="iop-scan-writer", daemon=True).start()
         scan.done.wait()
         if scan.error is not None:
@@ -273,11 +270,9 @@ class ScanWriter:
         while True:
             with self.lock:
                 if not self.pending:
-                    self.waiting += 1
                     self.lock.wait(self.IDLE_SECONDS)
-                    self.waiting -= 1
                 if not self.pending:
-                    self.running -= 1
+                    self.running = False
                     return
                 batch = [self.pending.popleft() for _ in range(min(self.BATCH, len(self.pending)))]
             try:
@@ -317,16 +312,12 @@ class ScanWriter:
                 scan.error = exc
 
 
-POSTGRES_WRITERS = 2
-
-
 def writer() -> ScanWriter:
     app = current_app._get_current_object()
     found = app.extensions.get("iop.scan_writer")
     if found is None:
         with _PER_APP_LOCK:
-            threads = 1 if db.database(app).write_lock is not None else POSTGRES_WRITERS
-            found = app.extensions.setdefault("iop.scan_writer", ScanWriter(app, threads))
+            found = app.extensions.setdefault("iop.scan_writer", ScanWriter(app))
     return found
 
 
