@@ -435,28 +435,26 @@ class _KioskRevoked(Exception):
 
 
 @functools.cache
-def _store_statement():
-    """The scan's row, written only while its kiosk is not revoked (it may have been, in another
-    process, since this one last read its cookie): no row then, and the scan is refused."""
-    from sqlalchemy import JSON, Integer, String
-
-    from iop.models import UTCDateTime
-
-    scan, device = Scan.__table__, KioskDevice.__table__.c
-    values = select(bindparam("scan_id", type_=String()), device.id, bindparam("client_id", type_=Integer()),
-                    bindparam("received_at", type_=UTCDateTime()), bindparam("scanned_at", type_=UTCDateTime()),
-                    bindparam("http_status", type_=Integer()), bindparam("response", type_=JSON())).where(
-        device.id == bindparam("kiosk_id"), device.revoked_at.is_(None))
-    columns = ["scan_id", "kiosk_id", "client_id", "received_at", "scanned_at", "http_status", "response"]
-    return scan.insert().from_select(columns, values).execution_options(preserve_rowcount=True)
+def _live_kiosks_statement():
+    """Which of the named kiosks are not revoked, their rows held (FOR SHARE on PostgreSQL) until the
+    batch commits: a revocation from another process waits for it instead of slipping in between.
+    (On SQLite the transaction holds the database's one write lock already.)"""
+    device = KioskDevice.__table__.c
+    return (select(device.id).where(db.one_of(device.id, "kiosk_ids"), device.revoked_at.is_(None))
+            .with_for_update(read=True))
 
 
 def _store(new: list[tuple[PendingScan, ScanAnswer]]) -> bool:
-    """Write the scans' rows with their answers (one statement); False when a kiosk is revoked."""
-    rows = [{"scan_id": scan.scan_id, "kiosk_id": scan.kiosk_id, "client_id": answer.client_pk,
-             "received_at": scan.now, "scanned_at": scan.at, "http_status": answer.status, "response": answer.body}
-            for scan, answer in new]
-    return db.session().connection().execute(_store_statement(), rows).rowcount == len(rows)
+    """Write the scans' rows with their answers (one statement); False, writing nothing, when a kiosk
+    was revoked since this process last read its cookie (in another process)."""
+    kiosk_ids = sorted({scan.kiosk_id for scan, _answer in new})
+    connection = db.session().connection()
+    if len(connection.execute(_live_kiosks_statement(), {"kiosk_ids": kiosk_ids}).all()) != len(kiosk_ids):
+        return False
+    connection.execute(Scan.__table__.insert(), [
+        {"scan_id": scan.scan_id, "kiosk_id": scan.kiosk_id, "client_id": answer.client_pk, "received_at": scan.now,
+         "scanned_at": scan.at, "http_status": answer.status, "response": answer.body} for scan, answer in new])
+    return True
 
 
 @functools.cache
