@@ -231,10 +231,6 @@ class PendingScan:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class _RetryAlone(Exception):
-    """A scan of the batch could not be written with the others (a race lost, a kiosk revoked)."""
-
-
 class ScanWriter:
     """Per app: one thread writing the pending scans in arrival order, up to BATCH a transaction
     (measured on PostgreSQL too: a second or third writer thread only added contention).
@@ -301,9 +297,7 @@ class ScanWriter:
     def _write(self, batch: list[PendingScan]) -> None:
         if len(batch) > 1 and len({scan.scan_id for scan in batch}) == len(batch):
             try:
-                with db.transaction():
-                    answers = _write_scans(batch)
-                    seen = _note_kiosks_seen(batch)
+                answers = _commit(batch)
             except (IntegrityError, _KioskRevoked):
                 pass  # rolled back: each scan again, alone (a scan_id sent twice meanwhile goes alone too)
             except Exception as exc:  # noqa: BLE001  (unreachable database: every kiosk is told to retry)
@@ -311,8 +305,6 @@ class ScanWriter:
                     scan.error = exc
                 return
             else:
-                for kiosk_id, now in seen:
-                    kiosks.note_seen(kiosk_id, now)
                 for scan, answer in zip(batch, answers):
                     scan.answer = answer
                 return
@@ -330,6 +322,16 @@ def writer() -> ScanWriter:
         with _PER_APP_LOCK:
             found = app.extensions.setdefault("iop.scan_writer", ScanWriter(app))
     return found
+
+
+def _commit(scans: list[PendingScan]) -> list[ScanAnswer]:
+    """The scans written and committed in one transaction, with their kiosks' last_seen_at."""
+    with db.transaction():
+        answers = _write_scans(scans)
+        seen = _note_kiosks_seen(scans)
+    for kiosk_id, now in seen:
+        kiosks.note_seen(kiosk_id, now)
+    return answers
 
 
 def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
@@ -420,12 +422,7 @@ def _write_alone(scan: PendingScan) -> ScanAnswer:
             # One short transaction (on SQLite it holds the write lock): everything it reads is a few
             # indexed rows, and reading them in a transaction of their own first cost more (its own
             # BEGIN and COMMIT) than holding the lock for them.
-            with db.transaction():
-                answer = _write_scans([scan])[0]
-                seen = _note_kiosks_seen([scan])
-            for kiosk_id, now in seen:
-                kiosks.note_seen(kiosk_id, now)
-            return answer
+            return _commit([scan])[0]
         except _KioskRevoked:
             kiosks.forget(scan.kiosk_id)
             return refusal("not_enrolled")
