@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,9 +82,10 @@ def finish(config: dict) -> None:
     instance = Path(config["INSTANCE_PATH"])
     try:
         instance.mkdir(parents=True, exist_ok=True)
-        probe = instance / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # A probe of this process's own: several server processes may start at once (a shared name
+        # was written by one and removed by another, and that one's start failed).
+        with tempfile.TemporaryFile(dir=instance):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"The instance folder {instance} cannot be written ({exc.strerror}). "

@@ -69,6 +69,27 @@ def test_unwritable_instance_folder_is_reported(tmp_path):
         settings({"IOP_INSTANCE_PATH": str(blocker / "inside")})
 
 
+def test_server_processes_starting_together_all_find_the_instance_folder_writable(tmp_path):
+    """Two gunicorn processes of one deployment start at once: each checks the folder on its own."""
+    import threading
+
+    failures = []
+
+    def start():
+        for _ in range(200):
+            try:
+                finish({**DEFAULTS, "INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "k" * 40})
+            except ConfigError as exc:
+                failures.append(str(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 def test_test_config_does_not_read_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("IOP_TIMEZONE", "Mars/Olympus")
     app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "k", "TIMEZONE": "America/Denver"})
