@@ -388,10 +388,15 @@ def _decision(scan: PendingScan, known: set[str] | None = None,
     return _decide(scan.token, scan.scan_id, scan.at, check_ins=check_ins)
 
 
+@functools.cache
+def _known_ids_statement():
+    scan_id = Scan.__table__.c.scan_id
+    return select(scan_id).where(db.one_of(scan_id, "scan_ids"))
+
+
 def _known_ids(scans: list[PendingScan]) -> set[str]:
     """Which of the batch's scan_ids were stored before (one query)."""
-    scan_id = Scan.__table__.c.scan_id
-    return set(db.session().connection().execute(select(scan_id).where(db.one_of(scan_id, "scan_ids")),
+    return set(db.session().connection().execute(_known_ids_statement(),
                                                   {"scan_ids": [scan.scan_id for scan in scans]}).scalars())
 
 

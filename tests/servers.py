@@ -142,6 +142,16 @@ class Process:
         except FileNotFoundError:
             return ""
 
+    def start_listening(self, port: int, timeout: float = 10):
+        """Process.start(), then wait until the process accepts connections on `port`."""
+        Process.start(self)
+        deadline = time.monotonic() + timeout
+        while not port_open(port):
+            if time.monotonic() > deadline or not self.alive():
+                raise AssertionError(f"{self.name} did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.05)
+        return self
+
 
 class WebProcess(Process):
     """A web process: `gunicorn iop.wsgi:app` (gthread, one worker) or `iop serve`."""
@@ -217,13 +227,7 @@ class PrivateRedis(Process):
         super().__init__(f"redis-{self.port}", command, dict(os.environ), log_dir)
 
     def start(self):
-        super().start()
-        deadline = time.monotonic() + 10
-        while not port_open(self.port):
-            if time.monotonic() > deadline or not self.alive():
-                raise AssertionError(f"redis-server did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)
-        return self
+        return self.start_listening(self.port)
 
 
 # ---- what people do, over HTTP ---------------------------------------------------------------
@@ -552,10 +556,4 @@ class Nginx(Process):
                          folder)
 
     def start(self):
-        super().start()
-        deadline = time.monotonic() + 10
-        while not port_open(self.port):
-            if time.monotonic() > deadline or not self.alive():
-                raise AssertionError(f"nginx did not start:\n{self.log()}")
-            time.sleep(0.05)
-        return self
+        return self.start_listening(self.port)
