@@ -13,7 +13,7 @@ Measured in the same run (best CPU time of --repeat runs; wall medians printed b
   the same arithmetic, written the obvious way) through a raw sqlite3 cursor;
 - B: hand-written SQL for every row the board reads: A plus the week's plans and their phases,
   group memberships and the week's sessions (the floor for the same work without Python);
-- the board: iop.hours.week_figures for every client (targets, statuses, days: the code under test).
+- the board: iop.hours_queries.week_figures for every client (targets, statuses, days: the code under test).
 
 Goals (BENCH.md: ratios bind, absolute times are for the README): week_figures at most 0.5 s and
 at most 1.5x the hand-written SQL; with three years of history at most 1.3x its one-year time (the
@@ -67,8 +67,8 @@ def stamp(moment: datetime) -> str:
 # ---- seeding with bulk inserts ---------------------------------------------------------------------
 
 def seed(instance: Path, clients: int, weeks: int) -> tuple[object, dict]:
-    from iop import db, migrate
-    from iop.sessions import local_to_utc
+    from iop.clock import local_to_utc
+    from iop.store import db, migrate
 
     app = make_app(instance)
     migrate.upgrade(app)
@@ -182,7 +182,8 @@ SESSIONS_SQL = "SELECT group_id, date, status, starts_at, ends_at FROM group_ses
 
 
 def measure(app, repeat: int) -> dict:
-    from iop import db, hours
+    from iop.rules import hours
+    from iop.store import db, hours_queries
 
     tz = app.config["PROGRAM_TZ"]
     now = datetime.combine(NOW_LOCAL[0], NOW_LOCAL[1], tzinfo=tz)
@@ -203,7 +204,7 @@ def measure(app, repeat: int) -> dict:
                                                   for sql in (PLANS_SQL, PHASES_SQL, MEMBERS_SQL, SESSIONS_SQL)]
 
             def board():
-                figures = hours.week_figures(LAST_MONDAY, now, tz)
+                figures = hours_queries.week_figures(LAST_MONDAY, now, tz)
                 db.session().rollback()  # end the read, as a request would
                 return figures
 
@@ -213,7 +214,7 @@ def measure(app, repeat: int) -> dict:
                       "statuses": {s: sum(1 for f in figures.values() if f.status == s) for s in hours.STATUSES},
                       "rows": len(attendance_group_by())}
             # The board's minutes agree with the hand-written query, client-day by client-day.
-            ours = hours.minutes_by_client_day(LAST_MONDAY, sunday, now)
+            ours = hours_queries.minutes_by_client_day(LAST_MONDAY, sunday, now)
             theirs = attendance_group_by()
             result["max_difference"] = max(abs(ours.get(key, 0) - theirs.get(key, 0)) for key in {*ours, *theirs})
             result["plan"] = query_plan(raw, now, sunday)
@@ -223,9 +224,9 @@ def measure(app, repeat: int) -> dict:
 
 
 def query_plan(raw, now, sunday) -> list[str]:
-    from iop import db, hours
+    from iop.store import db, hours_queries
 
-    compiled = hours._minutes_by_day_statement(False).compile(db.database().engine)
+    compiled = hours_queries._minutes_by_day_statement(False).compile(db.database().engine)
     values = {"first": LAST_MONDAY, "last": sunday, "hours_now": now}
     params = [values.get(name, compiled.params.get(name)) for name in compiled.positiontup]
     params = [stamp(p) if isinstance(p, datetime) else p.isoformat() if isinstance(p, date) else p for p in params]
@@ -247,7 +248,7 @@ def main() -> int:
                   f"{counts['plans']:,} plans in {counts['seconds']:.1f} s")
             result = measure(app, args.repeat)
             results[years] = result
-            from iop import db
+            from iop.store import db
 
             db.database(app).engine.dispose()
         board, attendance, same = result["board"], result["attendance"], result["same_rows"]

@@ -52,9 +52,9 @@ def peak_mb() -> float:
 def seed(instance: Path, clients: int, weeks: int) -> dict:
     from sqlalchemy import insert, select
 
-    from iop import db, migrate
-    from iop.models import Attendance, Client, ClientGroup, Group, GroupSession, Plan
-    from iop.sessions import local_to_utc
+    from iop.clock import local_to_utc
+    from iop.store import db, migrate
+    from iop.store.models import Attendance, Client, ClientGroup, Group, GroupSession, Plan
 
     app = make_app(instance)
     migrate.upgrade(app)
@@ -148,7 +148,7 @@ def child(mode: str, instance: Path, first: date, last: date, out: Path) -> dict
                 rows += 1
         connection.close()
     else:
-        from iop import exports
+        from iop.files import exports
 
         kind, fmt = mode.split(":")
         with app.app_context():

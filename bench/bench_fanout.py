@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import servers  # noqa: E402
-
 import socketio  # noqa: E402
 
 

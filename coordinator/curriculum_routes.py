@@ -7,8 +7,9 @@ from coordinator import bp
 from curriculum import active_group_lengths
 from curriculum.catalog import catalog, reload
 from curriculum.validate import group_fit_problems
-from iop import audit, db
-from iop.auth import staff_required
+from iop.clinic import audit
+from iop.store import db
+from iop.web.auth import staff_required
 
 
 @bp.route("/curriculum")

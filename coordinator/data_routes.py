@@ -7,9 +7,11 @@ from datetime import date, timedelta
 from flask import Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
 
 from coordinator import bp
-from iop import clock, db, exports, imports
-from iop.auth import current_user, staff_required
-from iop.sessions import local_date, program_tz
+from iop import clock
+from iop.clock import local_date, program_tz
+from iop.files import exports, imports
+from iop.store import db
+from iop.web.auth import current_user, staff_required
 
 PROBLEMS_SHOWN = 500  # a page of problems is enough to fix a file; the count says how many more
 AUDIT_PAGE_SIZE = 50

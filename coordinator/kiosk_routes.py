@@ -7,9 +7,11 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from sqlalchemy import select
 
 from coordinator import bp
-from iop import audit, cards, clock, db, kiosks
-from iop.auth import current_user, staff_required
-from iop.models import Client
+from iop import clock
+from iop.clinic import audit, cards, kiosks
+from iop.store import db
+from iop.store.models import Client
+from iop.web.auth import current_user, staff_required
 
 
 def _link_qr_svg(link: str) -> str:
@@ -26,7 +28,7 @@ def _link_qr_svg(link: str) -> str:
 
 def _enrollment_links(path: str) -> list[str]:
     """The link as this browser reached the server, and by the LAN address when that was loopback."""
-    from iop import serving
+    from iop.ops import serving
 
     base = request.host_url.rstrip("/")
     links = [base + path]

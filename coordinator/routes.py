@@ -12,12 +12,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from coordinator import bp
-from iop import audit, clock, db, hours, plans, program
-from iop.auth import current_user, staff_required
-from iop.hours import Phase, PlanTerms
-from iop.models import WEEKDAY_NAMES, Attendance, Client, ClientGroup, Group, GroupSession, LevelOfCare, Plan, \
-    StaffUser, WeekFlag
-from iop.sessions import local_date, program_tz
+from iop import clock
+from iop.clinic import audit, plans, program
+from iop.clock import local_date, program_tz
+from iop.rules import hours
+from iop.rules.hours import Phase, PlanTerms
+from iop.store import db, hours_queries
+from iop.store.models import (
+    WEEKDAY_NAMES,
+    Attendance,
+    Client,
+    ClientGroup,
+    Group,
+    GroupSession,
+    LevelOfCare,
+    Plan,
+    StaffUser,
+    WeekFlag,
+)
+from iop.web.auth import current_user, staff_required
 
 # at_risk and short first (someone can still act on them), then the rest.
 STATUS_ORDER = {"at_risk": 0, "short": 1, "on_track": 2, "no_plan": 3, "met": 4}
@@ -51,7 +64,7 @@ DESK_LINKS = [
 
 @bp.context_processor
 def _desk_context():
-    from iop.auth import has_role
+    from iop.clinic.staff import has_role
 
     user = current_user()
     links = [(url_for(endpoint), words, request.endpoint in here)
@@ -72,7 +85,7 @@ def _local_time(moment: datetime | None) -> str:
 @dataclass
 class BoardRow:
     client: Client
-    figures: hours.WeekFigures
+    figures: hours_queries.WeekFigures
     groups: list[str]
     flagged: bool
 
@@ -120,7 +133,7 @@ def home():
 
 def board_rows(monday: date, group_code: str | None = None, level_code: str | None = None) -> list[BoardRow]:
     """Active clients with a plan touching the week or attendance in it, at_risk and short first."""
-    figures = hours.week_figures(monday, clock.now(), program_tz())
+    figures = hours_queries.week_figures(monday, clock.now(), program_tz())
     if not figures:
         return []
     session = db.session()
@@ -184,7 +197,7 @@ def client_page(public_id: str):
     earliest = min((plan.start_date for plan in client.plans), default=None)
     if earliest is not None and first_monday < hours.week_start(earliest) <= this_monday:
         first_monday = hours.week_start(earliest)  # no empty weeks before the first plan
-    history = hours.client_weeks(client.id, first_monday, this_monday, now, tz)
+    history = hours_queries.client_weeks(client.id, first_monday, this_monday, now, tz)
     attendance = _attendance_rows(client, first_monday, this_monday + timedelta(days=6), now)
     terms = [(plan, plans.terms_of(plan)) for plan in client.plans]
     flags = plans.low_hours_flags([t for _plan, t in terms], plans.level_minimums())
@@ -250,7 +263,7 @@ def _modules(client: Client) -> list[dict]:
     return sections
 
 
-def _chart(history: list[hours.WeekFigures]) -> dict:
+def _chart(history: list[hours_queries.WeekFigures]) -> dict:
     """Bar geometry for the weekly chart (inline SVG, drawn at its natural size): attended bars
     against a dashed target mark, on a scale of whole 3-hour steps."""
     top = max([60] + [w.attended_minutes for w in history] + [w.target_minutes for w in history])

@@ -10,8 +10,8 @@ def active_group_lengths():
     from sqlalchemy.exc import SQLAlchemyError
 
     from curriculum.validate import GroupLength
-    from iop import db
-    from iop.models import Group
+    from iop.store import db
+    from iop.store.models import Group
 
     if not has_app_context():
         return None

@@ -12,10 +12,12 @@ from typing import Iterable
 
 from sqlalchemy import bindparam, or_, select
 
-from curriculum.catalog import Module, catalog
-from iop import clock, db
-from iop.hours import credited_minutes_sql, epoch_seconds, floor_div_60
-from iop.models import Attendance, GroupSession, UTCDateTime
+from curriculum.catalog import catalog
+from curriculum.model import Module
+from iop import clock
+from iop.store import db
+from iop.store.hours_queries import credited_minutes_sql, epoch_seconds, floor_div_60
+from iop.store.models import Attendance, GroupSession, UTCDateTime
 
 
 def _had_rows(client_pks: Iterable[int] | None, module_id: str | None):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from curriculum.catalog import Module, catalog
-from iop import audit, db
-from iop.models import AuditEvent, Group, GroupSession, StaffUser
+from curriculum.catalog import catalog
+from curriculum.model import Module
+from iop.clinic import audit
+from iop.store import db
+from iop.store.models import AuditEvent, Group, GroupSession, StaffUser
 
 CHOSEN = "session.module_chosen"  # the audit action of a facilitator's choice
 LOOK_BACK = 20  # earlier sessions read to find one whose module the catalog still has

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from curriculum.catalog import STEP_KINDS, Catalog, Module, Step, Track
+from curriculum.model import STEP_KINDS, Catalog, Module, Step, Track
 
 MIN_STEPS, MAX_STEPS = 5, 9
 MIN_MODULE_MINUTES, MAX_MODULE_MINUTES = 90, 180  # a group runs 90 minutes to 3 hours

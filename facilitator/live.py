@@ -14,8 +14,12 @@ import logging
 from flask import session
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room
 
-from iop import clock, db, live, realtime, socketio
-from iop.auth import current_user, has_role
+from iop import clock
+from iop.clinic.staff import has_role
+from iop.extensions import socketio
+from iop.live import facilitation, realtime
+from iop.store import db
+from iop.web.auth import current_user
 
 log = logging.getLogger(__name__)
 IDENTITY = "iop_live"  # this socket's own session entry: {"kind": "staff"} or {"kind": "display", "token": ...}
@@ -25,16 +29,16 @@ def _identity() -> tuple[str, object]:
     """('staff', StaffUser) or ('display', GroupSession), checked again now."""
     who = session.get(IDENTITY) or {}
     if who.get("kind") == "display":
-        return "display", live.display_session(who.get("token"))
+        return "display", facilitation.display_session(who.get("token"))
     user = current_user()
     if who.get("kind") != "staff" or user is None or not has_role(user, "facilitator"):
-        raise live.LiveError("signed_out", "Please sign in again.", 401)
+        raise facilitation.LiveError("signed_out", "Please sign in again.", 401)
     return "staff", user
 
 
 def _data(payload) -> dict:
     if not isinstance(payload, dict):
-        raise live.LiveError("bad_request", "The request could not be read.")
+        raise facilitation.LiveError("bad_request", "The request could not be read.")
     return payload
 
 
@@ -45,7 +49,7 @@ def socket_event(handler):
     def wrapped(payload=None, *_extra):
         try:
             return handler(payload)
-        except live.LiveError as exc:
+        except facilitation.LiveError as exc:
             emit("error", exc.as_dict())
         except Exception as exc:  # a bad payload or a fault must not take the socket down
             log.warning("live event %s failed: %s", handler.__name__, type(exc).__name__)
@@ -59,31 +63,31 @@ def _session_for(kind: str, who, payload: dict):
     """The session this socket asks about, when it may: displays only their own, staff those they may run."""
     if kind == "display":
         wanted = payload.get("session_id", who.id)
-        if live.parse_int(wanted, "session_id") != who.id:
-            raise live.LiveError("wrong_session", "This room display link is for another group.", 403)
+        if facilitation.parse_int(wanted, "session_id") != who.id:
+            raise facilitation.LiveError("wrong_session", "This room display link is for another group.", 403)
         return who
-    meeting = live.find_session(payload.get("session_id"))
-    live.require_may_run(who, meeting)
+    meeting = facilitation.find_session(payload.get("session_id"))
+    facilitation.require_may_run(who, meeting)
     return meeting
 
 
 def _state_for(kind: str, meeting) -> dict:
-    return live.staff_state(meeting) if kind == "staff" else live.public_state(meeting)
+    return facilitation.staff_state(meeting) if kind == "staff" else facilitation.public_state(meeting)
 
 
 def on_connect(auth=None):
     token = auth.get("display_token") if isinstance(auth, dict) else None
     try:
         if token is not None:
-            live.display_session(token)
+            facilitation.display_session(token)
             session[IDENTITY] = {"kind": "display", "token": token}
             return True
         user = current_user()
         if user is None or not has_role(user, "facilitator"):
-            raise live.LiveError("signed_out", "Please sign in again.", 401)
+            raise facilitation.LiveError("signed_out", "Please sign in again.", 401)
         session[IDENTITY] = {"kind": "staff"}
         return True
-    except live.LiveError as exc:
+    except facilitation.LiveError as exc:
         raise ConnectionRefusedError(exc.as_dict()) from None
 
 
@@ -108,7 +112,7 @@ def on_join(payload):
 def on_leave(payload):
     data = _data(payload)
     _identity()
-    session_id = live.parse_int(data.get("session_id"), "session_id")
+    session_id = facilitation.parse_int(data.get("session_id"), "session_id")
     leave_room(realtime.session_room(session_id))
     leave_room(realtime.staff_room(session_id))
     session["iop_joined"] = [s for s in session.get("iop_joined", []) if s != session_id]
@@ -128,11 +132,11 @@ def on_step(payload):
     data = _data(payload)
     kind, who = _identity()
     if kind != "staff":
-        raise live.LiveError("display_cannot_step", "A room display cannot change the step.", 403)
+        raise facilitation.LiveError("display_cannot_step", "A room display cannot change the step.", 403)
     with db.transaction():
-        meeting = live.find_session(data.get("session_id"), for_update=True)
-        live.step_to(meeting, data.get("index"), who, clock.now())
-    realtime.emit_to_session("step", live.public_state(meeting), meeting.id)
+        meeting = facilitation.find_session(data.get("session_id"), for_update=True)
+        facilitation.step_to(meeting, data.get("index"), who, clock.now())
+    realtime.emit_to_session("step", facilitation.public_state(meeting), meeting.id)
 
 
 HANDLERS = {"connect": on_connect, "join": on_join, "leave": on_leave, "state": on_state, "step": on_step}

@@ -7,17 +7,21 @@ from __future__ import annotations
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
 from facilitator import bp
-from iop import audit, clock, db, live, realtime, roster
-from iop.auth import current_user, staff_required
-from iop.live import LiveError
-from iop.sessions import ensure_sessions_for, local_date, program_tz
+from iop import clock
+from iop.clinic import audit
+from iop.clinic.sessions import ensure_sessions_for
+from iop.clock import local_date, program_tz
+from iop.live import facilitation, realtime, roster
+from iop.live.facilitation import LiveError
+from iop.store import db
+from iop.web.auth import current_user, staff_required
 
 STATUS_WORDS = {"scheduled": "Not started", "open": "Open", "closed": "Closed", "cancelled": "Cancelled"}
 
 
 @bp.context_processor
 def _helpers():
-    return {"time_text": live.time_text, "date_text": live.date_text, "status_text": status_text,
+    return {"time_text": clock.time_text, "date_text": facilitation.date_text, "status_text": status_text,
             "text_blocks": text_blocks}
 
 
@@ -70,8 +74,8 @@ def _refused(exc: LiveError, back: str | None = None):
 
 def _meeting_for_staff(session_id: int):
     """The session, when the signed-in user may run it (else LiveError)."""
-    meeting = live.find_session(session_id)
-    live.require_may_run(current_user(), meeting)
+    meeting = facilitation.find_session(session_id)
+    facilitation.require_may_run(current_user(), meeting)
     return meeting
 
 
@@ -88,8 +92,8 @@ def home():
     # The signed-in facilitator's own groups first, then by start time.
     meetings.sort(key=lambda m: (m.facilitator_id != user.id, m.starts_at))
     counts = roster.checked_in_counts([m.id for m in meetings])
-    rows = [{"meeting": m, "module": live.module_of(m), "checked_in": counts.get(m.id, 0), "mine": m.facilitator_id == user.id,
-             "may_run": live.may_run(user, m)} for m in meetings]
+    rows = [{"meeting": m, "module": facilitation.module_of(m), "checked_in": counts.get(m.id, 0), "mine": m.facilitator_id == user.id,
+             "may_run": facilitation.may_run(user, m)} for m in meetings]
     return render_template("facilitator/home.html", rows=rows, today=today)
 
 
@@ -104,8 +108,8 @@ def control(session_id: int):
         return _refused(exc)
     if meeting.status == "closed":
         return redirect(url_for("facilitator.summary", session_id=meeting.id))
-    module = live.module_of(meeting)
-    state = live.staff_state(meeting)
+    module = facilitation.module_of(meeting)
+    state = facilitation.staff_state(meeting)
     live_data = {
         "session_id": meeting.id,
         "state": state,
@@ -117,8 +121,8 @@ def control(session_id: int):
     }
     return render_template(
         "facilitator/control.html", meeting=meeting, module=module, state=state, live_data=live_data,
-        choices=live.module_choices(meeting) if live.can_choose_module(meeting) else [],
-        display_url=url_for("facilitator.display", token=live.display_token(meeting.id)))
+        choices=facilitation.module_choices(meeting) if facilitation.can_choose_module(meeting) else [],
+        display_url=url_for("facilitator.display", token=facilitation.display_token(meeting.id)))
 
 
 @bp.route("/sessions/<int:session_id>/module", methods=["POST"])
@@ -127,11 +131,11 @@ def choose_module(session_id: int):
     back = url_for("facilitator.control", session_id=session_id)
     try:
         with db.transaction():
-            meeting = live.find_session(session_id, for_update=True)
-            module = live.choose_module(meeting, request.form.get("module_id", ""), current_user())
+            meeting = facilitation.find_session(session_id, for_update=True)
+            module = facilitation.choose_module(meeting, request.form.get("module_id", ""), current_user())
     except LiveError as exc:
         return _refused(exc, back)
-    realtime.emit_to_session("step", live.public_state(meeting), meeting.id)
+    realtime.emit_to_session("step", facilitation.public_state(meeting), meeting.id)
     flash(f"This group will run “{module.title}”.")
     return redirect(back, code=303)
 
@@ -146,8 +150,8 @@ def attendance(session_id: int):
         if not hasattr(data, "get"):
             raise LiveError("bad_request", "That request could not be read.")
         with db.transaction():
-            meeting = live.find_session(session_id, for_update=True)
-            message = live.record_by_hand(meeting, data.get("action"), data.get("client"), data.get("reason"),
+            meeting = facilitation.find_session(session_id, for_update=True)
+            message = facilitation.record_by_hand(meeting, data.get("action"), data.get("client"), data.get("reason"),
                                           data.get("at"), current_user(), clock.now())
     except LiveError as exc:
         return _refused(exc, back)
@@ -164,8 +168,8 @@ def close(session_id: int):
     summary_url = url_for("facilitator.summary", session_id=session_id)
     try:
         with db.transaction():
-            meeting = live.find_session(session_id, for_update=True)
-            checked_out = live.close(meeting, current_user(), clock.now())
+            meeting = facilitation.find_session(session_id, for_update=True)
+            checked_out = facilitation.close(meeting, current_user(), clock.now())
     except LiveError as exc:
         if exc.code == "already_closed":
             return _refused(exc, summary_url)
@@ -188,10 +192,10 @@ def summary(session_id: int):
         meeting = _meeting_for_staff(session_id)
     except LiveError as exc:
         return _refused(exc)
-    report = live.summary(meeting)
+    report = facilitation.summary(meeting)
     with db.transaction():
         audit.record("session.summary_view", target=f"session:{meeting.id}")
-    note = meeting.note_text if meeting.note_text is not None else live.draft_note(report)
+    note = meeting.note_text if meeting.note_text is not None else facilitation.draft_note(report)
     return render_template("facilitator/summary.html", meeting=meeting, report=report, note=note,
                            grace=current_app.config["GRACE_MINUTES"])
 
@@ -203,8 +207,8 @@ def note(session_id: int):
     sign = request.form.get("action") == "sign"
     try:
         with db.transaction():
-            meeting = live.find_session(session_id, for_update=True)
-            live.save_note(meeting, request.form.get("note_text", ""), current_user(), sign, clock.now())
+            meeting = facilitation.find_session(session_id, for_update=True)
+            facilitation.save_note(meeting, request.form.get("note_text", ""), current_user(), sign, clock.now())
     except LiveError as exc:
         return _refused(exc, back)
     flash("The group note is signed and stored with the session." if sign else "The note draft is saved.")
@@ -218,12 +222,12 @@ def display(token: str):
     """The room's screen: no staff sign-in, only a signed link bound to one session (SECURITY.md)."""
     theme = "dark" if request.args.get("theme") == "dark" else "light"
     try:
-        meeting = live.display_session(token)
+        meeting = facilitation.display_session(token)
     except LiveError as exc:
         response = render_template("facilitator/display_gone.html", message=exc.message, theme=theme,
                                    staff=None), exc.status
     else:
-        response = render_template("facilitator/display.html", state=live.public_state(meeting), token=token,
+        response = render_template("facilitator/display.html", state=facilitation.public_state(meeting), token=token,
                                    theme=theme, staff=None)
     response = make_response(response)
     response.headers["Cache-Control"] = "no-store"

@@ -6,18 +6,15 @@ import re
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, jsonify, make_response, render_template, request
-from flask_socketio import SocketIO
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from iop import config as config_module
 from iop.config import ConfigError
+from iop.extensions import csrf, socketio
 
-socketio = SocketIO()
-csrf = CSRFProtect()
-
-__all__ = ["create_app", "socketio", "csrf", "ConfigError"]
+__all__ = ["create_app", "ConfigError"]
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -37,7 +34,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
 
-    from iop import auth, db, realtime, views
+    from iop.live import realtime
+    from iop.store import db
+    from iop.web import auth, views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -62,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(facilitator_bp)
     app.register_blueprint(coordinator_bp)
 
-    from iop import cli
+    from iop.ops import cli
 
     cli.register(app)
     _register_error_pages(app)

@@ -1,8 +1,14 @@
-"""The one time source. Tests stop it with `frozen(...)`; everything else calls `now()`."""
+"""The one time source, and the program's local time.
+
+Tests stop the clock with `frozen(...)`; everything else calls `now()`. The program's time zone
+(IOP_TIMEZONE) is read in one place, `program_tz()`."""
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from flask import current_app
 
 _frozen_at: list[datetime | None] = [None]
 
@@ -30,3 +36,30 @@ def advance(delta: timedelta) -> None:
     if _frozen_at[0] is None:
         raise RuntimeError("advance() works on a frozen clock")
     _frozen_at[0] = _frozen_at[0] + delta
+
+
+# ---- the program's local time ----------------------------------------------------------------
+
+def program_tz() -> ZoneInfo:
+    return current_app.config["PROGRAM_TZ"]
+
+
+def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """A local wall-clock time on `day` as an aware UTC datetime (DST-safe via zoneinfo)."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def time_text(moment: datetime | None) -> str:
+    """A local wall-clock time as people say it: "9:04 AM"."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(program_tz())
+    return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"

@@ -13,7 +13,8 @@ import os
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from iop import create_app, scheduler
+from iop import create_app
+from iop.ops import scheduler
 
 app = create_app()
 if app.config["SCHEDULER"]:

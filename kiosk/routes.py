@@ -1,4 +1,4 @@
-"""The kiosk's pages and its JSON API. Thin: the scan itself is iop/scan.py.
+"""The kiosk's pages and its JSON API. Thin: the scan itself is iop/clinic/scan.py.
 
 CSRF: the JSON endpoints are exempt from the form token because (1) they accept only
 Content-Type application/json, which no cross-site form can send and a cross-site fetch cannot
@@ -12,11 +12,25 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from flask import (abort, current_app, g, jsonify, make_response, redirect, render_template, request,
-                   send_file, session, url_for)
+from flask import (
+    abort,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from iop import clock, csrf, db, kiosks, scan
+from iop import clock
+from iop.clinic import kiosks, scan
+from iop.extensions import csrf
+from iop.store import db
 from kiosk import bp
 from kiosk.catalogs import all_catalogs, error_message, request_lang, words
 
@@ -102,7 +116,7 @@ def enroll_complete(nonce: str):
 @bp.route("/tls-ca.crt")
 def tls_certificate():
     """The certificate a tablet installs to trust `iop serve --https` (public by nature)."""
-    from iop import serving
+    from iop.ops import serving
 
     path = serving.ca_certificate_path(current_app)
     if not Path(path).is_file():
@@ -140,7 +154,7 @@ _help_lock = threading.Lock()
 @csrf.exempt
 def api_help():
     """"Forgot your card?": staff of the sessions open now are told which kiosk; nothing personal."""
-    from iop import roster
+    from iop.live import roster
 
     device = current_kiosk()
     if device is None:

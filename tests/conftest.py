@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, text
 
-from iop import clock, create_app, db
-from iop.models import Base
+from iop import clock, create_app
+from iop.store import db
+from iop.store.models import Base
 
 NY = ZoneInfo("America/New_York")
 TEST_SECRET = "test-secret-key-" + "x" * 32
@@ -55,7 +56,7 @@ def _reset_schema(app) -> None:
         Base.metadata.create_all(engine)
     from alembic import command
 
-    from iop import migrate
+    from iop.store import migrate
 
     command.stamp(migrate.alembic_config(app), "head")  # the schema is the newest; `iop init` adds nothing
     with app.app_context():
@@ -141,10 +142,10 @@ class AuthActions:
 
     def make_user(self, username="dana", role="facilitator", password="correct horse 1", name=""):
         with self._app.app_context():
-            from iop import auth
+            from iop.clinic import staff
 
             with db.transaction():
-                user = auth.add_user(username, password, role, name or username.title(), "LCSW")
+                user = staff.add_user(username, password, role, name or username.title(), "LCSW")
             return user.id
 
     def login(self, username="dana", password="correct horse 1", role="facilitator", create=True):
@@ -152,7 +153,7 @@ class AuthActions:
             with self._app.app_context():
                 from sqlalchemy import select
 
-                from iop.models import StaffUser
+                from iop.store.models import StaffUser
 
                 exists = db.session().scalar(select(StaffUser.id).where(StaffUser.username == username))
             if not exists:
@@ -192,7 +193,7 @@ class World:
 
     def group(self, code="RP-AM", name="Morning Relapse Prevention", track="relapse-prevention", room="Room B",
               weekdays="Mon Wed Fri", start=time(9), end=time(12), facilitator_id=None):
-        from iop.models import Group
+        from iop.store.models import Group
 
         return self._add(Group(code=code, name=name, track=track, room=room, weekdays=weekdays, start=start,
                                end=end, facilitator_id=facilitator_id))
@@ -201,7 +202,7 @@ class World:
                weekly_hours=9, days=3, level="2.1", phases=(), status="active"):
         from sqlalchemy import select
 
-        from iop.models import Client, Group, Plan, PlanPhase
+        from iop.store.models import Client, Group, Plan, PlanPhase
 
         with self.app.app_context():
             with db.transaction() as s:
@@ -223,8 +224,8 @@ class World:
         """The group's session on `day` (made through the same code the scheduler uses)."""
         from sqlalchemy import select
 
-        from iop.models import Group
-        from iop.sessions import ensure_session
+        from iop.clinic.sessions import ensure_session
+        from iop.store.models import Group
 
         with self.app.app_context():
             with db.transaction() as s:
@@ -239,7 +240,7 @@ class World:
 
     def attendance(self, client, meeting, check_in: datetime | None, check_out: datetime | None,
                    status="present", source="import"):
-        from iop.models import Attendance
+        from iop.store.models import Attendance
 
         return self._add(Attendance(
             session_id=meeting.id, client_id=client.id, status=status, source=source,
@@ -250,7 +251,7 @@ class World:
 
     def kiosk(self, name="Front desk"):
         """An enrolled kiosk and the cookie value that identifies it."""
-        from iop import kiosks
+        from iop.clinic import kiosks
 
         with self.app.app_context():
             with db.transaction():
@@ -347,7 +348,7 @@ def live_group(app, world, auth, freeze):
              module_id="rp-01-triggers"):
         from sqlalchemy import select
 
-        from iop.models import StaffUser
+        from iop.store.models import StaffUser
 
         with app.app_context():
             staff_id = db.session().scalar(select(StaffUser.id).where(StaffUser.username == facilitator))
@@ -368,7 +369,7 @@ KIOSK_DAY = date(2026, 3, 2)  # a Monday
 
 class KioskScene:
     def __init__(self, app, world, http):
-        from iop import kiosks
+        from iop.clinic import kiosks
 
         self.app, self.world, self.http = app, world, http
         self.day = KIOSK_DAY
@@ -379,7 +380,7 @@ class KioskScene:
         http.set_cookie(kiosks.COOKIE_NAME, self.cookie, path="/kiosk")
 
     def card(self, client) -> str:
-        from iop import cards
+        from iop.clinic import cards
 
         with self.app.app_context():
             return cards.card_code(client.id, client.card_version)

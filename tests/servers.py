@@ -481,7 +481,8 @@ class Program:
 
     def command(self, *args: str, stdin: str | None = None) -> str:
         """`iop ARGS` with the deployment's environment, in this process."""
-        from iop import config, create_app, db
+        from iop import config, create_app
+        from iop.store import db
 
         app = create_app({**config.from_environment(self.env), "SCHEDULER": False})
         try:

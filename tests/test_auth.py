@@ -92,8 +92,8 @@ def test_sign_in_is_audited(client, auth, app):
     auth.login()
     from sqlalchemy import select
 
-    from iop import db
-    from iop.models import AuditEvent
+    from iop.store import db
+    from iop.store.models import AuditEvent
 
     with app.app_context():
         actions = list(db.session().scalars(select(AuditEvent.action)))

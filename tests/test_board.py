@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from iop import db
-from iop.models import AuditEvent
+from iop.store import db
+from iop.store.models import AuditEvent
 
 NY = ZoneInfo("America/New_York")
 MON = date(2026, 3, 2)

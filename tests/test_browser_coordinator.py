@@ -6,8 +6,8 @@ from datetime import datetime, time, timedelta
 import pytest
 
 from iop import clock
-from iop.hours import week_start
-from iop.sessions import local_date
+from iop.clock import local_date
+from iop.rules.hours import week_start
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from iop import cards, db
-from iop.models import AuditEvent
+from iop.clinic import cards
+from iop.store import db
+from iop.store.models import AuditEvent
 
 ZBARIMG = shutil.which("zbarimg")
 PDFTOPPM = shutil.which("pdftoppm")

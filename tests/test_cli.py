@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from iop import db
-from iop.models import Attendance, Client, Group, GroupSession, KioskDevice, StaffUser
+from iop.store import db
+from iop.store.models import Attendance, Client, Group, GroupSession, KioskDevice, StaffUser
 
 
 def counts(app):
@@ -68,7 +68,7 @@ def test_kiosk_enroll_prints_a_one_time_link(runner):
 
 
 def _iop(args, env, stdin=""):
-    return subprocess.run([sys.executable, "-c", "from iop.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from iop.ops.console import main; main()", *args],
                           env={**os.environ, **env}, input=stdin, capture_output=True, text=True, timeout=120)
 
 

@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from iop import create_app
-from iop.config import ConfigError, finish, from_environment, DEFAULTS
+from iop.config import DEFAULTS, ConfigError, finish, from_environment
 
 
 def settings(env):

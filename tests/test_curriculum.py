@@ -133,8 +133,8 @@ def test_check_command_refuses_modules_longer_than_an_active_group_of_their_trac
 
 
 def test_check_command_counts_only_active_groups_and_names_groups_without_modules(runner, app, world):
-    from iop import db
-    from iop.models import Group
+    from iop.store import db
+    from iop.store.models import Group
 
     world.group(code="RP-AM")  # 180 minutes: every shipped module fits
     short = world.group(code="TS-OLD", track="twelve-step", start=time(18), end=time(19, 30))

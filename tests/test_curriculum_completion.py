@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from conftest import local
+
 from curriculum.completion import modules_had, modules_not_had, new_to_module
-from iop import clock, db
-from iop.models import Attendance
+from iop import clock
+from iop.store import db
+from iop.store.models import Attendance
 
 MONDAY = date(2026, 3, 2)
 WEDNESDAY = MONDAY + timedelta(days=2)

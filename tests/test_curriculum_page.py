@@ -4,10 +4,10 @@ from __future__ import annotations
 import shutil
 
 from sqlalchemy import select
-
-from iop import db
-from iop.models import AuditEvent
 from test_curriculum import FIXTURES, make_tree
+
+from iop.store import db
+from iop.store.models import AuditEvent
 
 
 def test_coordinator_sees_the_tracks_and_modules(client, auth):

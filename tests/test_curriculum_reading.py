@@ -7,7 +7,7 @@ import pytest
 
 from curriculum.catalog import TRACKS_DIR
 from curriculum.validate import check_tree
-from iop.demo import GROUPS
+from iop.ops.demo import GROUPS
 
 CATALOG, PROBLEMS = check_tree(TRACKS_DIR)
 STEPS = [(module.id, number, step) for module in CATALOG.modules.values()

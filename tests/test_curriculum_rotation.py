@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from curriculum.rotation import ModuleChoiceRefused, choose_module, module_choices
-from iop import db
-from iop.models import AuditEvent, GroupSession, StaffUser
+from iop.store import db
+from iop.store.models import AuditEvent, GroupSession, StaffUser
 
 MONDAY = date(2026, 3, 2)
 

@@ -6,11 +6,11 @@ import io
 from datetime import date, time
 
 import pytest
+from conftest import local
 from sqlalchemy import func, select
 
-from conftest import local
-from iop import db
-from iop.models import Attendance, AuditEvent, Group
+from iop.store import db
+from iop.store.models import Attendance, AuditEvent, Group
 
 GROUPS = ("code,name,track,room,weekdays,start,end\n"
           "RP-AM,Morning Relapse Prevention,relapse-prevention,Room B,Mon Wed Fri,09:00,12:00\n")
@@ -163,7 +163,7 @@ def test_an_upload_without_csrf_is_refused(client, auth, app):
 
 
 def test_an_upload_too_large_is_refused_with_words(client, auth, app, monkeypatch):
-    from iop import imports
+    from iop.files import imports
 
     monkeypatch.setattr(imports, "UPLOAD_MAX_BYTES", 100)
     token = sign_in(auth, "coordinator")
@@ -190,8 +190,8 @@ def test_no_file_chosen(client, auth):
 @pytest.fixture
 def history(app, auth, freeze):
     """Audit events from two people on two days, plus a command-line export."""
-    from iop import audit
-    from iop.models import StaffUser
+    from iop.clinic import audit
+    from iop.store.models import StaffUser
 
     auth.make_user("dana", "facilitator")
     auth.make_user("casey", "coordinator")
@@ -244,7 +244,7 @@ def test_a_bad_audit_filter_is_explained(client, auth, history):
 
 
 def test_the_audit_log_pages_newest_first(client, auth, app, freeze):
-    from iop import audit
+    from iop.clinic import audit
 
     freeze(local(date(2026, 3, 5), 9))
     auth.login(username="root", role="admin")

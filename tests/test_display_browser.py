@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from iop import db
-from iop.models import Client
+from iop.store import db
+from iop.store.models import Client
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def sign_in(page, base, username="dana", password="correct horse 1"):
 
 def enrolled_kiosk(app, world):
     """An HTTP client that is an enrolled kiosk (same process as the live server, so pushes reach it)."""
-    from iop import kiosks
+    from iop.clinic import kiosks
 
     _device, cookie = world.kiosk("Front desk")
     http = app.test_client()
@@ -39,7 +39,7 @@ def enrolled_kiosk(app, world):
 
 
 def card(app, client_id):
-    from iop import cards
+    from iop.clinic import cards
 
     with app.app_context():
         person = db.session().scalar(select(Client).where(Client.client_id == client_id))

@@ -16,11 +16,12 @@ import io
 from datetime import date, datetime, time
 
 import pytest
+from conftest import local
 from sqlalchemy import select
 
-from conftest import local
-from iop import db, exports
-from iop.models import AuditEvent, GroupSession
+from iop.files import exports
+from iop.store import db
+from iop.store.models import AuditEvent, GroupSession
 
 GROUPS = """code,name,track,room,weekdays,start,end
 RP-AM,Morning Relapse Prevention,relapse-prevention,Room B,Mon Wed Fri,09:00,12:00
@@ -151,7 +152,7 @@ def test_full_day_minutes_follow_the_setting(program, app):
 
 
 def test_a_voided_attendance_is_left_out(program, app):
-    from iop.models import Attendance, Client
+    from iop.store.models import Attendance, Client
 
     with app.app_context():
         with db.transaction() as s:

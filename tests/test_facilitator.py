@@ -9,8 +9,11 @@ import pytest
 from conftest import LIVE_DAY, AuthActions, csrf_from, local
 from sqlalchemy import select
 
-from iop import attendance, clock, db, hours, live
-from iop.models import Attendance, AuditEvent, Client, GroupSession
+from iop import clock
+from iop.clinic import attendance
+from iop.live import facilitation
+from iop.store import db, hours_queries
+from iop.store.models import Attendance, AuditEvent, Client, GroupSession
 
 
 def signed_in(app, username="dana", role="facilitator"):
@@ -238,7 +241,7 @@ def test_close_checks_out_whoever_is_in_and_the_summary_matches_hours(app, live_
     shown = dict(re.findall(r"<td>([^<]+)</td>\s*<td>C\d</td>.*?data-minutes=\"(\d+)\"", html, re.S))
     with app.app_context():
         expected = {client_pk: minutes for (client_pk, _day), minutes in
-                    hours.minutes_by_client_day(LIVE_DAY, LIVE_DAY, clock.now()).items()}
+                    hours_queries.minutes_by_client_day(LIVE_DAY, LIVE_DAY, clock.now()).items()}
     assert {int(v) for v in shown.values()} == set(expected.values()) == {180, 155}
     assert "Jordan" not in html and "Dana, LCSW" in html  # facilitator with credentials
     assert re.search(r"Headcount</dt><dd[^>]*>2<", html)
@@ -333,7 +336,7 @@ def test_the_module_can_be_chosen_before_the_start_only(app, live_group):
     assert stored(app, group.session_id).module_id == "rp-02-cravings-and-urges"
     with app.app_context():
         with db.transaction() as s:
-            live.step_to(s.get(GroupSession, group.session_id), 0, s.get(live.StaffUser, group.facilitator_id), clock.now())
+            facilitation.step_to(s.get(GroupSession, group.session_id), 0, s.get(facilitation.StaffUser, group.facilitator_id), clock.now())
     answer = client.post(url + "/module", data={"csrf_token": csrf_from(html), "module_id": "rp-01-triggers"})
     assert "already started" in client.get(answer.location).get_data(as_text=True)
     assert stored(app, group.session_id).module_id == "rp-02-cravings-and-urges"
@@ -345,7 +348,7 @@ def test_the_module_can_be_chosen_before_the_start_only(app, live_group):
 def test_a_forged_display_link_gets_a_page_for_a_person(app, live_group):
     group = live_group()
     with app.app_context():
-        token = live.display_token(group.session_id)
+        token = facilitation.display_token(group.session_id)
     for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), "nonsense", "x" * 500):
         answer = app.test_client().get(f"/facilitator/display/{bad}")
         assert answer.status_code == 403
@@ -355,7 +358,7 @@ def test_a_forged_display_link_gets_a_page_for_a_person(app, live_group):
 def test_a_display_link_ends_when_its_session_closes_or_its_time_is_past(app, live_group, freeze):
     group = live_group()
     with app.app_context():
-        token = live.display_token(group.session_id)
+        token = facilitation.display_token(group.session_id)
     tv = app.test_client()
     assert tv.get(f"/facilitator/display/{token}").status_code == 200
     freeze(local(LIVE_DAY, 13, 5))
@@ -370,7 +373,7 @@ def test_the_display_page_tells_no_one_anything_private(app, live_group):
     group = live_group()
     scan_in(app, group.session_id, "C1", local(LIVE_DAY, 9))
     with app.app_context():
-        token = live.display_token(group.session_id)
+        token = facilitation.display_token(group.session_id)
     answer = app.test_client().get(f"/facilitator/display/{token}?theme=dark")
     html = answer.get_data(as_text=True)
     assert 'class="face-display theme-dark"' in html

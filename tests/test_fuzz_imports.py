@@ -12,7 +12,8 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iop import db, imports
+from iop.files import imports
+from iop.store import db
 
 EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

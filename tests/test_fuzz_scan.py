@@ -59,7 +59,7 @@ def counts(app) -> dict[str, int]:
     """Rows in every table a scan could touch, in one query."""
     from sqlalchemy import text
 
-    from iop import db
+    from iop.store import db
 
     with db.database(app).engine.connect() as connection:
         row = connection.execute(text("SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in TABLES))).one()

@@ -12,8 +12,10 @@ from conftest import AuthActions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iop import db, live, socketio
-from iop.models import GroupSession
+from iop.extensions import socketio
+from iop.live import facilitation
+from iop.store import db
+from iop.store.models import GroupSession
 
 EXAMPLES = int(os.environ.get("IOP_FUZZ_EXAMPLES", "3000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -75,8 +77,8 @@ def test_any_event_from_any_screen_is_handled_and_only_valid_steps_write(app, li
     AuthActions(http, app).login("dana", role="facilitator")
     staff = socketio.test_client(app, flask_test_client=http)
     with app.app_context():
-        token = live.display_token(session_id)
-        step_count = len(live.module_of(db.session().get(GroupSession, session_id)).steps)
+        token = facilitation.display_token(session_id)
+        step_count = len(facilitation.module_of(db.session().get(GroupSession, session_id)).steps)
     display = socketio.test_client(app, auth={"display_token": token})
     assert staff.is_connected() and display.is_connected()
     staff.emit("join", {"session_id": session_id})

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from iop import db, hours
-from iop.hours import Phase, PlanTerms
+from iop.rules import hours
+from iop.rules.hours import Phase, PlanTerms
+from iop.store import db, hours_queries
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -164,7 +165,7 @@ def test_sunday_night_before_midnight_is_still_the_week_across_dst():
 
 
 def test_a_session_across_the_spring_gap_is_credited_its_real_length():
-    from iop.sessions import local_to_utc
+    from iop.clock import local_to_utc
 
     starts, ends = local_to_utc(SUN, time(1), NY), local_to_utc(SUN, time(3), NY)
     assert hours.credited_minutes(starts, ends, starts, ends) == 60  # 01:00 EST to 03:00 EDT
@@ -269,7 +270,7 @@ def test_remaining_minutes_from_the_rest_of_the_week():
 
 def test_overlapping_groups_are_not_counted_twice():
     windows = [(at(MON, "09:00"), at(MON, "12:00")), (at(MON, "11:00"), at(MON, "13:00"))]
-    assert hours.remaining_minutes(hours.merged_windows(windows), at(MON, "08:00")) == 240
+    assert hours.remaining_minutes(hours_queries.merged_windows(windows), at(MON, "08:00")) == 240
 
 
 def test_text_forms():
@@ -361,7 +362,7 @@ DB_CASES = {
 
 def _figures(app, now, people):
     with app.app_context():
-        found = hours.week_figures(MON, now, NY)
+        found = hours_queries.week_figures(MON, now, NY)
         return {cid: found[c.id] for cid, c in people.items() if c.id in found}
 
 
@@ -380,7 +381,7 @@ def test_week_figures_after_the_week(app, world):
         # The close job has run: C-OPEN was still in on Wednesday and is checked out at the end.
         from sqlalchemy import select
 
-        from iop.models import Attendance
+        from iop.store.models import Attendance
         with db.transaction() as s:
             record = s.scalar(select(Attendance).where(Attendance.client_id == people["C-OPEN"].id,
                                                        Attendance.check_out_at.is_(None)))
@@ -410,7 +411,7 @@ def test_an_excused_absence_earns_nothing_and_keeps_the_target(app, world):
 def test_a_named_client_without_plan_or_attendance_is_no_plan(app, world):
     people = _history(world, NOW_AFTER)
     with app.app_context():
-        got = hours.week_figures(MON, NOW_WED, NY, client_pks=[people["C-GONE"].id])
+        got = hours_queries.week_figures(MON, NOW_WED, NY, client_pks=[people["C-GONE"].id])
     figure = got[people["C-GONE"].id]
     assert (figure.status, figure.target_minutes, figure.attended_minutes) == ("no_plan", 0, 0)
 
@@ -419,12 +420,12 @@ def test_cancelled_and_closed_sessions_offer_no_more_minutes(app, world):
     people = _history(world, NOW_WED)
     from sqlalchemy import select
 
-    from iop.models import GroupSession
+    from iop.store.models import GroupSession
     with app.app_context():
         with db.transaction() as s:
             # Friday is cancelled: C-FULL can reach only 240 + 120 = 360 of 540 now.
             s.scalar(select(GroupSession).where(GroupSession.date == FRI)).status = "cancelled"
-        assert hours.week_figures(MON, NOW_WED, NY)[people["C-FULL"].id].status == "at_risk"
+        assert hours_queries.week_figures(MON, NOW_WED, NY)[people["C-FULL"].id].status == "at_risk"
 
 
 def test_week_across_november_dst(app, world):
@@ -438,8 +439,8 @@ def test_week_across_november_dst(app, world):
     world.attendance(person, sunday, at(date(2026, 11, 1), "22:00"), at(date(2026, 11, 1), "23:30"))
     with app.app_context():
         # Sunday 23:45 EST = 04:45 UTC on 2 Nov: with a fixed EDT offset the week would look over.
-        running = hours.week_figures(week, datetime(2026, 11, 2, 4, 45, tzinfo=UTC), NY)[person.id]
-        over = hours.week_figures(week, datetime(2026, 11, 2, 5, 0, tzinfo=UTC), NY)[person.id]
+        running = hours_queries.week_figures(week, datetime(2026, 11, 2, 4, 45, tzinfo=UTC), NY)[person.id]
+        over = hours_queries.week_figures(week, datetime(2026, 11, 2, 5, 0, tzinfo=UTC), NY)[person.id]
     assert (running.attended_minutes, running.status) == (270, "at_risk")
     assert (over.attended_minutes, over.days_attended, over.status) == (270, 2, "short")
 
@@ -447,9 +448,9 @@ def test_week_across_november_dst(app, world):
 def test_client_weeks_match_week_figures(app, world):
     people = _history(world, NOW_AFTER)
     with app.app_context():
-        history = hours.client_weeks(people["C-STEP"].id, date(2026, 2, 23), MON + timedelta(days=7), NOW_AFTER, NY)
+        history = hours_queries.client_weeks(people["C-STEP"].id, date(2026, 2, 23), MON + timedelta(days=7), NOW_AFTER, NY)
         assert [w.week_start for w in history] == [date(2026, 2, 23), MON, MON + timedelta(days=7)]
-        assert history[1] == hours.week_figures(MON, NOW_AFTER, NY)[people["C-STEP"].id]
+        assert history[1] == hours_queries.week_figures(MON, NOW_AFTER, NY)[people["C-STEP"].id]
         assert [w.target_minutes for w in history] == [540, 360, 360]
 
 
@@ -462,9 +463,9 @@ moments = st.integers(min_value=-90 * 60 * 1_000_000, max_value=270 * 60 * 1_000
 @given(st.lists(st.tuples(moments, moments), min_size=1, max_size=8))
 @example([(999_600, 180 * 60 * 1_000_000), (500_000, 179 * 60 * 1_000_000 + 999_999)])  # fractions of a second
 def test_sql_credited_minutes_equal_python(app, pairs):
-    from sqlalchemy import delete, select
+    from sqlalchemy import delete
 
-    from iop.models import Attendance, Client, Group, GroupSession
+    from iop.store.models import Attendance, Client, Group, GroupSession
 
     with app.app_context():
         with db.transaction() as s:
@@ -488,5 +489,5 @@ def test_sql_credited_minutes_equal_python(app, pairs):
                                  check_out_at=check_out))
                 records.append((person.id, day, hours.credited_minutes(check_in, check_out, meeting.starts_at,
                                                                        meeting.ends_at)))
-        in_sql = hours.minutes_by_client_day(MON, MON + timedelta(weeks=len(pairs)), NOW_AFTER)
+        in_sql = hours_queries.minutes_by_client_day(MON, MON + timedelta(weeks=len(pairs)), NOW_AFTER)
     assert in_sql == {(pk, day): minutes for pk, day, minutes in records}

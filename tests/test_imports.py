@@ -9,11 +9,12 @@ import sys
 from datetime import date
 
 import pytest
+from conftest import local
 from sqlalchemy import func, select, text
 
-from conftest import local
-from iop import db, imports
-from iop.models import Attendance, AuditEvent, Client, Group, GroupSession, Plan
+from iop.files import imports
+from iop.store import db
+from iop.store.models import Attendance, AuditEvent, Client, Group, GroupSession, Plan
 
 GROUPS = """code,name,track,room,weekdays,start,end
 RP-AM,Morning Relapse Prevention,relapse-prevention,Room B,Mon Wed Fri,09:00,12:00
@@ -336,7 +337,7 @@ def test_the_console_script_prints_lines_and_no_traceback(tmp_path, app_config):
     bad.write_bytes(b"code,name,track,room,weekdays,start,end\nA,A,yoga,,Mon,09:00,10:00\nB,\xff,twelve-step,,Mon,09:00,10:00\n")
 
     def iop(*args):
-        return subprocess.run([sys.executable, "-c", "from iop.cli import main; main()", *args], env=env,
+        return subprocess.run([sys.executable, "-c", "from iop.ops.console import main; main()", *args], env=env,
                               capture_output=True, text=True, timeout=120)
 
     assert iop("init").returncode == 0

@@ -8,11 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import csrf_from
 from sqlalchemy import select
 
-from conftest import csrf_from
-from iop import clock, db, kiosks
-from iop.models import AuditEvent, KioskDevice
+from iop import clock
+from iop.clinic import kiosks
+from iop.store import db
+from iop.store.models import AuditEvent, KioskDevice
 
 KIOSK = Path(__file__).resolve().parent.parent / "kiosk"
 
@@ -185,7 +187,7 @@ def test_catalogues_have_the_same_keys_and_placeholders():
     prefixes = {key for key in used if key.endswith(".")}  # t("cheer." + n), t("error." + code)
     assert (used - prefixes) <= set(english), (used - prefixes) - set(english)
     assert all(any(key.startswith(prefix) for key in english) for prefix in prefixes)
-    from iop import scan
+    from iop.clinic import scan
 
     for code in scan.STATUS:
         if scan.STATUS[code] >= 400:
@@ -200,7 +202,7 @@ def test_static_assets_are_served(client):
 # ---- help and heartbeat -------------------------------------------------------------------------
 
 def test_forgot_your_card_alerts_staff_once_a_minute(kiosk_scene, app, monkeypatch):
-    from iop import roster
+    from iop.live import roster
 
     calls = []
     monkeypatch.setattr(roster, "publish_help_request", lambda name: calls.append(name) or 1)
@@ -215,7 +217,7 @@ def test_forgot_your_card_alerts_staff_once_a_minute(kiosk_scene, app, monkeypat
 
 
 def test_help_needs_an_enrolled_kiosk_and_json(app, client, kiosk_scene, monkeypatch):
-    from iop import roster
+    from iop.live import roster
 
     calls = []
     monkeypatch.setattr(roster, "publish_help_request", lambda name: calls.append(name))
@@ -250,7 +252,7 @@ def test_serve_https_makes_a_certificate_tablets_can_trust(app, tmp_path):
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from iop import serving
+    from iop.ops import serving
 
     crt, key = serving.ssl_context(app, None, None)
     chain = Path(crt).read_bytes()
@@ -274,7 +276,7 @@ def test_serve_https_makes_a_certificate_tablets_can_trust(app, tmp_path):
 def test_a_new_lan_address_renews_the_server_certificate_under_the_same_authority(tmp_path):
     from cryptography import x509
 
-    from iop import serving
+    from iop.ops import serving
 
     folder = tmp_path / "tls"
     crt, _key = serving.ensure_local_certificate(folder, ["localhost"], ["127.0.0.1"])
@@ -288,7 +290,7 @@ def test_a_new_lan_address_renews_the_server_certificate_under_the_same_authorit
 
 def test_the_certificate_can_be_downloaded_for_a_tablet(app, client):
     assert client.get("/kiosk/tls-ca.crt").status_code == 404  # nothing made yet
-    from iop import serving
+    from iop.ops import serving
 
     serving.ssl_context(app, None, None)
     response = client.get("/kiosk/tls-ca.crt")
@@ -304,7 +306,7 @@ def test_an_https_server_answers_with_that_certificate(app, tmp_path):
 
     from werkzeug.serving import make_server
 
-    from iop import serving
+    from iop.ops import serving
 
     crt, key = serving.ensure_local_certificate(tmp_path / "tls", ["localhost"], ["127.0.0.1"])
     server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=(crt, key))
@@ -321,7 +323,7 @@ def test_an_https_server_answers_with_that_certificate(app, tmp_path):
 
 @pytest.mark.parametrize("cert,key", [("x.crt", None), ("/nope.crt", "/nope.key")])
 def test_serve_https_with_bad_certificate_options_is_a_user_error(app, cert, key):
-    from iop import cli, serving
+    from iop.ops import cli, serving
 
     with pytest.raises(cli.UserError):
         serving.ssl_context(app, cert, key)

@@ -5,12 +5,14 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, local
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, local
-from iop import clock, db, kiosks
-from iop.models import Attendance
+from iop import clock
+from iop.clinic import kiosks
+from iop.store import db
+from iop.store.models import Attendance
 
 pytestmark = pytest.mark.browser
 
@@ -123,7 +125,7 @@ def test_spanish_for_the_person_who_asks(kiosk_scene, live_server, page):
 
 
 def test_forgot_your_card_calls_staff_and_asks_nothing(kiosk_scene, live_server, page, monkeypatch):
-    from iop import roster
+    from iop.live import roster
 
     calls = []
     monkeypatch.setattr(roster, "publish_help_request", lambda name: calls.append(name) or 1)

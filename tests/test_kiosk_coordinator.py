@@ -6,8 +6,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from iop import cards, db, kiosks
-from iop.models import AuditEvent, Client, KioskDevice
+from iop.clinic import cards, kiosks
+from iop.store import db
+from iop.store.models import AuditEvent, Client, KioskDevice
 
 
 @pytest.fixture
@@ -79,8 +80,9 @@ def test_rename_revoke_and_chime(app, client, coordinator, world):
 
 
 def test_the_kiosk_page_shows_last_activity(app, client, coordinator, world, freeze):
-    from conftest import local
     from datetime import date
+
+    from conftest import local
 
     freeze(local(date(2026, 3, 2), 9, 41))
     world.kiosk("Front desk")

@@ -6,8 +6,11 @@ from datetime import timedelta
 import pytest
 from conftest import LIVE_DAY, AuthActions, local
 
-from iop import attendance, clock, db, live, roster, socketio
-from iop.models import AuditEvent, Client, GroupSession, WeekFlag
+from iop import clock, socketio
+from iop.clinic import attendance
+from iop.live import facilitation, roster
+from iop.store import db
+from iop.store.models import AuditEvent, Client, GroupSession, WeekFlag
 
 
 def events(sio, name=None):
@@ -25,7 +28,7 @@ def staff_socket(app, username="dana", role="facilitator"):
 
 def display_socket(app, session_id):
     with app.app_context():
-        token = live.display_token(session_id)
+        token = facilitation.display_token(session_id)
     return socketio.test_client(app, auth={"display_token": token})
 
 
@@ -58,7 +61,7 @@ def test_forged_display_token_is_refused(app, live_group):
     forged = socketio.test_client(app, auth={"display_token": "eyJzIjox.forged"})
     assert not forged.is_connected()
     with app.app_context():
-        other_salt = live.display_token(group.session_id)[:-3] + "abc"
+        other_salt = facilitation.display_token(group.session_id)[:-3] + "abc"
     assert not socketio.test_client(app, auth={"display_token": other_salt}).is_connected()
 
 
@@ -222,7 +225,7 @@ def test_a_closed_or_unknown_session_cannot_step(app, live_group):
     facilitator.emit("step", {"session_id": 999, "index": 0})
     with app.app_context():
         with db.transaction() as s:
-            live.close(s.get(GroupSession, group.session_id), s.get(live.StaffUser, group.facilitator_id), clock.now())
+            facilitation.close(s.get(GroupSession, group.session_id), s.get(facilitation.StaffUser, group.facilitator_id), clock.now())
     facilitator.emit("step", {"session_id": group.session_id, "index": 1})
     assert [e["code"] for _, e in events(facilitator)] == ["unknown_session", "session_closed"]
     assert stored(app, group.session_id).current_step == 0
@@ -235,7 +238,7 @@ def test_a_signed_out_socket_cannot_step(app, live_group):
     sio = socketio.test_client(app, flask_test_client=client)
     with app.app_context():
         with db.transaction() as s:
-            s.get(live.StaffUser, group.facilitator_id).active = False  # the account was switched off
+            s.get(facilitation.StaffUser, group.facilitator_id).active = False  # the account was switched off
     sio.emit("step", {"session_id": group.session_id, "index": 1})
     (name, error), = events(sio)
     assert error["code"] == "signed_out"
@@ -323,19 +326,19 @@ def test_publish_survives_an_unknown_session(app):
 def test_display_links_are_bound_to_their_session_and_end_with_it(app, live_group, freeze):
     group = live_group()
     with app.app_context():
-        token = live.display_token(group.session_id)
-        assert live.display_session(token).id == group.session_id
-        with pytest.raises(live.LiveError) as forged:
-            live.display_session(token[:-2] + "xx")
+        token = facilitation.display_token(group.session_id)
+        assert facilitation.display_session(token).id == group.session_id
+        with pytest.raises(facilitation.LiveError) as forged:
+            facilitation.display_session(token[:-2] + "xx")
         assert forged.value.status == 403
-        with pytest.raises(live.LiveError) as late:
-            live.display_session(token, now=local(LIVE_DAY, 13, 1))  # past the end and its hour of margin
+        with pytest.raises(facilitation.LiveError) as late:
+            facilitation.display_session(token, now=local(LIVE_DAY, 13, 1))  # past the end and its hour of margin
         assert late.value.status == 410
-        assert live.display_session(token, now=local(LIVE_DAY, 12, 59)).id == group.session_id
+        assert facilitation.display_session(token, now=local(LIVE_DAY, 12, 59)).id == group.session_id
         with db.transaction() as s:
-            live.close(s.get(GroupSession, group.session_id), s.get(live.StaffUser, group.facilitator_id), clock.now())
-        with pytest.raises(live.LiveError) as closed:
-            live.display_session(token)
+            facilitation.close(s.get(GroupSession, group.session_id), s.get(facilitation.StaffUser, group.facilitator_id), clock.now())
+        with pytest.raises(facilitation.LiveError) as closed:
+            facilitation.display_session(token)
         assert closed.value.status == 410
 
 
@@ -351,9 +354,9 @@ def test_step_changes_are_audited_once_at_start(app, live_group):
 
 def test_seconds_left_counts_down_from_the_steps_minutes():
     start = local(LIVE_DAY, 9)
-    assert live.seconds_left(None, 20, start) == 1200
-    assert live.seconds_left(start, 20, start + timedelta(minutes=5, seconds=30)) == 870
-    assert live.seconds_left(start, 20, start + timedelta(minutes=21)) == -60
-    assert live.step_problem(7, 7).code == "step_out_of_range"
-    assert live.step_problem(0, 0).code == "no_module"
-    assert live.step_problem(6, 7) is None
+    assert facilitation.seconds_left(None, 20, start) == 1200
+    assert facilitation.seconds_left(start, 20, start + timedelta(minutes=5, seconds=30)) == 870
+    assert facilitation.seconds_left(start, 20, start + timedelta(minutes=21)) == -60
+    assert facilitation.step_problem(7, 7).code == "step_out_of_range"
+    assert facilitation.step_problem(0, 0).code == "no_module"
+    assert facilitation.step_problem(6, 7) is None

@@ -3,8 +3,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from iop import create_app, db, migrate
-from iop.models import Base
+from iop import create_app
+from iop.store import db, migrate
+from iop.store.models import Base
 
 
 def fresh_app(app_config):

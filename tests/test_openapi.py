@@ -1,4 +1,4 @@
-"""The OpenAPI description (iop/openapi.yaml, served at /api/openapi.json) is true: schemathesis
+"""The OpenAPI description (iop/web/openapi.yaml, served at /api/openapi.json) is true: schemathesis
 generates requests from it, valid and invalid, sends them to the WSGI app as an enrolled kiosk and a
 signed-in coordinator, and checks every answer: never a 5xx, status codes, content types, headers and
 bodies as described, invalid input refused.
@@ -30,7 +30,7 @@ def test_the_description_is_served_and_lists_the_public_api(client):
 
 
 def test_the_described_error_codes_are_the_ones_the_scan_answers(client):
-    from iop import scan
+    from iop.clinic import scan
 
     described = set(client.get("/api/openapi.json").get_json()["paths"]["/kiosk/api/scan"]["post"]["responses"])
     assert {str(status) for status in scan.STATUS.values()} <= described

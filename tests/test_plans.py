@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from iop import db, plans
-from iop.hours import Phase, PlanTerms
-from iop.models import AuditEvent, Client, Group, GroupSession, LevelOfCare, Plan
+from iop.clinic import plans
+from iop.rules.hours import Phase, PlanTerms
+from iop.store import db
+from iop.store.models import AuditEvent, Client, Group, GroupSession, LevelOfCare, Plan
 
 NY = ZoneInfo("America/New_York")
 MON = date(2026, 3, 2)

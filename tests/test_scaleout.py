@@ -10,7 +10,6 @@ import os
 import time
 
 import pytest
-
 import servers
 
 pytestmark = pytest.mark.slow
@@ -149,7 +148,7 @@ def test_the_scheduler_process_reaches_screens_on_the_web_processes(deployment, 
     display.follow(session_id)
     display.wait_for("state")
     pushed = time.monotonic()
-    script = ("from iop import create_app, roster\n"
+    script = ("from iop import create_app\nfrom iop.live import roster\n"
               "app = create_app()\n"
               f"with app.app_context(): roster.publish({session_id})\n")
     done = subprocess.run([sys.executable, "-c", script], env=deployment.scheduler.env, capture_output=True,

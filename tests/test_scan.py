@@ -6,12 +6,13 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
+from conftest import local
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
-from conftest import local
-from iop import clock, db
-from iop.models import Attendance, AuditEvent, Client, GroupSession, KioskDevice, Scan
+from iop import clock
+from iop.store import db
+from iop.store.models import Attendance, AuditEvent, Client, GroupSession, KioskDevice, Scan
 
 
 def attendances(app, client_pk=None):
@@ -107,7 +108,7 @@ def test_week_figures_include_earlier_days(kiosk_scene, app, world):
 
 
 def test_each_successful_scan_publishes_the_roster_after_commit(kiosk_scene, app, monkeypatch):
-    from iop import roster
+    from iop.live import roster
 
     seen = []
 
@@ -124,7 +125,7 @@ def test_each_successful_scan_publishes_the_roster_after_commit(kiosk_scene, app
 
 
 def test_a_failing_roster_publish_does_not_undo_the_check_in(kiosk_scene, app, monkeypatch):
-    from iop import roster
+    from iop.live import roster
 
     def broken(_session_id):
         raise RuntimeError("socket down")
@@ -159,7 +160,7 @@ def test_the_same_scan_id_twice_is_answered_the_same_and_counted_once(kiosk_scen
 def test_the_same_scan_id_from_another_kiosk_is_not_replayed(kiosk_scene, app, world):
     kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria), scan_id="shared-0001")
     _device, other_cookie = world.kiosk("Side door")
-    from iop import kiosks
+    from iop.clinic import kiosks
 
     kiosk_scene.http.set_cookie(kiosks.COOKIE_NAME, other_cookie, path="/kiosk")
     assert_refused(kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria), scan_id="shared-0001"), 400, "bad_request")
@@ -188,6 +189,7 @@ def test_forged_truncated_and_foreign_cards_are_unknown(kiosk_scene, app):
 def test_a_card_signed_with_a_retired_key_still_works(app_config, freeze):
     """IOP_SECRET_KEY_FALLBACKS: printed cards survive a key rotation."""
     from conftest import KioskScene, World, _reset_schema
+
     from iop import create_app
 
     old_key = "old-key-" + "o" * 40
@@ -295,7 +297,7 @@ def test_a_little_clock_skew_is_forgiven(kiosk_scene, app):
 
 
 def test_unenrolled_and_revoked_kiosks_cannot_scan(kiosk_scene, app, client):
-    from iop import kiosks
+    from iop.clinic import kiosks
 
     code = kiosk_scene.card(kiosk_scene.maria)
     stranger = app.test_client()
@@ -331,7 +333,7 @@ def test_repeated_bad_scans_slow_the_kiosk_then_good_cards_work_again(kiosk_scen
 
 
 def test_the_slow_down_is_per_kiosk(kiosk_scene, app, world):
-    from iop import kiosks
+    from iop.clinic import kiosks
 
     for attempt in range(5):
         kiosk_scene.scan(f"forged-{attempt}")
@@ -372,12 +374,12 @@ def test_offline_check_in_and_out_replayed_in_order(kiosk_scene, app):
 
 def test_an_offline_check_in_replayed_after_the_session_closed(kiosk_scene, app):
     """Rule 2 still applies: recorded at its time, checked out at the close."""
-    from iop import attendance
-    from iop.sessions import ensure_session
+    from iop.clinic import attendance
+    from iop.clinic.sessions import ensure_session
 
     with app.app_context():
         with db.transaction() as s:
-            from iop.models import Group
+            from iop.store.models import Group
 
             meeting = ensure_session(s.get(Group, kiosk_scene.group.id), kiosk_scene.day)
             attendance.close_session(meeting, local(kiosk_scene.day, 11, 30).astimezone(timezone.utc))

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from iop import db, kiosks
-from iop.models import Attendance, Scan
+from iop.clinic import kiosks
+from iop.store import db
+from iop.store.models import Attendance, Scan
 
 
 def post_scan(base_url: str, cookie: str, code: str, scan_id: str) -> tuple[int, dict]:

@@ -7,12 +7,14 @@ import time as wall
 from datetime import timedelta, timezone
 
 import pytest
+from conftest import KIOSK_DAY, local
 from sqlalchemy import event, func, select
 
-from conftest import KIOSK_DAY, local
-from iop import clock, create_app, db, scheduler
+from iop import clock, create_app
 from iop.config import DEFAULTS, ConfigError, finish, from_environment
-from iop.models import Attendance, Scan
+from iop.ops import scheduler
+from iop.store import db
+from iop.store.models import Attendance, Scan
 
 NOW = local(KIOSK_DAY, 3, 15)  # when the nightly job runs
 
@@ -103,9 +105,9 @@ def test_a_chunk_of_nothing_is_refused(app):
 def test_the_log_line_carries_the_count_only(app, world, caplog):
     device, _cookie = world.kiosk()
     _scan_log(app, device.id, **{"secret-scan-id-1": NOW - timedelta(days=200)})
-    with caplog.at_level(logging.INFO, logger="iop.scheduler"):
+    with caplog.at_level(logging.INFO, logger="iop.ops.scheduler"):
         assert _clear(app) == 1
-    [line] = [r.getMessage() for r in caplog.records if r.name == "iop.scheduler"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "iop.ops.scheduler"]
     assert "1" in line and "secret-scan-id-1" not in line
 
 

@@ -1,6 +1,6 @@
 """The kiosk's fast paths give the same answers as the general ones they replace (issue #7).
 
-- hours.client_week (one client, their own groups' windows) equals hours.week_figures for that
+- hours_queries.client_week (one client, their own groups' windows) equals hours_queries.week_figures for that
   client: on the hand-worked cases of test_hours_rules and on generated programs.
 - The scan's greeting shows the week's figures of week_figures.
 - attendance.session_open_for finds the open session in one query and makes a session only when the
@@ -16,12 +16,16 @@ import time as wall
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, func, select
-
 from conftest import AuthActions, local
-from iop import clock, db, hours, kiosks, roster, socketio
-from iop.models import Attendance, Client, Group, GroupSession, KioskDevice, Plan, PlanPhase
+from sqlalchemy import event, func, select
 from test_hours_rules import FRI, MON, NOW_AFTER, NOW_WED, NY, SUN, WED, _history, at
+
+from iop import clock, socketio
+from iop.clinic import kiosks
+from iop.live import roster
+from iop.rules import hours
+from iop.store import db, hours_queries
+from iop.store.models import Attendance, Client, Group, GroupSession, KioskDevice, Plan, PlanPhase
 
 UTC = timezone.utc
 
@@ -29,12 +33,12 @@ UTC = timezone.utc
 def assert_client_week_is_week_figures(app, monday: date, now: datetime, client_pks) -> int:
     """Every named client's client_week equals week_figures'; returns how many were compared."""
     with app.app_context():
-        general = hours.week_figures(monday, now, NY, list(client_pks))
+        general = hours_queries.week_figures(monday, now, NY, list(client_pks))
         for client_pk in client_pks:
-            assert hours.client_week(client_pk, monday, now, NY) == general[client_pk], (client_pk, now)
-        everyone = hours.week_figures(monday, now, NY)  # the board's call: no names given
+            assert hours_queries.client_week(client_pk, monday, now, NY) == general[client_pk], (client_pk, now)
+        everyone = hours_queries.week_figures(monday, now, NY)  # the board's call: no names given
         for client_pk, figures in everyone.items():
-            assert hours.client_week(client_pk, monday, now, NY) == figures, (client_pk, now)
+            assert hours_queries.client_week(client_pk, monday, now, NY) == figures, (client_pk, now)
     return len(client_pks)
 
 
@@ -62,14 +66,14 @@ def test_client_week_follows_cancelled_and_closed_sessions(app, world):
             wednesday.status, wednesday.closed_at = "closed", NOW_WED.astimezone(UTC)
     assert_client_week_is_week_figures(app, MON, NOW_WED, [c.id for c in people.values()])
     with app.app_context():
-        assert hours.client_week(people["C-FULL"].id, MON, NOW_WED, NY).status == "at_risk"
+        assert hours_queries.client_week(people["C-FULL"].id, MON, NOW_WED, NY).status == "at_risk"
 
 
 def test_client_week_for_a_client_with_nothing(app, world):
     nobody = world.client("C-NONE", groups=[])
     with app.app_context():
-        assert hours.client_week(nobody.id, MON, NOW_WED, NY) == hours.week_figures(MON, NOW_WED, NY, [nobody.id])[nobody.id]
-        assert hours.client_week(nobody.id, MON, NOW_WED, NY).status == "no_plan"
+        assert hours_queries.client_week(nobody.id, MON, NOW_WED, NY) == hours_queries.week_figures(MON, NOW_WED, NY, [nobody.id])[nobody.id]
+        assert hours_queries.client_week(nobody.id, MON, NOW_WED, NY).status == "no_plan"
 
 
 # ---- client_week == week_figures: generated programs ----------------------------------------------
@@ -162,7 +166,7 @@ def test_the_greeting_shows_week_figures_after_check_in_and_out(kiosk_scene, app
     answers.append(kiosk_scene.scan(code).get_json())
     assert [a["result"] for a in answers] == ["checked_in", "checked_out"]
     with app.app_context():
-        figures = hours.week_figures(hours.week_start(kiosk_scene.day), clock.now(), NY,
+        figures = hours_queries.week_figures(hours.week_start(kiosk_scene.day), clock.now(), NY,
                                      [kiosk_scene.maria.id])[kiosk_scene.maria.id]
     assert answers[-1]["week"] == {"attended_minutes": figures.attended_minutes,
                                    "target_minutes": figures.target_minutes} == {"attended_minutes": 50,
@@ -282,7 +286,7 @@ def _rosters(sio):
 def test_a_burst_of_scans_is_pushed_promptly_coalesced_and_final(app, live_group, world, monkeypatch):
     """Twelve people scan within moments: the facilitator's screen gets the roster at once, then
     at most one more per PUBLISH_EVERY, and the last one has everybody."""
-    from iop import cards
+    from iop.clinic import cards
 
     group = live_group(members=[(f"C{n}", f"Person{n}", "Case") for n in range(12)])
     sio = _staff_socket(app, group.session_id)
@@ -318,11 +322,12 @@ def test_no_roster_is_built_when_no_screen_follows_the_session(app, live_group, 
 
 
 def test_a_display_alone_still_gets_the_headcount(app, live_group):
-    from iop import attendance, live
+    from iop.clinic import attendance
+    from iop.live import facilitation
 
     group = live_group()
     with app.app_context():
-        token = live.display_token(group.session_id)
+        token = facilitation.display_token(group.session_id)
     display = socketio.test_client(app, auth={"display_token": token})
     display.emit("join", {"session_id": group.session_id})
     display.get_received()

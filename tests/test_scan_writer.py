@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from iop import cards, clock, db, scan
-from iop.models import Attendance, KioskDevice, Scan
+from iop import clock
+from iop.clinic import cards, scan
+from iop.store import db
+from iop.store.models import Attendance, KioskDevice, Scan
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from iop import clock, db, scheduler
-from iop.models import Attendance, AuditEvent, GroupSession, SchedulerHeartbeat, WeekFlag
+from iop import clock
+from iop.ops import scheduler
+from iop.store import db
+from iop.store.models import Attendance, AuditEvent, GroupSession, SchedulerHeartbeat, WeekFlag
 
 NY = ZoneInfo("America/New_York")
 MON = date(2026, 3, 2)

@@ -17,8 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from iop import auth as iop_auth
-from iop.models import ROLES
+from iop.store.models import ROLES
 
 # Reachable without a staff login, each for a reason: static files; the front door and sign-in;
 # health, ping and the API description (monitors, integrations); the kiosk (its own enrolled-device
@@ -114,7 +113,7 @@ def test_the_right_role_gets_in(app, client, auth):
 
 
 def test_socket_connections_need_a_staff_login_or_a_display_link(app, client):
-    from iop import socketio
+    from iop.extensions import socketio
 
     anonymous = socketio.test_client(app, flask_test_client=client)
     assert not anonymous.is_connected()
@@ -279,8 +278,10 @@ def all_logs():
 def test_no_name_or_card_code_in_any_log_line_through_a_whole_day(app, client, runner, live_server, all_logs, tmp_path):
     from sqlalchemy import select
 
-    from iop import cards, db, socketio
-    from iop.models import Client, GroupSession
+    from iop.extensions import socketio
+    from iop.clinic import cards
+    from iop.store import db
+    from iop.store.models import Client, GroupSession
 
     demo = runner.invoke(args=["demo"])
     assert demo.exit_code == 0, demo.output

@@ -1,0 +1,389 @@
+"""Writing attendance: check-in, check-out, excused, close, corrections. The one place that writes it.
+
+Callers hold the unit of work (`with db.transaction():`); these functions add and flush, and
+audit every manual change. Corrections void a record and add a new one; nothing is edited silently.
+"""
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
+
+from flask import current_app
+from sqlalchemy import bindparam, select
+
+from iop import clock
+from iop.clinic import audit
+from iop.clinic.sessions import ensure_session
+from iop.clock import local_date, local_to_utc, program_tz
+from iop.rules import hours
+from iop.store import db
+from iop.store.models import WEEKDAY_NAMES, Attendance, Client, ClientGroup, Group, GroupSession, StaffUser
+
+
+class AttendanceError(ValueError):
+    """A refused attendance change: `code` for programs, the message for the person."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def opens_at(meeting: GroupSession) -> datetime:
+    return _opens_before(meeting.starts_at)
+
+
+def _opens_before(starts: datetime) -> datetime:
+    return starts - timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"])
+
+
+def is_open_at(meeting: GroupSession, moment: datetime) -> bool:
+    """A session takes check-ins from 30 minutes before its start until its end, unless closed."""
+    return meeting.status not in ("closed", "cancelled") and opens_at(meeting) <= moment < meeting.ends_at
+
+
+class OpenSession(NamedTuple):
+    """A session as the kiosk needs it: its window, state, and the group's name and room."""
+
+    id: int
+    group_id: int
+    date: date
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    closed_at: datetime | None
+    group_name: str
+    room: str
+
+
+class ClientFacts(NamedTuple):
+    """What a scan checks of the client: the card's version, whether active, and the names."""
+
+    card_version: int
+    status: str
+    first_name: str
+    last_name: str
+
+
+class Visit(NamedTuple):
+    """A live attendance as the kiosk decides on it (plain values, no ORM object to build)."""
+
+    id: int
+    session_id: int
+    status: str
+    check_in_at: datetime | None
+    check_out_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.check_in_at is not None and self.check_out_at is None
+
+
+class SessionsNear(NamedTuple):
+    """A client and their groups' sessions around a moment, as read in one query (client_sessions_near)."""
+
+    client: ClientFacts | None  # None: no such client
+    day: date  # the moment's local date
+    groups: list[tuple]  # (id, active, weekdays, start, end), in group code order
+    sessions: dict[tuple[int, date], OpenSession]  # by (group id, date), dated `day` or the day after
+    visits: dict[int, Visit]  # the client's live record in each of those sessions, by session id
+    open_visits: int  # the client's records checked in, not out, in sessions ending after the moment
+
+
+@functools.cache
+def client_sessions_statement():
+    """Each named client's (:client_pks) row, each of their groups (by code), its sessions dated :day
+    or :next_day and the client's live record in each; and how many of the client's records are
+    open in sessions ending after :at. Callers may add columns after these (the scan adds whether
+    its scan_id is known)."""
+    from sqlalchemy import and_, func
+
+    client, member = Client.__table__.c, ClientGroup.__table__.c
+    group, meeting, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
+    other, other_meeting = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_meeting")
+    open_visits = (select(func.count()).select_from(other.join(other_meeting, other_meeting.c.id == other.c.session_id))
+                   .where(other.c.client_id == client.id, other.c.voided_at.is_(None),
+                          other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
+                          other_meeting.c.ends_at > bindparam("at"))
+                   .scalar_subquery())
+    return (select(client.id, client.card_version, client.status, client.first_name, client.last_name,
+                   group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
+                   meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at,
+                   record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
+            .select_from(Client.__table__
+                         .outerjoin(ClientGroup.__table__, member.client_id == client.id)
+                         .outerjoin(Group.__table__, group.id == member.group_id)
+                         .outerjoin(GroupSession.__table__,
+                                    and_(meeting.group_id == group.id,
+                                         meeting.date.in_([bindparam("day"), bindparam("next_day")])))
+                         .outerjoin(Attendance.__table__,
+                                    and_(record.session_id == meeting.id, record.client_id == client.id,
+                                         record.voided_at.is_(None))))
+            .where(db.one_of(client.id, "client_pks"))
+            .order_by(client.id, group.code, meeting.date))
+
+
+def client_sessions_near(client_pk: int, moment: datetime, statement=None, params: dict | None = None
+                         ) -> tuple[SessionsNear, list]:
+    """The client, their groups, those groups' sessions dated the moment's local day or the day
+    after and the client's records in them, in one query (client_sessions_statement, or
+    `statement` built on it with `params` for its own columns); also the rows, for such columns."""
+    near, rows = clients_sessions_near([client_pk], moment, statement, params)
+    return near.get(client_pk) or SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0), rows
+
+
+def clients_sessions_near(client_pks: list[int], moment: datetime, statement=None, params: dict | None = None
+                          ) -> tuple[dict[int, SessionsNear], list]:
+    """client_sessions_near for several clients at once, by client (a client not found is left out).
+    Open visits are counted in sessions ending after `moment`: give the earliest of the scans' times."""
+    day = local_date(moment, program_tz())
+    rows = db.session().connection().execute(
+        statement if statement is not None else client_sessions_statement(),
+        {"client_pks": list(client_pks), "day": day, "next_day": day + timedelta(days=1), "at": moment,
+         **(params or {})}).all()
+    found: dict[int, tuple] = {}
+    for (client_pk, card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
+         session_id, date_, starts, ends, session_status, closed_at, visit_id, visit_status, check_in, check_out,
+         open_visits, *_added) in rows:
+        facts, groups, sessions, visits, _open = found.setdefault(client_pk, (
+            ClientFacts(card_version, status, first_name, last_name), {}, {}, {}, open_visits or 0))
+        if group_id is None:
+            continue  # in no group
+        groups.setdefault(group_id, (group_id, active, weekdays, start, end))
+        if session_id is not None:
+            sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, session_status,
+                                                      closed_at, name, room or "")
+            if visit_id is not None:
+                visits[session_id] = Visit(visit_id, session_id, visit_status, check_in, check_out)
+    return {client_pk: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
+            for client_pk, (facts, groups, sessions, visits, open_count) in found.items()}, rows
+
+
+def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
+    """The client's group session open at `moment`: found in one query (or in `near`, read for
+    that moment's day); made from the schedule only when the day has no session yet and its
+    window is open now (the scheduler makes the others)."""
+    tz = program_tz()
+    day = local_date(moment, tz)
+    if near is None or near.day != day:
+        near = client_sessions_near(client_pk, moment)[0]
+    candidates = []
+    for group_id, active, weekdays, start, end in near.groups:
+        meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
+        for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
+            if date_.weekday() not in meets:
+                continue
+            meeting = near.sessions.get((group_id, date_))
+            if meeting is None:
+                starts, ends = local_to_utc(date_, start, tz), local_to_utc(date_, end, tz)
+                if not _opens_before(starts) <= moment < ends:
+                    continue
+                meeting = _open_session(ensure_session(db.session().get(Group, group_id), date_))
+            if is_open_at(meeting, moment):
+                candidates.append(meeting)
+    return min(candidates, key=lambda m: m.starts_at) if candidates else None
+
+
+def _open_session(meeting: GroupSession) -> OpenSession:
+    return OpenSession(meeting.id, meeting.group_id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status,
+                       meeting.closed_at, meeting.group.name, meeting.group.room or "")
+
+
+def live_attendance(meeting_id: int, client_pk: int) -> Attendance | None:
+    return db.session().scalar(select(Attendance).where(
+        Attendance.session_id == meeting_id, Attendance.client_id == client_pk, Attendance.voided_at.is_(None)))
+
+
+def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, reason: str | None) -> None:
+    if by_user is not None:
+        audit.record(action, target=f"attendance:{record.id}", user=by_user, session=record.session_id,
+                     reason=reason or "")
+
+
+def check_in(meeting: GroupSession, client: Client, at: datetime, source: str = "kiosk",
+             by_user: StaffUser | None = None, reason: str | None = None) -> Attendance:
+    """A new check-in. Any other open attendance of the client ends at `at` (they moved rooms)."""
+    if live_attendance(meeting.id, client.id) is not None:
+        raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
+    for other in db.session().scalars(select(Attendance).join(GroupSession).where(
+            Attendance.client_id == client.id, Attendance.voided_at.is_(None),
+            Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None),
+            GroupSession.id != meeting.id, GroupSession.ends_at > at)):
+        if other.check_in_at <= at:
+            check_out(other, at, source, by_user)
+    record = Attendance(session_id=meeting.id, client_id=client.id, status="present", source=source,
+                        check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None)
+    db.session().add(record)
+    db.session().flush()
+    _audit_manual("attendance.check_in", record, by_user, reason)
+    return record
+
+
+def check_out(record: Attendance, at: datetime, source: str = "kiosk", by_user: StaffUser | None = None,
+              reason: str | None = None) -> Attendance:
+    if record.check_in_at is None:
+        raise AttendanceError("not_checked_in", "This client is not checked in.")
+    if record.check_out_at is not None:
+        raise AttendanceError("already_checked_out", "This client is already checked out.")
+    if at < record.check_in_at:
+        raise AttendanceError("check_out_before_check_in", "The check-out would be before the check-in.")
+    record.check_out_at = at
+    record.check_out_source = source
+    db.session().flush()
+    _audit_manual("attendance.check_out", record, by_user, reason)
+    return record
+
+
+@functools.cache
+def _visits_statement():
+    from sqlalchemy import union_all
+
+    record, meeting = Attendance.__table__.c, GroupSession.__table__.c
+    columns = (record.id, record.session_id, record.status, record.check_in_at, record.check_out_at)
+    here = select(*columns).where(record.session_id == bindparam("session_id"),
+                                  record.client_id == bindparam("client_pk"), record.voided_at.is_(None))
+    elsewhere = (select(*columns).select_from(Attendance.__table__.join(GroupSession.__table__,
+                                                                         meeting.id == record.session_id))
+                 .where(record.client_id == bindparam("client_pk"), record.voided_at.is_(None),
+                        record.check_in_at.is_not(None), record.check_out_at.is_(None),
+                        meeting.id != bindparam("session_id"), meeting.ends_at > bindparam("at")))
+    return union_all(here, elsewhere)
+
+
+def kiosk_visits(session_id: int, client_pk: int, at: datetime, near: SessionsNear | None = None
+                 ) -> tuple[Visit | None, list[Visit]]:
+    """The client's live record in this session (or None), and their records open in other sessions
+    that end after `at` (check_in ends those: one room at a time). From `near`, when given: read in
+    this transaction for `at`, with the session found in it or made since (so it has no record yet);
+    it tells both unless a record is open elsewhere. Else in one query."""
+    if near is not None:
+        here = near.visits.get(session_id)
+        if near.open_visits == (1 if here is not None and here.is_open else 0):
+            return here, []
+    here, elsewhere = None, []
+    for row in db.session().connection().execute(
+            _visits_statement(), {"session_id": session_id, "client_pk": client_pk, "at": at}):
+        visit = Visit(*row)
+        if visit.session_id == session_id:
+            here = visit
+        else:
+            elsewhere.append(visit)
+    return here, elsewhere
+
+
+class CheckIns:
+    """A batch of scans' new kiosk check-ins, written together (one statement) when flushed: before
+    any read that must see them, and at the end of the batch."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def flush(self) -> None:
+        if self.rows:
+            db.session().connection().execute(Attendance.__table__.insert(), self.rows)
+            self.rows = []
+
+
+def kiosk_check_in(session_id: int, client_pk: int, at: datetime, elsewhere: list[Visit],
+                   check_out_at: datetime | None = None, check_out_source: str | None = None,
+                   batch: CheckIns | None = None) -> None:
+    """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
+    The caller found no live record here (kiosk_visits); a racing one meets the unique index
+    (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session).
+    With `batch`, the new record is written when the batch is flushed."""
+    connection = db.session().connection()
+    for other in elsewhere:
+        if other.check_in_at <= at:
+            _kiosk_check_out(connection, other.id, at, "kiosk")
+    row = {"session_id": session_id, "client_id": client_pk, "status": "present", "source": "kiosk",
+           "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source}
+    if batch is not None:
+        batch.rows.append(row)
+    else:
+        connection.execute(Attendance.__table__.insert(), row)
+
+
+def kiosk_check_out(visit: Visit, at: datetime) -> None:
+    """check_out(source="kiosk") of a live record the caller read in this transaction."""
+    if visit.check_in_at is None or visit.check_out_at is not None or at < visit.check_in_at:
+        raise AttendanceError("cannot_check_out", "This visit cannot be checked out now.")
+    _kiosk_check_out(db.session().connection(), visit.id, at, "kiosk")
+
+
+@functools.cache
+def _check_out_statement():
+    record = Attendance.__table__
+    return (record.update().where(record.c.id == bindparam("attendance_id"))
+            .values(check_out_at=bindparam("out_at"), check_out_source=bindparam("out_source")))
+
+
+def _kiosk_check_out(connection, attendance_id: int, at: datetime, source: str) -> None:
+    connection.execute(_check_out_statement(), {"attendance_id": attendance_id, "out_at": at, "out_source": source})
+
+
+def excuse(meeting: GroupSession, client: Client, by_user: StaffUser, reason: str) -> Attendance:
+    """An excused absence: no minutes, no change to the target (rule 7)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AttendanceError("reason_required", "Please give a reason for the excused absence.")
+    existing = live_attendance(meeting.id, client.id)
+    if existing is not None:
+        if existing.status == "excused":
+            return existing
+        raise AttendanceError("already_checked_in", "This client checked in; correct the record instead.")
+    record = Attendance(session_id=meeting.id, client_id=client.id, status="excused", source="manual",
+                        reason=reason, recorded_by_id=by_user.id)
+    db.session().add(record)
+    db.session().flush()
+    _audit_manual("attendance.excuse", record, by_user, reason)
+    return record
+
+
+def correct(record: Attendance, check_in: datetime | None, check_out: datetime | None, by_user: StaffUser,
+            reason: str, status: str = "present") -> Attendance:
+    """Void `record` and add its replacement with the given times (audited, with the reason)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AttendanceError("reason_required", "Please say why the record is being corrected.")
+    if check_in is not None and check_out is not None and check_out < check_in:
+        raise AttendanceError("check_out_before_check_in", "The check-out would be before the check-in.")
+    now = clock.now()
+    record.voided_at, record.voided_by_id, record.void_reason = now, by_user.id, reason
+    db.session().flush()
+    replacement = Attendance(session_id=record.session_id, client_id=record.client_id, status=status,
+                             source="manual", check_in_at=check_in, check_out_at=check_out,
+                             check_out_source="manual" if check_out else None, reason=reason,
+                             recorded_by_id=by_user.id, replaces_id=record.id)
+    db.session().add(replacement)
+    db.session().flush()
+    audit.record("attendance.correct", target=f"attendance:{replacement.id}", user=by_user,
+                 replaces=record.id, session=record.session_id, reason=reason)
+    return replacement
+
+
+def close_session(meeting: GroupSession, closed_at: datetime, by_user: StaffUser | None = None) -> int:
+    """Rule 2: check out everyone still in at the earlier of close and scheduled end, then close.
+
+    Idempotent: a closed session is left as it is. Returns how many were checked out."""
+    if meeting.status == "closed":
+        return 0
+    at = hours.close_check_out(closed_at, meeting.ends_at)
+    still_in = db.session().scalars(select(Attendance).where(
+        Attendance.session_id == meeting.id, Attendance.voided_at.is_(None),
+        Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None))).all()
+    for record in still_in:
+        record.check_out_at = max(at, record.check_in_at)
+        record.check_out_source = "close"
+    meeting.status = "closed"
+    meeting.closed_at = closed_at
+    db.session().flush()
+    audit.record("session.close", target=f"session:{meeting.id}", user=by_user, checked_out=len(still_in))
+    return len(still_in)
+
+
+def session_members(meeting: GroupSession) -> list[Client]:
+    """Active clients in the session's group (for manual check-in lists)."""
+    return list(db.session().scalars(
+        select(Client).join(ClientGroup, ClientGroup.client_id == Client.id)
+        .where(ClientGroup.group_id == meeting.group_id, Client.status == "active")
+        .order_by(Client.first_name, Client.last_name)))

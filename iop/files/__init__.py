@@ -1,0 +1,1 @@
+"""Files in and out: CSV imports, CSV/XLSX exports."""

@@ -1,0 +1,439 @@
+"""Exports for payers, audits and the clinical record (CONTRACT.md): hours, attendance, days.
+
+Rows stream from the database (yield_per: a server-side cursor on PostgreSQL) straight into the
+CSV or XLSX writer, so a year of a large program never sits in memory. Every figure comes from
+iop.hours. Every export, from the command line or the web, is written to the audit log.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from flask import current_app
+from sqlalchemy import case, func, select
+
+from iop import clock
+from iop.clinic import audit
+from iop.rules import hours
+from iop.store import db, hours_queries
+from iop.store.models import Attendance, Client, Group, GroupSession
+
+FORMATS = ("csv", "xlsx")
+MAX_YEARS = 3
+FETCH_ROWS = 2000  # rows per round trip to the database
+CHUNK_BYTES = 64 * 1024  # what a streamed web response sends at a time
+MIMETYPES = {"csv": "text/csv; charset=utf-8",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+class ExportError(ValueError):
+    """A request a person can fix (a reversed or too long range, an unknown kind)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = "text"  # text | int | date | time | hours (minutes written as hours, 2 decimals)
+    width: int = 12
+
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "hours": (
+        Column("client_id", width=12), Column("client_name", width=24), Column("week_start", "date"),
+        Column("level_of_care", width=13), Column("target_minutes", "int", 15), Column("attended_minutes", "int", 17),
+        Column("attended_hours", "hours", 15), Column("days_attended", "int", 14), Column("status", width=10),
+    ),
+    "attendance": (
+        Column("date", "date"), Column("client_id"), Column("client_name", width=24), Column("group", width=10),
+        Column("track", width=18), Column("module", width=28), Column("check_in", "time", 9),
+        Column("check_out", "time", 10), Column("credited_minutes", "int", 17), Column("status", width=9),
+        Column("source", width=9),
+    ),
+    "days": (
+        Column("date", "date"), Column("client_id"), Column("client_name", width=24),
+        Column("credited_minutes", "int", 17), Column("sessions", "int", 9), Column("full_day", width=9),
+    ),
+}
+KINDS = tuple(COLUMNS)
+
+
+def header(kind: str) -> list[str]:
+    return [column.name for column in COLUMNS[kind]]
+
+
+def check_request(kind: str, first: date, last: date, fmt: str) -> None:
+    """ExportError when the request cannot be served as asked."""
+    if kind not in COLUMNS:
+        raise ExportError(f"There is no {kind!r} export; choose one of {', '.join(KINDS)}.")
+    if fmt not in FORMATS:
+        raise ExportError(f"The format must be csv or xlsx, not {fmt!r}.")
+    if first > last:
+        raise ExportError(f"The range is reversed: {first} is after {last}.")
+    if last >= _years_after(first, MAX_YEARS):
+        raise ExportError(f"A range may cover at most {MAX_YEARS} years; export {first} to {last} in parts.")
+
+
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28) + timedelta(days=1)
+
+
+# ---- the rows (typed values; the writers format them) ----------------------------------------
+
+def rows(kind: str, first: date, last: date, now: datetime | None = None) -> Iterator[tuple]:
+    """The export's rows, streamed; close the iterator to release the database cursor early."""
+    now = now or clock.now()
+    source = {"hours": _hours_rows, "attendance": _attendance_rows, "days": _days_rows}[kind]
+    return source(first, last, now)
+
+
+def _full_name(first_name: str, last_name: str) -> str:
+    return f"{first_name} {last_name}".strip()
+
+
+def _streamed(query):
+    """Execute `query` so its rows come from the database in batches, never all at once."""
+    return db.session().execute(query.execution_options(yield_per=FETCH_ROWS))
+
+
+def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
+    tz = current_app.config["PROGRAM_TZ"]
+    credited = hours_queries.credited_minutes_sql(Attendance, GroupSession, now)
+    query = (
+        select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
+               GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at, credited,
+               Attendance.status, Attendance.source)
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .join(Group, Group.id == GroupSession.group_id)
+        .join(Client, Client.id == Attendance.client_id)
+        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None))
+        .order_by(GroupSession.date, GroupSession.starts_at, Group.code, Client.client_id, Attendance.id)
+    )
+    result = _streamed(query)
+    try:
+        for (day, client_id, first_name, last_name, group, track, module, check_in, check_out, minutes,
+             status, source) in result:
+            yield (day, client_id, _full_name(first_name, last_name), group, track, module or "",
+                   _local_time(check_in, tz), _local_time(check_out, tz), int(minutes or 0), status, source)
+    finally:
+        result.close()
+
+
+def _local_time(moment: datetime | None, tz) -> time | None:
+    return moment.astimezone(tz).time().replace(second=0, microsecond=0) if moment else None
+
+
+def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
+    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
+    per_session = (
+        select(Attendance.client_id.label("client_pk"), GroupSession.date.label("day"),
+               hours_queries.credited_minutes_sql(Attendance, GroupSession, now).label("minutes"))
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
+               Attendance.status == "present")
+        .subquery()
+    )
+    minutes = func.sum(per_session.c.minutes)
+    query = (
+        select(per_session.c.day, Client.client_id, Client.first_name, Client.last_name, minutes,
+               func.sum(case((per_session.c.minutes > 0, 1), else_=0)))
+        .join(Client, Client.id == per_session.c.client_pk)
+        .group_by(per_session.c.day, Client.id, Client.client_id, Client.first_name, Client.last_name)
+        .having(minutes > 0)
+        .order_by(per_session.c.day, Client.client_id)
+    )
+    result = _streamed(query)
+    try:
+        for day, client_id, first_name, last_name, day_minutes, sessions in result:
+            day_minutes = int(day_minutes)
+            yield (day, client_id, _full_name(first_name, last_name), day_minutes, int(sessions),
+                   "yes" if hours.is_full_day(day_minutes, full_day) else "no")
+    finally:
+        result.close()
+
+
+def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
+    tz = current_app.config["PROGRAM_TZ"]
+    for monday in hours.weeks_overlapping(first, last):
+        figures = hours_queries.week_figures(monday, now, tz)  # one week's clients at a time
+        if not figures:
+            continue
+        people = {}
+        pks = sorted(figures)
+        for start in range(0, len(pks), 500):
+            people.update((pk, (client_id, _full_name(first_name, last_name))) for pk, client_id, first_name, last_name
+                          in db.session().execute(select(Client.id, Client.client_id, Client.first_name,
+                                                         Client.last_name).where(Client.id.in_(pks[start:start + 500]))))
+        for pk in sorted(figures, key=lambda pk: people[pk][0]):
+            week = figures[pk]
+            client_id, name = people[pk]
+            yield (client_id, name, monday, week.level_of_care, week.target_minutes, week.attended_minutes,
+                   week.attended_minutes, week.days_attended, week.status)
+
+
+# ---- writers -------------------------------------------------------------------------------
+
+def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
+    values = []
+    for column, value in zip(columns, row):
+        if value is None:
+            values.append("")
+        elif column.kind == "date":
+            values.append(value.isoformat())
+        elif column.kind == "time":
+            values.append(value.strftime("%H:%M"))
+        elif column.kind == "hours":
+            values.append(hours.decimal_hours(value))
+        else:
+            values.append(value)
+    return values
+
+
+def write_csv(kind: str, source: Iterator[tuple], out: TextIO) -> int:
+    """The header and every row to a text stream; the number of rows."""
+    columns = COLUMNS[kind]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header(kind))
+    count = 0
+    for row in source:
+        writer.writerow(_csv_values(columns, row))
+        count += 1
+    return count
+
+
+def csv_chunks(kind: str, source: Iterator[tuple], counter: list[int]) -> Iterator[bytes]:
+    """The CSV as UTF-8 byte chunks of about CHUNK_BYTES (a streamed web response); counter[0] counts rows."""
+    columns = COLUMNS[kind]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header(kind))
+    for row in source:
+        writer.writerow(_csv_values(columns, row))
+        counter[0] += 1
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
+    """A one-sheet workbook in write-only mode (rows go to disk as they come): typed cells, a frozen
+    header, set widths. `target` is a path or a binary file. Returns the number of rows."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    columns = COLUMNS[kind]
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=kind)
+    sheet.freeze_panes = "A2"
+    for index, column in enumerate(columns, 1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    bold = Font(bold=True)
+    heading = []
+    for name in header(kind):
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        heading.append(cell)
+    sheet.append(heading)
+    # Dates get openpyxl's yyyy-mm-dd and numbers stay numbers on their own; only times and hours
+    # need a format of their own (a styled cell costs about twice a plain one, row after row).
+    formats = {"time": "hh:mm", "hours": "0.00"}
+    styled = [(index, formats[column.kind]) for index, column in enumerate(columns) if column.kind in formats]
+    count = 0
+    for row in source:
+        cells = list(row)
+        for index, number_format in styled:
+            if cells[index] is not None:
+                value = cells[index]
+                cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if number_format == "0.00" else value)
+                cell.number_format = number_format
+                cells[index] = cell
+        sheet.append(cells)
+        count += 1
+    book.save(target)
+    return count
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+def export_to(kind: str, first: date, last: date, fmt: str, path: Path | None, actor=None) -> int:
+    """Write the export to `path` (stdout for CSV without one); audited; the number of rows.
+
+    A file is written beside its target and renamed at the end, so an error leaves no half file.
+    """
+    check_request(kind, first, last, fmt)
+    if path is None and fmt != "csv":
+        raise ExportError("XLSX needs a file: add -o FILE.xlsx.")
+    source = rows(kind, first, last)
+    count, complete = 0, False
+    try:
+        with contextlib.closing(source):
+            if path is None:
+                count = write_csv(kind, source, sys.stdout)
+                sys.stdout.flush()
+            else:
+                count = _write_file(kind, fmt, source, Path(path))
+        complete = True
+    finally:
+        record(kind, first, last, fmt, count, actor, via="cli" if actor is None else "app", complete=complete)
+    return count
+
+
+def _write_file(kind: str, fmt: str, source: Iterator[tuple], path: Path) -> int:
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        if fmt == "csv":
+            with open(partial, "w", encoding="utf-8", newline="") as out:
+                count = write_csv(kind, source, out)
+        else:
+            count = write_xlsx(kind, source, str(partial))
+        os.replace(partial, path)
+        return count
+    except OSError as exc:
+        raise ExportError(f"{path} cannot be written ({exc.strerror}).") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via: str, complete: bool = True) -> None:
+    """The audit event of one export (its own unit of work, after the rows have been read)."""
+    with db.transaction():
+        detail = dict(via=via, first=first.isoformat(), last=last.isoformat(), format=fmt, rows=count)
+        if not complete:
+            detail["complete"] = False
+        audit.record(f"export.{kind}", target=f"export:{kind}", user=actor, **detail)
+
+
+# ---- the web -------------------------------------------------------------------------------
+
+def filename(kind: str, first: date, last: date, fmt: str) -> str:
+    return f"{kind}-{first.isoformat()}-to-{last.isoformat()}.{fmt}"
+
+
+def web_stream(kind: str, first: date, last: date, fmt: str, actor) -> Iterator[bytes]:
+    """The export as byte chunks for a streamed response, audited when it ends (or is cut off).
+
+    CSV goes out row by row; XLSX is assembled in a temporary file (a zip cannot be streamed
+    while it is written) and then sent in chunks."""
+    check_request(kind, first, last, fmt)
+
+    def generate():
+        counter = [0]
+        complete = False
+        source = rows(kind, first, last)
+        try:
+            with contextlib.closing(source):
+                if fmt == "csv":
+                    yield from csv_chunks(kind, source, counter)
+                else:
+                    with tempfile.TemporaryFile() as spool:
+                        counter[0] = write_xlsx(kind, source, spool)
+                        spool.seek(0)
+                        while chunk := spool.read(CHUNK_BYTES):
+                            yield chunk
+            complete = True
+        finally:
+            record(kind, first, last, fmt, counter[0], actor, via="web", complete=complete)
+
+    return generate()
+
+
+# ---- the audit log -------------------------------------------------------------------------
+
+NO_USER = "-"  # the filter value for events with no signed-in user: commands and scheduled jobs
+AUDIT_HEADER = ("at", "username", "action", "target", "detail")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    username: str = ""  # "" any, NO_USER none
+    action: str = ""
+    first: date | None = None  # local dates, inclusive
+    last: date | None = None
+
+    def query_args(self) -> dict[str, str]:
+        args = {"user": self.username, "action": self.action,
+                "first": self.first.isoformat() if self.first else "", "last": self.last.isoformat() if self.last else ""}
+        return {name: value for name, value in args.items() if value}
+
+
+def audit_events_query(wanted: AuditFilter):
+    """The audit events that match, newest first."""
+    from iop.clock import local_to_utc, program_tz
+    from iop.store.models import AuditEvent
+
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if wanted.username == NO_USER:
+        query = query.where(AuditEvent.user_id.is_(None))
+    elif wanted.username:
+        query = query.where(AuditEvent.username == wanted.username)
+    if wanted.action:
+        query = query.where(AuditEvent.action == wanted.action)
+    tz = program_tz()
+    if wanted.first:
+        query = query.where(AuditEvent.at >= local_to_utc(wanted.first, time(0), tz))
+    if wanted.last:
+        query = query.where(AuditEvent.at < local_to_utc(wanted.last + timedelta(days=1), time(0), tz))
+    return query
+
+
+def audit_choices() -> tuple[list[str], list[str]]:
+    """Usernames (staff, and any kept on events of removed staff) and actions, for the filter lists."""
+    from iop.store.models import AuditEvent, StaffUser
+
+    session = db.session()
+    users = set(session.scalars(select(StaffUser.username)))
+    users |= set(session.scalars(select(AuditEvent.username).where(AuditEvent.username != "").distinct()))
+    actions = session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    return sorted(users), list(actions)
+
+
+def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
+    """The matching audit events as CSV chunks (local times with their offset); this export is
+    itself audited when it ends."""
+    import json
+
+    from iop.clock import program_tz
+
+    def generate():
+        tz = program_tz()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(AUDIT_HEADER)
+        count, complete = 0, False
+        result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))
+        try:
+            for event in result.scalars():
+                writer.writerow((event.at.astimezone(tz).isoformat(timespec="seconds"), event.username,
+                                 event.action, event.target, json.dumps(event.detail, sort_keys=True)))
+                count += 1
+                if buffer.tell() >= CHUNK_BYTES:
+                    yield buffer.getvalue().encode("utf-8")
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue().encode("utf-8")
+            complete = True
+        finally:
+            result.close()
+            with db.transaction():
+                detail = dict(filters=wanted.query_args(), rows=count)
+                if not complete:
+                    detail["complete"] = False
+                audit.record("audit.export", target="audit", user=actor, **detail)
+
+    return generate()

@@ -1,0 +1,409 @@
+"""Running a group live: who may run it, stepping through its module, the room display's link,
+closing the session and its summary with the group note.
+
+The rules are plain functions; the writes join the caller's unit of work (`with db.transaction():`),
+so a step, a close or a signed note commits whole or not at all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+
+from curriculum.catalog import catalog
+from curriculum.model import Module, Step
+from iop import clock
+from iop.clinic import attendance, audit
+from iop.clinic.staff import has_role
+from iop.clock import iso, program_tz, time_text
+from iop.config import signing_keys
+from iop.rules import hours
+from iop.store import db
+from iop.store.models import Attendance, Client, GroupSession, StaffUser
+
+DISPLAY_SALT = "iop.display.v1"
+DISPLAY_MARGIN = timedelta(hours=1)  # a display link outlives the scheduled end by this much, for overruns
+NOTE_MAX_CHARS = 20_000
+ENDED = ("closed", "cancelled")
+
+
+class LiveError(ValueError):
+    """A refused live action: `code` for programs, the message for the person, `status` for HTTP."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+# ---- who may run a session -------------------------------------------------------------------
+
+def may_run(user: StaffUser | None, meeting: GroupSession) -> bool:
+    """Its own facilitator, or any coordinator or admin."""
+    if user is None or not user.active:
+        return False
+    return has_role(user, "coordinator") or (has_role(user, "facilitator") and meeting.facilitator_id == user.id)
+
+
+def require_may_run(user: StaffUser | None, meeting: GroupSession) -> None:
+    if user is None:
+        raise LiveError("signed_out", "Please sign in again.", 401)
+    if not may_run(user, meeting):
+        raise LiveError("not_your_session",
+                        "This group is run by another facilitator. A coordinator can run it or hand it to you.", 403)
+
+
+def find_session(session_id, for_update: bool = False) -> GroupSession:
+    """The session by id, fresh from the database; LiveError('unknown_session') otherwise."""
+    number = parse_int(session_id, "session_id")
+    meeting = db.session().get(GroupSession, number, with_for_update=for_update, populate_existing=True)
+    if meeting is None:
+        raise LiveError("unknown_session", "There is no such group session.", 404)
+    return meeting
+
+
+def parse_int(value, name: str) -> int:
+    """A whole number from a client payload (bools, floats and text are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**31) <= value < 2**31:
+        raise LiveError("bad_request", f"The request needs a whole number for {name}.")
+    return value
+
+
+# ---- the module and its steps ----------------------------------------------------------------
+
+def module_of(meeting: GroupSession) -> Module | None:
+    return catalog().module(meeting.module_id)
+
+
+def current_index(meeting: GroupSession, module: Module | None) -> int:
+    """The stored step, kept inside the module (a module edited since may have fewer steps)."""
+    if module is None or not module.steps:
+        return 0
+    return max(0, min(meeting.current_step or 0, len(module.steps) - 1))
+
+
+def step_problem(index: int, step_count: int) -> LiveError | None:
+    """Why `index` cannot be the current step of a module with `step_count` steps, if it cannot."""
+    if step_count == 0:
+        return LiveError("no_module", "Choose a module for this group first.")
+    if not 0 <= index < step_count:
+        return LiveError("step_out_of_range", f"There is no step {index + 1}: this module has {step_count} steps.")
+    return None
+
+
+def seconds_left(step_started_at: datetime | None, minutes: int, now: datetime) -> int:
+    """Seconds left of a step's suggested time (negative once over; the full time before it starts)."""
+    if step_started_at is None:
+        return minutes * 60
+    return minutes * 60 - int((now - step_started_at).total_seconds())
+
+
+def step_to(meeting: GroupSession, index, by_user: StaffUser | None, at: datetime) -> Step:
+    """Make step `index` current from `at`. The first step change starts the session. Caller commits."""
+    require_may_run(by_user, meeting)
+    if meeting.status in ENDED:
+        raise LiveError("session_closed", "This group has ended; its steps can no longer change.", 409)
+    index = parse_int(index, "index")
+    module = module_of(meeting)
+    problem = step_problem(index, len(module.steps) if module else 0)
+    if problem is not None:
+        raise problem
+    meeting.current_step = index
+    meeting.step_started_at = at
+    if meeting.started_at is None:
+        meeting.started_at = at
+        audit.record("session.start", target=f"session:{meeting.id}", user=by_user, module=meeting.module_id)
+    if meeting.status == "scheduled":
+        meeting.status = "open"
+    db.session().flush()
+    return module.steps[index]
+
+
+def choose_module(meeting: GroupSession, module_id: str, by_user: StaffUser) -> Module:
+    """Another module of the group's track, before the group starts (the curriculum's rules). Caller commits."""
+    from curriculum import rotation
+
+    require_may_run(by_user, meeting)
+    if not isinstance(module_id, str) or not module_id.strip():
+        raise LiveError("bad_request", "Please pick a module from the list.")
+    try:
+        module = rotation.choose_module(meeting, module_id.strip(), by_user)
+    except rotation.ModuleChoiceRefused as exc:
+        raise LiveError("module_refused", str(exc), 409) from None
+    meeting.current_step = 0
+    meeting.step_started_at = None
+    db.session().flush()
+    return module
+
+
+def can_choose_module(meeting: GroupSession) -> bool:
+    from curriculum import rotation
+
+    return rotation.can_choose_module(meeting)
+
+
+def module_choices(meeting: GroupSession) -> list[Module]:
+    from curriculum import rotation
+
+    return rotation.module_choices(meeting)
+
+
+# ---- what screens are told -------------------------------------------------------------------
+
+def date_text(meeting: GroupSession) -> str:
+    return f"{meeting.date:%A}, {meeting.date:%B} {meeting.date.day}"
+
+
+def public_state(meeting: GroupSession, now: datetime | None = None) -> dict:
+    """Everything a room display may know: the step, its timer and the headcount. Never a name or a note."""
+    from iop.live import roster
+
+    now = now or clock.now()
+    module = module_of(meeting)
+    index = current_index(meeting, module)
+    step = module.steps[index] if module and module.steps else None
+    return {
+        "session_id": meeting.id,
+        "status": meeting.status,
+        "started": meeting.started_at is not None,
+        "started_at": iso(meeting.started_at),
+        "group": meeting.group.name,
+        "date": date_text(meeting),
+        "module_id": module.id if module else None,
+        "module_title": module.title if module else "",
+        "step_index": index,
+        "step_count": len(module.steps) if module else 0,
+        "step_title": step.title if step else "",
+        "step_kind": step.kind if step else "",
+        "step_room": step.room if step else "",
+        "step_minutes": step.minutes if step else 0,
+        "step_started_at": iso(meeting.step_started_at),
+        "headcount": roster.headcount(meeting.id),
+        "server_now": iso(now),  # screens correct their own clock by this, so every timer agrees
+    }
+
+
+def staff_state(meeting: GroupSession, now: datetime | None = None) -> dict:
+    """The public state plus what only the facilitator's screen shows: the notes and the roster."""
+    from iop.live import roster
+
+    state = public_state(meeting, now)
+    module = module_of(meeting)
+    state["notes"] = module.steps[state["step_index"]].notes if module and module.steps else ""
+    state["roster"] = roster.roster_payload(meeting)
+    return state
+
+
+# ---- the room display's link -----------------------------------------------------------------
+
+def _display_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(signing_keys(current_app.config), salt=DISPLAY_SALT)
+
+
+def display_token(session_id: int) -> str:
+    return _display_serializer().dumps({"s": session_id})
+
+
+def display_expires_at(meeting: GroupSession) -> datetime:
+    return meeting.ends_at + DISPLAY_MARGIN
+
+
+def display_session(token, now: datetime | None = None) -> GroupSession:
+    """The session a display link is for, while it may still be shown.
+
+    Forged or malformed: 403. The session is over (closed, cancelled, or past its end and margin): 410."""
+    forged = LiveError("bad_display_link",
+                       "This room display link is not valid. Ask the facilitator for the Room display link.", 403)
+    if not isinstance(token, str) or not token or len(token) > 200:
+        raise forged
+    try:
+        value = _display_serializer().loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise forged from None
+    session_id = value.get("s") if isinstance(value, dict) else None
+    if isinstance(session_id, bool) or not isinstance(session_id, int):
+        raise forged
+    meeting = db.session().get(GroupSession, session_id, populate_existing=True)
+    if meeting is None:
+        raise forged
+    ended = LiveError("display_ended", "This group has ended, so its room display is closed. Thank you.", 410)
+    if meeting.status in ENDED or (now or clock.now()) > display_expires_at(meeting):
+        raise ended
+    return meeting
+
+
+# ---- attendance by hand ----------------------------------------------------------------------
+
+HAND_ACTIONS = ("check_in", "check_out", "excuse")
+
+
+def _hand_time(meeting: GroupSession, value, now: datetime) -> datetime:
+    """The time a facilitator gives ("9:05", the session's local date), or now; never in the future."""
+    from datetime import time as time_of_day
+
+    from iop.clock import local_to_utc
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return now
+    try:
+        hour, minute = (int(part) for part in str(value).strip().split(":"))
+        moment = local_to_utc(meeting.date, time_of_day(hour, minute), program_tz())
+    except (ValueError, TypeError):
+        raise LiveError("bad_time", "Please give the time as hours and minutes, like 9:05.") from None
+    if moment > now:
+        raise LiveError("future_time", "That time has not come yet.")
+    return moment
+
+
+def record_by_hand(meeting: GroupSession, action, client_public_id, reason, at_text, by_user: StaffUser,
+                   now: datetime) -> str:
+    """A facilitator checks a client in or out, or marks them excused (audited with the reason).
+
+    Returns what happened, in words for the facilitator. Caller commits, then publishes the roster."""
+    require_may_run(by_user, meeting)
+    if action not in HAND_ACTIONS:
+        raise LiveError("bad_request", "That action is not possible here.")
+    if meeting.status in ENDED:
+        raise LiveError("session_closed", "This group has ended; a coordinator can correct its records.", 409)
+    client = db.session().scalar(select(Client).where(Client.public_id == str(client_public_id or "")[:24]))
+    members = {member.id for member in attendance.session_members(meeting)}
+    if client is None or (client.id not in members and attendance.live_attendance(meeting.id, client.id) is None):
+        raise LiveError("unknown_client", "Please pick a client of this group from the list.")
+    reason = (reason if isinstance(reason, str) else "").strip()[:300]
+    try:
+        if action == "excuse":
+            attendance.excuse(meeting, client, by_user, reason)
+            return f"{client.display_name} is marked excused."
+        at = _hand_time(meeting, at_text, now)
+        existing = attendance.live_attendance(meeting.id, client.id)
+        if action == "check_in" and existing is not None and existing.status == "excused":
+            # Marked excused, then came after all: the excused record is corrected, not edited.
+            attendance.correct(existing, at, None, by_user, reason or "Came after being marked excused")
+            return f"{client.display_name} is checked in at {time_text(at)}."
+        if action == "check_in" and existing is not None and existing.check_out_at is not None:
+            raise LiveError("already_checked_out", f"{client.display_name} already checked out of this group. "
+                            "A coordinator can correct the record if they came back.", 409)
+        if action == "check_in":
+            attendance.check_in(meeting, client, at, source="manual", by_user=by_user,
+                                reason=reason or "Checked in by staff")
+            return f"{client.display_name} is checked in at {time_text(at)}."
+        if existing is None or existing.status != "present":
+            raise LiveError("not_checked_in", f"{client.display_name} is not checked in.")
+        attendance.check_out(existing, at, source="manual", by_user=by_user, reason=reason or "Checked out by staff")
+        return f"{client.display_name} is checked out at {time_text(at)}."
+    except attendance.AttendanceError as exc:
+        raise LiveError(exc.code, str(exc), 409) from None
+
+
+# ---- closing and the summary -----------------------------------------------------------------
+
+def close(meeting: GroupSession, by_user: StaffUser | None, at: datetime) -> int:
+    """Close the session (rule 2 checks out whoever is still in). A second close changes nothing."""
+    require_may_run(by_user, meeting)
+    if meeting.status == "closed":
+        raise LiveError("already_closed",
+                        f"This group was already closed at {time_text(meeting.closed_at)}. Nothing changed.", 409)
+    if meeting.status == "cancelled":
+        raise LiveError("session_cancelled", "This group was cancelled, so there is nothing to close.", 409)
+    return attendance.close_session(meeting, at, by_user)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    client_id: str
+    name: str
+    status: str  # present | excused
+    check_in: datetime | None
+    check_out: datetime | None
+    credited_minutes: int
+    late: bool
+    left_early: bool
+    source: str
+    reason: str
+
+
+@dataclass
+class SessionSummary:
+    meeting: GroupSession
+    module: Module | None
+    facilitator: str
+    rows: list[SummaryRow] = field(default_factory=list)
+
+    @property
+    def headcount(self) -> int:
+        """Participants: clients who came (an excused absence is not a participant)."""
+        return sum(1 for row in self.rows if row.status == "present" and row.check_in is not None)
+
+    @property
+    def total_minutes(self) -> int:
+        return sum(row.credited_minutes for row in self.rows)
+
+
+def summary(meeting: GroupSession, now: datetime | None = None) -> SessionSummary:
+    """What an audit asks of a session: times, module, facilitator, headcount, each client's part.
+
+    Minutes follow iop.hours exactly (an attendance still open counts to now, as everywhere)."""
+    now = now or clock.now()
+    grace = current_app.config["GRACE_MINUTES"]
+    records = db.session().execute(
+        select(Attendance, Client).join(Client, Client.id == Attendance.client_id)
+        .where(Attendance.session_id == meeting.id, Attendance.voided_at.is_(None))
+        .order_by(Client.last_name, Client.first_name)
+        .execution_options(populate_existing=True)).all()
+    rows = []
+    for record, client in records:
+        present = record.status == "present"
+        minutes = 0
+        if present and record.check_in_at is not None:
+            out = hours.effective_check_out(record.check_out_at, meeting.ends_at, now)
+            minutes = hours.credited_minutes(record.check_in_at, max(out, record.check_in_at),
+                                             meeting.starts_at, meeting.ends_at)
+        rows.append(SummaryRow(
+            client_id=client.client_id, name=client.full_name, status=record.status,
+            check_in=record.check_in_at, check_out=record.check_out_at, credited_minutes=minutes,
+            late=present and hours.is_late(record.check_in_at, meeting.starts_at, grace),
+            left_early=present and hours.left_early(record.check_out_at, meeting.ends_at, grace),
+            source=record.source, reason=record.reason or ""))
+    facilitator = meeting.facilitator.signature if meeting.facilitator else "No facilitator recorded"
+    return SessionSummary(meeting=meeting, module=module_of(meeting), facilitator=facilitator, rows=rows)
+
+
+def draft_note(report: SessionSummary) -> str:
+    """A group note to start from: the module's topic, summary and goals, and the headcount."""
+    meeting, module = report.meeting, report.module
+    lines = [f"Group: {meeting.group.name}, {date_text(meeting)} {meeting.date.year}, "
+             f"{time_text(meeting.starts_at)} to {time_text(meeting.ends_at)}."]
+    if module is not None:
+        lines += [f"Topic: {module.title}.", "", " ".join(module.summary.split()), "", "Goals for this group:"]
+        lines += [f"- {goal}" for goal in module.goals]
+    else:
+        lines.append("Topic: (no module recorded)")
+    lines += ["", f"Participants: {report.headcount}.", "",
+              "Observations: ", "", f"Facilitator: {report.facilitator}"]
+    return "\n".join(lines)
+
+
+def save_note(meeting: GroupSession, text, by_user: StaffUser, sign: bool, at: datetime) -> None:
+    """Keep the note's draft, or sign it; a signed note is locked. Audited; caller commits."""
+    require_may_run(by_user, meeting)
+    if meeting.note_signed_at is not None:
+        raise LiveError("note_signed", "This note is signed, so it can no longer be changed.", 409)
+    text = (text or "").replace("\r\n", "\n").strip() if isinstance(text, str) else ""
+    if len(text) > NOTE_MAX_CHARS:
+        raise LiveError("note_too_long", f"The note is too long (at most {NOTE_MAX_CHARS} characters).")
+    if sign and not text:
+        raise LiveError("note_empty", "Write the note before signing it.")
+    meeting.note_text = text
+    if sign:
+        meeting.note_signed_at = at
+        meeting.note_signed_by_id = by_user.id
+    db.session().flush()
+    audit.record("session.note_signed" if sign else "session.note_saved", target=f"session:{meeting.id}",
+                 user=by_user, characters=len(text))

@@ -1,0 +1,267 @@
+"""The `iop` commands (CONTRACT.md). Each is a thin shell over a domain module."""
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from iop.ops import UserError
+
+
+def _date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{name} must be a date like 2026-03-02, not {value!r}.") from None
+
+
+# ---- database ------------------------------------------------------------------------------
+
+@click.command("init")
+@with_appcontext
+def init_command():
+    """Create or upgrade the database to the newest schema."""
+    from iop.store import migrate
+
+    migrate.upgrade(current_app)
+    click.echo("The database is ready.")
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command():
+    """init, then load the demo program (safe to run again)."""
+    from iop.ops import demo
+    from iop.store import migrate
+
+    migrate.upgrade(current_app)
+    summary = demo.load()
+    click.echo(demo.describe(summary))
+
+
+# ---- serving -------------------------------------------------------------------------------
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--demo", "with_demo", is_flag=True, help="Load the demo program first.")
+@click.option("--https", "use_https", is_flag=True, help="Serve TLS (tablet cameras need it off localhost).")
+@click.option("--cert", type=click.Path(dir_okay=False), help="Certificate file (PEM) for --https.")
+@click.option("--key", type=click.Path(dir_okay=False), help="Private key file (PEM) for --https.")
+@with_appcontext
+def serve_command(host, port, with_demo, use_https, cert, key):
+    """Run the web and realtime server (and the scheduler unless IOP_SCHEDULER=off)."""
+    from iop.extensions import socketio
+    from iop.ops import demo, scheduler, serving
+    from iop.store import migrate
+
+    app = current_app._get_current_object()
+    migrate.upgrade(app)
+    ssl_context = serving.ssl_context(app, cert, key) if use_https else None
+    if ssl_context:  # served over TLS: staff cookies never travel in clear text (as with IOP_HTTPS=on)
+        app.config.update(PREFERRED_URL_SCHEME="https", SESSION_COOKIE_SECURE=True)
+    base = serving.base_url(host, port, https=bool(ssl_context))
+    if with_demo:
+        click.echo(demo.describe(demo.load(), base_url=base))
+    if app.config["SCHEDULER"]:
+        scheduler.start(app)
+    click.echo(serving.where_to_go(base))
+    # FlaskGroup marks the process as a CLI run, which makes app.run() a no-op; this command is the server.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, ssl_context=ssl_context,
+                 use_reloader=False, log_output=False)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """Run only the scheduled jobs (deployments with several web processes)."""
+    from iop.ops import scheduler
+
+    scheduler.run_forever(current_app._get_current_object())
+
+
+# ---- staff and kiosks ----------------------------------------------------------------------
+
+@click.group("user")
+def user_group():
+    """Staff logins."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["facilitator", "coordinator", "admin"]))
+@click.option("--name", "display_name", default="", help="Full name as it appears on notes.")
+@click.option("--credentials", default="", help="Credentials, e.g. LCSW, CADC.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def user_add_command(username, role, display_name, credentials, password_stdin):
+    """Create a staff login."""
+    from iop.clinic import staff
+    from iop.store import db
+
+    try:
+        username = staff.validate_username(username)
+    except staff.StaffError as exc:
+        raise UserError(str(exc)) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
+                                show_default=False)
+    try:
+        with db.transaction():
+            staff.add_user(username, password, role, display_name, credentials)
+    except staff.StaffError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"Added {role} {username}.")
+
+
+@click.group("kiosk")
+def kiosk_group():
+    """Kiosk tablets."""
+
+
+@kiosk_group.command("enroll")
+@click.argument("name")
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True,
+              help="The address tablets use to reach this server.")
+@with_appcontext
+def kiosk_enroll_command(name, base_url):
+    """Print a one-time link that makes a tablet's browser the kiosk NAME."""
+    from iop.clinic import kiosks
+    from iop.store import db
+
+    try:
+        with db.transaction():
+            device = kiosks.issue_enrollment(name)
+    except kiosks.KioskError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(base_url.rstrip("/") + kiosks.enrollment_path(device))
+
+
+# ---- cards ---------------------------------------------------------------------------------
+
+@click.command("cards")
+@click.option("--client", "client_ids", multiple=True, help="A client_id; repeat for several (default: all active).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The PDF to write.")
+@with_appcontext
+def cards_command(client_ids, output):
+    """Printable QR cards, one per client."""
+    from iop.clinic import cards
+
+    try:
+        count = cards.write_cards_pdf(list(client_ids), Path(output))
+    except cards.CardError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"Wrote {count} card(s) to {output}.")
+
+
+@click.command("card-code")
+@click.argument("client_ids", nargs=-1, required=True)
+@click.option("--reissue", is_flag=True, help="Issue new cards first (revokes the old ones).")
+@with_appcontext
+def card_code_command(client_ids, reissue):
+    """Print the QR payload of each named client's current card, one a line."""
+    from iop.clinic import cards
+
+    try:
+        codes = cards.current_codes(list(client_ids), reissue=reissue)
+    except cards.CardError as exc:
+        raise UserError(str(exc)) from None
+    for code in codes:
+        click.echo(code)
+
+
+# ---- imports and exports -------------------------------------------------------------------
+
+@click.command("import")
+@click.argument("kind", type=click.Choice(["groups", "clients", "attendance"]))
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_appcontext
+def import_command(kind, file):
+    """Bulk load a CSV; loads nothing if any row is bad."""
+    from iop.files import imports
+
+    try:
+        result = imports.import_file(kind, Path(file), progress=sys.stderr.isatty())
+    except imports.ImportFailed as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise UserError(exc.summary) from None
+    click.echo(result.summary)
+
+
+@click.group("export")
+def export_group():
+    """Hours, attendance and billing days, as CSV or XLSX."""
+
+
+def _export_command(kind: str):
+    @export_group.command(kind)
+    @click.option("--from", "start", required=True, help="First date, YYYY-MM-DD.")
+    @click.option("--to", "end", required=True, help="Last date, YYYY-MM-DD (inclusive).")
+    @click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "xlsx"]), show_default=True)
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (stdout when absent).")
+    @with_appcontext
+    def command(start, end, fmt, output):
+        from iop.files import exports
+
+        first, last = _date(start, "--from"), _date(end, "--to")
+        if fmt == "xlsx" and not output:
+            raise UserError("XLSX needs a file: add -o FILE.xlsx.")
+        try:
+            rows = exports.export_to(kind, first, last, fmt, Path(output) if output else None, actor=None)
+        except exports.ExportError as exc:
+            raise UserError(str(exc)) from None
+        if output:
+            click.echo(f"Wrote {rows} row(s) to {output}.", err=True)
+
+    command.__doc__ = {"hours": "Weekly hours per client.", "attendance": "One row per attendance.",
+                       "days": "One row per client per day attended (billing view)."}[kind]
+    return command
+
+
+for _kind in ("hours", "attendance", "days"):
+    _export_command(_kind)
+
+
+# ---- curriculum ----------------------------------------------------------------------------
+
+@click.group("curriculum")
+def curriculum_group():
+    """The group modules."""
+
+
+@curriculum_group.command("check")
+@with_appcontext
+def curriculum_check_command():
+    """Validate every curriculum file."""
+    from curriculum import check_for_cli
+
+    problems, summary = check_for_cli()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in the curriculum.")
+    click.echo(summary)
+
+
+COMMANDS = [
+    init_command, demo_command, serve_command, scheduler_command, user_group, kiosk_group,
+    cards_command, card_code_command, import_command, export_group, curriculum_group,
+]
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
