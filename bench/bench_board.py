@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/bench_board.py [--clients 2000] [--repeat 15]
 
-Seeds two temporary SQLite instances with bulk inserts: 2,000 clients in 20 groups meeting
+Seeds two temporary SQLite instances with bulk inserts: 2,000 clients in 20 groups group_session
 Mon-Thu, sequential 12-week plans (a third stepping down), and a year (then three years) of
 history, about 400,000 (then 1,200,000) attendances written in time order as kiosks write them.
 "Now" is Wednesday 10:30 of the last week, with people in the room, so the at-risk arithmetic

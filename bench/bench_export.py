@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/bench_export.py [--clients 2000] [--weeks 52]
 
-Seeds a temporary SQLite instance (bulk inserts: 2,000 clients in 20 groups meeting Mon-Thu,
+Seeds a temporary SQLite instance (bulk inserts: 2,000 clients in 20 groups group_session Mon-Thu,
 about 400,000 attendances over a year), then runs each measurement in a fresh subprocess so its
 peak resident memory (ru_maxrss) is its own:
 
@@ -88,7 +88,7 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
                                              starts_at=local_to_utc(day, group.start, tz),
                                              ends_at=local_to_utc(day, group.end, tz), module_id="rp-01-triggers"))
             s.execute(insert(GroupSession), sessions)
-        meetings = db.session().execute(select(GroupSession.id, GroupSession.group_id, GroupSession.starts_at,
+        group_sessions = db.session().execute(select(GroupSession.id, GroupSession.group_id, GroupSession.starts_at,
                                                GroupSession.ends_at)).all()
         members: dict[int, list[int]] = {}
         for i, pk in enumerate(client_pks):
@@ -96,13 +96,13 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
         made = 0
         pending = []
         now = datetime.now(timezone.utc)
-        for meeting_id, group_id, starts, ends in meetings:
+        for session_id, group_id, starts, ends in group_sessions:
             for pk in members[group_id]:
                 if rng.random() < 0.04:
                     continue  # absent
                 check_in = starts + timedelta(minutes=rng.randint(-20, 25))
                 check_out = ends - timedelta(minutes=rng.choice((0, 0, 0, 5, 30, 60)))
-                pending.append(dict(session_id=meeting_id, client_id=pk, status="present", source="kiosk",
+                pending.append(dict(session_id=session_id, client_id=pk, status="present", source="kiosk",
                                     check_in_at=check_in, check_out_at=check_out, check_out_source="kiosk",
                                     created_at=now))
                 if len(pending) >= 20_000:

@@ -231,17 +231,17 @@ def _attendance_rows(client: Client, first: date, last: date, now: datetime) -> 
                GroupSession.date.between(first, last))
         .order_by(GroupSession.date.desc(), GroupSession.starts_at.desc())).all()
     rows = []
-    for record, meeting, code in found:
+    for record, group_session, code in found:
         present = record.status == "present"
-        check_out = hours.effective_check_out(record.check_out_at, meeting.ends_at, now) \
+        check_out = hours.effective_check_out(record.check_out_at, group_session.ends_at, now) \
             if present and record.check_in_at else None
-        minutes = hours.credited_minutes(record.check_in_at, check_out, meeting.starts_at, meeting.ends_at) \
+        minutes = hours.credited_minutes(record.check_in_at, check_out, group_session.starts_at, group_session.ends_at) \
             if present and record.check_in_at and check_out and check_out >= record.check_in_at else 0
         rows.append(AttendanceRow(
-            day=meeting.date, group=code, check_in=_local_time(record.check_in_at),
+            day=group_session.date, group=code, check_in=_local_time(record.check_in_at),
             check_out=_local_time(record.check_out_at), minutes=minutes,
-            late=present and hours.is_late(record.check_in_at, meeting.starts_at, grace),
-            left_early=present and hours.left_early(record.check_out_at, meeting.ends_at, grace),
+            late=present and hours.is_late(record.check_in_at, group_session.starts_at, grace),
+            left_early=present and hours.left_early(record.check_out_at, group_session.ends_at, grace),
             status=record.status, still_in=present and record.check_in_at is not None and record.check_out_at is None))
     return rows
 

@@ -32,17 +32,17 @@ def next_module(track_modules: list[Module], previous_id: str | None) -> Module 
     return track_modules[(ids.index(previous_id) + 1) % len(track_modules)]
 
 
-def _group(meeting: GroupSession) -> Group:
-    return meeting.group if meeting.group is not None else db.session().get(Group, meeting.group_id)
+def _group(group_session: GroupSession) -> Group:
+    return group_session.group if group_session.group is not None else db.session().get(Group, group_session.group_id)
 
 
-def previous_module_id(meeting: GroupSession) -> str | None:
+def previous_module_id(group_session: GroupSession) -> str | None:
     """The module of the group's latest earlier session that ran or was assigned (cancelled ones
     ran nothing), skipping modules the catalog no longer has or that belong to another track."""
-    track_ids = {module.id for module in catalog().track_modules(_group(meeting).track)}
+    track_ids = {module.id for module in catalog().track_modules(_group(group_session).track)}
     earlier = db.session().scalars(
         select(GroupSession.module_id)
-        .where(GroupSession.group_id == meeting.group_id, GroupSession.date < meeting.date,
+        .where(GroupSession.group_id == group_session.group_id, GroupSession.date < group_session.date,
                GroupSession.status != "cancelled", GroupSession.module_id.is_not(None))
         .order_by(GroupSession.date.desc())
         .limit(LOOK_BACK)
@@ -50,49 +50,49 @@ def previous_module_id(meeting: GroupSession) -> str | None:
     return next((module_id for module_id in earlier if module_id in track_ids), None)
 
 
-def assign_next_module(meeting: GroupSession) -> None:
-    """Set `meeting.module_id` to the next module of its group's track (None if the track has none)."""
-    module = next_module(catalog().track_modules(_group(meeting).track), previous_module_id(meeting))
-    meeting.module_id = module.id if module else None
+def assign_next_module(group_session: GroupSession) -> None:
+    """Set `group_session.module_id` to the next module of its group's track (None if the track has none)."""
+    module = next_module(catalog().track_modules(_group(group_session).track), previous_module_id(group_session))
+    group_session.module_id = module.id if module else None
 
 
-def module_choices(meeting: GroupSession) -> list[Module]:
+def module_choices(group_session: GroupSession) -> list[Module]:
     """The modules a facilitator may pick for this session: its group's track, in sequence."""
-    return catalog().track_modules(_group(meeting).track)
+    return catalog().track_modules(_group(group_session).track)
 
 
-def can_choose_module(meeting: GroupSession) -> bool:
+def can_choose_module(group_session: GroupSession) -> bool:
     """Until the facilitator starts the group (doors open 30 minutes early; the module stays open)."""
-    return meeting.status in ("scheduled", "open") and meeting.started_at is None
+    return group_session.status in ("scheduled", "open") and group_session.started_at is None
 
 
-def choose_module(meeting: GroupSession, module_id: str, user: StaffUser | None) -> Module:
+def choose_module(group_session: GroupSession, module_id: str, user: StaffUser | None) -> Module:
     """A facilitator runs another module of the track in this session (before it starts); later
     sessions not yet started follow on from it. Audited; the caller commits."""
-    if not can_choose_module(meeting):
+    if not can_choose_module(group_session):
         raise ModuleChoiceRefused("This group has already started, so its module can no longer be changed.")
     module = catalog().module(module_id)
-    track = _group(meeting).track
+    track = _group(group_session).track
     if module is None:
         raise ModuleChoiceRefused("That module is not in the curriculum. Please pick one from the list.")
     if module.track != track:
         raise ModuleChoiceRefused(f"“{module.title}” belongs to another track; this group follows {track}.")
-    if meeting.module_id == module.id:
+    if group_session.module_id == module.id:
         return module
-    audit.record(CHOSEN, target=f"session:{meeting.id}", user=user, module=module.id, previous=meeting.module_id)
-    meeting.module_id = module.id
-    follow_on_from(meeting)
+    audit.record(CHOSEN, target=f"session:{group_session.id}", user=user, module=module.id, previous=group_session.module_id)
+    group_session.module_id = module.id
+    follow_on_from(group_session)
     return module
 
 
-def follow_on_from(meeting: GroupSession) -> list[GroupSession]:
+def follow_on_from(group_session: GroupSession) -> list[GroupSession]:
     """Re-plan the group's later sessions that have not started, so the cycle continues from what
-    `meeting` runs; a later session a facilitator chose for keeps its choice (and the cycle
+    `group_session` runs; a later session a facilitator chose for keeps its choice (and the cycle
     continues from that). Returns the sessions whose module changed (the caller commits)."""
     db_session = db.session()
     later = list(db_session.scalars(
         select(GroupSession)
-        .where(GroupSession.group_id == meeting.group_id, GroupSession.date > meeting.date,
+        .where(GroupSession.group_id == group_session.group_id, GroupSession.date > group_session.date,
                GroupSession.status != "cancelled")
         .order_by(GroupSession.date)
     ))
@@ -101,8 +101,8 @@ def follow_on_from(meeting: GroupSession) -> list[GroupSession]:
     chosen = set(db_session.scalars(
         select(AuditEvent.target).where(AuditEvent.action == CHOSEN,
                                         AuditEvent.target.in_([f"session:{s.id}" for s in later]))))
-    modules = catalog().track_modules(_group(meeting).track)
-    previous, changed = meeting.module_id, []
+    modules = catalog().track_modules(_group(group_session).track)
+    previous, changed = group_session.module_id, []
     for session in later:
         if can_choose_module(session) and f"session:{session.id}" not in chosen:
             module = next_module(modules, previous)

@@ -66,13 +66,13 @@ def _session_for(kind: str, who, payload: dict):
         if facilitation.parse_int(wanted, "session_id") != who.id:
             raise facilitation.LiveError("wrong_session", "This room display link is for another group.", 403)
         return who
-    meeting = facilitation.find_session(payload.get("session_id"))
-    facilitation.require_may_run(who, meeting)
-    return meeting
+    group_session = facilitation.find_session(payload.get("session_id"))
+    facilitation.require_may_run(who, group_session)
+    return group_session
 
 
-def _state_for(kind: str, meeting) -> dict:
-    return facilitation.staff_state(meeting) if kind == "staff" else facilitation.public_state(meeting)
+def _state_for(kind: str, group_session) -> dict:
+    return facilitation.staff_state(group_session) if kind == "staff" else facilitation.public_state(group_session)
 
 
 def on_connect(auth=None):
@@ -96,16 +96,16 @@ def on_join(payload):
     """Follow a session: its room (and, for staff, its staff room); the state comes back at once."""
     data = _data(payload)
     kind, who = _identity()
-    meeting = _session_for(kind, who, data)
+    group_session = _session_for(kind, who, data)
     for joined in session.get("iop_joined", []):  # a screen follows one session at a time
-        if joined != meeting.id:
+        if joined != group_session.id:
             leave_room(realtime.session_room(joined))
             leave_room(realtime.staff_room(joined))
-    join_room(realtime.session_room(meeting.id))
+    join_room(realtime.session_room(group_session.id))
     if kind == "staff":
-        join_room(realtime.staff_room(meeting.id))
-    session["iop_joined"] = [meeting.id]
-    emit("state", _state_for(kind, meeting))
+        join_room(realtime.staff_room(group_session.id))
+    session["iop_joined"] = [group_session.id]
+    emit("state", _state_for(kind, group_session))
 
 
 @socket_event
@@ -134,9 +134,9 @@ def on_step(payload):
     if kind != "staff":
         raise facilitation.LiveError("display_cannot_step", "A room display cannot change the step.", 403)
     with db.transaction():
-        meeting = facilitation.find_session(data.get("session_id"), for_update=True)
-        facilitation.step_to(meeting, data.get("index"), who, clock.now())
-    realtime.emit_to_session("step", facilitation.public_state(meeting), meeting.id)
+        group_session = facilitation.find_session(data.get("session_id"), for_update=True)
+        facilitation.step_to(group_session, data.get("index"), who, clock.now())
+    realtime.emit_to_session("step", facilitation.public_state(group_session), group_session.id)
 
 
 HANDLERS = {"connect": on_connect, "join": on_join, "leave": on_leave, "state": on_state, "step": on_step}

@@ -50,12 +50,12 @@ def text_blocks(text: str | None, prose: bool = False) -> list[tuple[str, list[s
     return blocks
 
 
-def status_text(meeting) -> str:
-    if meeting.status == "open" and meeting.started_at is not None:
+def status_text(group_session) -> str:
+    if group_session.status == "open" and group_session.started_at is not None:
         return "Running"
-    if meeting.status == "open":
+    if group_session.status == "open":
         return "Open for check-in"
-    return STATUS_WORDS.get(meeting.status, meeting.status)
+    return STATUS_WORDS.get(group_session.status, group_session.status)
 
 
 def _wants_json() -> bool:
@@ -72,11 +72,11 @@ def _refused(exc: LiveError, back: str | None = None):
     return render_template("error.html", status=exc.status, message=exc.message), exc.status
 
 
-def _meeting_for_staff(session_id: int):
+def _session_for_staff(session_id: int):
     """The session, when the signed-in user may run it (else LiveError)."""
-    meeting = facilitation.find_session(session_id)
-    facilitation.require_may_run(current_user(), meeting)
-    return meeting
+    group_session = facilitation.find_session(session_id)
+    facilitation.require_may_run(current_user(), group_session)
+    return group_session
 
 
 # ---- today's groups --------------------------------------------------------------------------
@@ -88,12 +88,12 @@ def home():
     now = clock.now()
     today = local_date(now, program_tz())
     with db.transaction():
-        meetings = ensure_sessions_for(today)
+        group_sessions = ensure_sessions_for(today)
     # The signed-in facilitator's own groups first, then by start time.
-    meetings.sort(key=lambda m: (m.facilitator_id != user.id, m.starts_at))
-    counts = roster.checked_in_counts([m.id for m in meetings])
-    rows = [{"meeting": m, "module": facilitation.module_of(m), "checked_in": counts.get(m.id, 0), "mine": m.facilitator_id == user.id,
-             "may_run": facilitation.may_run(user, m)} for m in meetings]
+    group_sessions.sort(key=lambda m: (m.facilitator_id != user.id, m.starts_at))
+    counts = roster.checked_in_counts([m.id for m in group_sessions])
+    rows = [{"group_session": m, "module": facilitation.module_of(m), "checked_in": counts.get(m.id, 0), "mine": m.facilitator_id == user.id,
+             "may_run": facilitation.may_run(user, m)} for m in group_sessions]
     return render_template("facilitator/home.html", rows=rows, today=today)
 
 
@@ -103,26 +103,26 @@ def home():
 @staff_required("facilitator")
 def control(session_id: int):
     try:
-        meeting = _meeting_for_staff(session_id)
+        group_session = _session_for_staff(session_id)
     except LiveError as exc:
         return _refused(exc)
-    if meeting.status == "closed":
-        return redirect(url_for("facilitator.summary", session_id=meeting.id))
-    module = facilitation.module_of(meeting)
-    state = facilitation.staff_state(meeting)
+    if group_session.status == "closed":
+        return redirect(url_for("facilitator.summary", session_id=group_session.id))
+    module = facilitation.module_of(group_session)
+    state = facilitation.staff_state(group_session)
     live_data = {
-        "session_id": meeting.id,
+        "session_id": group_session.id,
         "state": state,
         "steps": [{"title": s.title, "kind": s.kind, "minutes": s.minutes, "room": s.room, "notes": s.notes}
                   for s in (module.steps if module else ())],
-        "attendance_url": url_for("facilitator.attendance", session_id=meeting.id),
-        "summary_url": url_for("facilitator.summary", session_id=meeting.id),
+        "attendance_url": url_for("facilitator.attendance", session_id=group_session.id),
+        "summary_url": url_for("facilitator.summary", session_id=group_session.id),
         "timezone": current_app.config["TIMEZONE"],
     }
     return render_template(
-        "facilitator/control.html", meeting=meeting, module=module, state=state, live_data=live_data,
-        choices=facilitation.module_choices(meeting) if facilitation.can_choose_module(meeting) else [],
-        display_url=url_for("facilitator.display", token=facilitation.display_token(meeting.id)))
+        "facilitator/control.html", group_session=group_session, module=module, state=state, live_data=live_data,
+        choices=facilitation.module_choices(group_session) if facilitation.can_choose_module(group_session) else [],
+        display_url=url_for("facilitator.display", token=facilitation.display_token(group_session.id)))
 
 
 @bp.route("/sessions/<int:session_id>/module", methods=["POST"])
@@ -131,11 +131,11 @@ def choose_module(session_id: int):
     back = url_for("facilitator.control", session_id=session_id)
     try:
         with db.transaction():
-            meeting = facilitation.find_session(session_id, for_update=True)
-            module = facilitation.choose_module(meeting, request.form.get("module_id", ""), current_user())
+            group_session = facilitation.find_session(session_id, for_update=True)
+            module = facilitation.choose_module(group_session, request.form.get("module_id", ""), current_user())
     except LiveError as exc:
         return _refused(exc, back)
-    realtime.emit_to_session("step", facilitation.public_state(meeting), meeting.id)
+    realtime.emit_to_session("step", facilitation.public_state(group_session), group_session.id)
     flash(f"This group will run “{module.title}”.")
     return redirect(back, code=303)
 
@@ -150,12 +150,12 @@ def attendance(session_id: int):
         if not hasattr(data, "get"):
             raise LiveError("bad_request", "That request could not be read.")
         with db.transaction():
-            meeting = facilitation.find_session(session_id, for_update=True)
-            message = facilitation.record_by_hand(meeting, data.get("action"), data.get("client"), data.get("reason"),
+            group_session = facilitation.find_session(session_id, for_update=True)
+            message = facilitation.record_by_hand(group_session, data.get("action"), data.get("client"), data.get("reason"),
                                           data.get("at"), current_user(), clock.now())
     except LiveError as exc:
         return _refused(exc, back)
-    roster.publish(meeting.id)
+    roster.publish(group_session.id)
     if _wants_json():
         return jsonify(ok=True, message=message)
     flash(message)
@@ -168,14 +168,14 @@ def close(session_id: int):
     summary_url = url_for("facilitator.summary", session_id=session_id)
     try:
         with db.transaction():
-            meeting = facilitation.find_session(session_id, for_update=True)
-            checked_out = facilitation.close(meeting, current_user(), clock.now())
+            group_session = facilitation.find_session(session_id, for_update=True)
+            checked_out = facilitation.close(group_session, current_user(), clock.now())
     except LiveError as exc:
         if exc.code == "already_closed":
             return _refused(exc, summary_url)
         return _refused(exc, url_for("facilitator.control", session_id=session_id))
-    realtime.emit_to_session("closed", {"session_id": meeting.id}, meeting.id)
-    roster.publish(meeting.id)
+    realtime.emit_to_session("closed", {"session_id": group_session.id}, group_session.id)
+    roster.publish(group_session.id)
     words = {0: "Nobody was still checked in.", 1: "1 client still checked in was checked out."}
     flash("Group closed. " + words.get(checked_out, f"{checked_out} clients still checked in were checked out."))
     if _wants_json():
@@ -189,14 +189,14 @@ def close(session_id: int):
 @staff_required("facilitator")
 def summary(session_id: int):
     try:
-        meeting = _meeting_for_staff(session_id)
+        group_session = _session_for_staff(session_id)
     except LiveError as exc:
         return _refused(exc)
-    report = facilitation.summary(meeting)
+    report = facilitation.summary(group_session)
     with db.transaction():
-        audit.record("session.summary_view", target=f"session:{meeting.id}")
-    note = meeting.note_text if meeting.note_text is not None else facilitation.draft_note(report)
-    return render_template("facilitator/summary.html", meeting=meeting, report=report, note=note,
+        audit.record("session.summary_view", target=f"session:{group_session.id}")
+    note = group_session.note_text if group_session.note_text is not None else facilitation.draft_note(report)
+    return render_template("facilitator/summary.html", group_session=group_session, report=report, note=note,
                            grace=current_app.config["GRACE_MINUTES"])
 
 
@@ -207,8 +207,8 @@ def note(session_id: int):
     sign = request.form.get("action") == "sign"
     try:
         with db.transaction():
-            meeting = facilitation.find_session(session_id, for_update=True)
-            facilitation.save_note(meeting, request.form.get("note_text", ""), current_user(), sign, clock.now())
+            group_session = facilitation.find_session(session_id, for_update=True)
+            facilitation.save_note(group_session, request.form.get("note_text", ""), current_user(), sign, clock.now())
     except LiveError as exc:
         return _refused(exc, back)
     flash("The group note is signed and stored with the session." if sign else "The note draft is saved.")
@@ -222,12 +222,12 @@ def display(token: str):
     """The room's screen: no staff sign-in, only a signed link bound to one session (SECURITY.md)."""
     theme = "dark" if request.args.get("theme") == "dark" else "light"
     try:
-        meeting = facilitation.display_session(token)
+        group_session = facilitation.display_session(token)
     except LiveError as exc:
         response = render_template("facilitator/display_gone.html", message=exc.message, theme=theme,
                                    staff=None), exc.status
     else:
-        response = render_template("facilitator/display.html", state=facilitation.public_state(meeting), token=token,
+        response = render_template("facilitator/display.html", state=facilitation.public_state(group_session), token=token,
                                    theme=theme, staff=None)
     response = make_response(response)
     response.headers["Cache-Control"] = "no-store"

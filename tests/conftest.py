@@ -230,20 +230,20 @@ class World:
         with self.app.app_context():
             with db.transaction() as s:
                 g = s.scalar(select(Group).where(Group.code == (group if isinstance(group, str) else group.code)))
-                meeting = ensure_session(g, day)
-                meeting.status = status
+                group_session = ensure_session(g, day)
+                group_session.status = status
                 if module_id is not None:
-                    meeting.module_id = module_id
-            s.refresh(meeting)
-            s.expunge(meeting)
-            return meeting
+                    group_session.module_id = module_id
+            s.refresh(group_session)
+            s.expunge(group_session)
+            return group_session
 
-    def attendance(self, client, meeting, check_in: datetime | None, check_out: datetime | None,
+    def attendance(self, client, group_session, check_in: datetime | None, check_out: datetime | None,
                    status="present", source="import"):
         from iop.store.models import Attendance
 
         return self._add(Attendance(
-            session_id=meeting.id, client_id=client.id, status=status, source=source,
+            session_id=group_session.id, client_id=client.id, status=status, source=source,
             check_in_at=check_in.astimezone(timezone.utc) if check_in else None,
             check_out_at=check_out.astimezone(timezone.utc) if check_out else None,
             check_out_source=source if check_out else None,
@@ -356,13 +356,13 @@ def live_group(app, world, auth, freeze):
             staff_id = auth.make_user(facilitator, "facilitator")
         group = world.group(code=code, name=f"Group {code}", weekdays="Mon Tue Wed Thu Fri", facilitator_id=staff_id)
         clients = [world.client(client_id, first, last, groups=[code]) for client_id, first, last in members]
-        meeting = world.session(code, LIVE_DAY, module_id=module_id)
-        return LiveGroup(group=group, session=meeting, session_id=meeting.id, facilitator_id=staff_id, clients=clients)
+        group_session = world.session(code, LIVE_DAY, module_id=module_id)
+        return LiveGroup(group=group, session=group_session, session_id=group_session.id, facilitator_id=staff_id, clients=clients)
 
     return make
 
 
-# ---- the kiosk: a group meeting now, a client with a plan, an enrolled kiosk ---------------
+# ---- the kiosk: a group session now, a client with a plan, an enrolled kiosk ---------------
 
 KIOSK_DAY = date(2026, 3, 2)  # a Monday
 

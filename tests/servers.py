@@ -435,7 +435,7 @@ class TcpProxy:
         self.listener.close()
 
 
-# ---- a program to scan into: one group meeting now, N clients, a coordinator, a kiosk link ---------
+# ---- a program to scan into: one group session now, N clients, a coordinator, a kiosk link ---------
 
 class Program:
     """Made through the `iop` commands (import, user add, card-code, kiosk enroll), as an operator would

@@ -156,9 +156,9 @@ def test_modules_section_lists_had_and_not_had(app, world, desk, freeze):
     world.group("RP-AM")
     modules = catalog().track_modules("relapse-prevention")
     assert modules, "the relapse-prevention track has modules"
-    meeting = world.session("RP-AM", MON, status="closed", module_id=modules[0].id)
+    group_session = world.session("RP-AM", MON, status="closed", module_id=modules[0].id)
     person = world.client("C1", groups=["RP-AM"], plan_start=MON)
-    world.attendance(person, meeting, at(MON, "09:00"), at(MON, "12:00"))
+    world.attendance(person, group_session, at(MON, "09:00"), at(MON, "12:00"))
     page = desk.get(f"/coordinator/clients/{person.public_id}").get_data(as_text=True)
     section = page[page.index('id="modules-title"'):]
     had, to_make_up = section.split("Still to make up")

@@ -16,12 +16,12 @@ def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world
     tz = app.config["PROGRAM_TZ"]
     monday = week_start(local_date(clock.now(), tz))
     world.group("ALL", weekdays="Mon Tue Wed Thu Fri", start=time(9), end=time(12))
-    meeting = world.session("ALL", monday, status="closed")
+    group_session = world.session("ALL", monday, status="closed")
     people = [("C300", "Zoe", "Adams", 3), ("C100", "Abe", "Young", 1), ("C200", "Mia", "Lopez", 2)]
     for client_id, first, last, hours_attended in people:
         person = world.client(client_id, first, last, groups=["ALL"], plan_start=monday - timedelta(weeks=2))
         starts = datetime.combine(monday, time(9), tzinfo=tz)
-        world.attendance(person, meeting, starts, starts + timedelta(hours=hours_attended))
+        world.attendance(person, group_session, starts, starts + timedelta(hours=hours_attended))
     auth.make_user("pat", role="coordinator", password="a long password")
 
     page.goto(live_server.url + "/login")

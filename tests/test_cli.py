@@ -94,3 +94,18 @@ def test_console_script_init_then_user_add(tmp_path):
     again = _iop(["user", "add", "lee", "--role", "facilitator", "--password-stdin"], env, "a good password\n")
     assert again.returncode == 1 and "taken" in again.stderr and "Traceback" not in again.stderr
     assert Path(tmp_path, "iop.sqlite3").exists()
+
+
+def test_the_demo_group_runs_at_every_minute_of_the_day():
+    """`iop serve --demo` at any hour has a session running now (the last minute before midnight too, all
+    but its last second: a group ends at 23:59:59 at the latest)."""
+    from datetime import datetime
+
+    from iop.ops.demo import _demo_window
+
+    for minute in range(24 * 60):
+        for second in (0, 30, 58):
+            now = datetime(2026, 3, 2, minute // 60, minute % 60, second)
+            start, end = _demo_window(now)
+            assert start <= now.time() < end, (now.time(), start, end)
+            assert (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute) >= 179

@@ -165,8 +165,8 @@ def test_a_broken_file_does_not_stop_the_server_serving_the_rest(app, world, tmp
     root = make_tree(tmp_path, "bad-syntax", "duplicate-id")
     app.config["CURRICULUM_DIR"] = str(root)
     group = world.group(code="RP-AM")
-    meeting = world.session(group, date(2026, 3, 2))
-    assert meeting.module_id == "rp-01-triggers"
+    group_session = world.session(group, date(2026, 3, 2))
+    assert group_session.module_id == "rp-01-triggers"
     with app.app_context():
         served = catalog()
         assert len(served.modules) == 28

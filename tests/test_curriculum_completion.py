@@ -17,13 +17,13 @@ FRIDAY = MONDAY + timedelta(days=4)
 
 def test_half_of_a_180_minute_session_is_the_threshold_exactly(app, world, freeze):
     group = world.group(code="RP-AM")  # 9:00-12:00, 180 minutes
-    meeting = world.session(group, MONDAY, status="closed")
-    assert meeting.module_id == "rp-01-triggers"
+    group_session = world.session(group, MONDAY, status="closed")
+    assert group_session.module_id == "rp-01-triggers"
     ninety = world.client("C1", "Maria", "Gonzalez", groups=[group])
     eighty_nine = world.client("C2", "James", "Whitfield", groups=[group])
     # Arriving late and leaving early: credited minutes count only inside 9:00-12:00.
-    world.attendance(ninety, meeting, local(MONDAY, 8, 40), local(MONDAY, 10, 30))       # 90 credited
-    world.attendance(eighty_nine, meeting, local(MONDAY, 10, 31), local(MONDAY, 12, 30))  # 89 credited
+    world.attendance(ninety, group_session, local(MONDAY, 8, 40), local(MONDAY, 10, 30))       # 90 credited
+    world.attendance(eighty_nine, group_session, local(MONDAY, 10, 31), local(MONDAY, 12, 30))  # 89 credited
     freeze(local(MONDAY, 18))
     with app.app_context():
         assert modules_had(ninety.id) == {"rp-01-triggers"}
@@ -48,16 +48,16 @@ def test_make_ups_are_the_track_modules_not_had_in_sequence(app, world, freeze):
 
 def test_a_voided_attendance_does_not_count_but_its_correction_does(app, world, freeze):
     group = world.group(code="RP-AM")
-    meeting = world.session(group, MONDAY, status="closed")
+    group_session = world.session(group, MONDAY, status="closed")
     person = world.client("C1", groups=[group])
-    wrong = world.attendance(person, meeting, local(MONDAY, 9), local(MONDAY, 12))
+    wrong = world.attendance(person, group_session, local(MONDAY, 9), local(MONDAY, 12))
     freeze(local(MONDAY, 18))
     with app.app_context():
         with db.transaction() as s:
             record = s.get(Attendance, wrong.id)
             record.voided_at, record.void_reason = clock.now(), "Scanned the wrong card"
         assert modules_had(person.id) == set()
-    world.attendance(person, meeting, local(MONDAY, 9), local(MONDAY, 11))
+    world.attendance(person, group_session, local(MONDAY, 9), local(MONDAY, 11))
     with app.app_context():
         assert modules_had(person.id) == {"rp-01-triggers"}
 
@@ -65,9 +65,9 @@ def test_a_voided_attendance_does_not_count_but_its_correction_does(app, world, 
 def test_the_session_running_now_is_not_had_until_it_is_over(app, world, freeze):
     """The roster's "new to this module" mark stays up for the whole group."""
     group = world.group(code="RP-AM")
-    meeting = world.session(group, MONDAY, status="open")
+    group_session = world.session(group, MONDAY, status="open")
     person = world.client("C1", groups=[group])
-    world.attendance(person, meeting, local(MONDAY, 9), None)  # still in the room
+    world.attendance(person, group_session, local(MONDAY, 9), None)  # still in the room
     freeze(local(MONDAY, 11, 30))
     with app.app_context():
         assert new_to_module([person.id], "rp-01-triggers") == {person.id}

@@ -13,7 +13,7 @@ from iop.store.models import AuditEvent, GroupSession, StaffUser
 MONDAY = date(2026, 3, 2)
 
 
-def meeting_days(group, first: date, last: date) -> list[date]:
+def session_days(group, first: date, last: date) -> list[date]:
     days, day = [], first
     while day <= last:
         if day.weekday() in group.weekday_numbers:
@@ -26,11 +26,11 @@ def sequence_of(module_id: str) -> int:
     return int(module_id.split("-")[1])
 
 
-def choose(app, meeting_id: int, module_id: str, username: str = "dana"):
+def choose(app, session_id: int, module_id: str, username: str = "dana"):
     with app.app_context():
         with db.transaction() as s:
             user = s.scalar(select(StaffUser).where(StaffUser.username == username))
-            return choose_module(s.get(GroupSession, meeting_id), module_id, user).id
+            return choose_module(s.get(GroupSession, session_id), module_id, user).id
 
 
 def modules_by_day(app, group_id: int) -> dict[date, str]:
@@ -43,19 +43,19 @@ def modules_by_day(app, group_id: int) -> dict[date, str]:
 def test_a_month_of_sessions_rotates_in_sequence_wraps_around_and_follows_an_override(app, world, auth):
     auth.make_user("dana", "facilitator")
     group = world.group(code="TS-MWF", track="twelve-step", weekdays="Mon Wed Fri")
-    days = meeting_days(group, MONDAY, date(2026, 3, 31))
+    days = session_days(group, MONDAY, date(2026, 3, 31))
     assert len(days) == 13
 
     sessions = []
     for number, day in enumerate(days):
-        meeting = world.session(group, day, status="scheduled" if number == 4 else "closed")
-        sessions.append(meeting)
+        group_session = world.session(group, day, status="scheduled" if number == 4 else "closed")
+        sessions.append(group_session)
         if number == 4:  # the fifth session: the facilitator runs amends (9) instead of module 5
-            assert meeting.module_id == "ts-05-people-places-routines"
-            assert choose(app, meeting.id, "ts-09-amends") == "ts-09-amends"
+            assert group_session.module_id == "ts-05-people-places-routines"
+            assert choose(app, group_session.id, "ts-09-amends") == "ts-09-amends"
             with app.app_context():
                 with db.transaction() as s:
-                    s.get(GroupSession, meeting.id).status = "closed"
+                    s.get(GroupSession, group_session.id).status = "closed"
 
     got = [sequence_of(m) for m in modules_by_day(app, group.id).values()]
     # 1..4, the override 9, then on from it: 10, 11, 12, wrap to 1, 2...
@@ -76,7 +76,7 @@ def test_the_first_session_of_a_group_starts_the_track_and_groups_rotate_separat
 
 def test_the_sixteen_module_track_wraps_after_its_last_module(world):
     group = world.group(code="RP-DAILY", weekdays="Mon Tue Wed Thu Fri")
-    days = meeting_days(group, MONDAY, MONDAY + timedelta(days=30))[:18]
+    days = session_days(group, MONDAY, MONDAY + timedelta(days=30))[:18]
     got = [world.session(group, day).module_id for day in days]
     assert got[15] == "rp-16-motivation" and got[16] == "rp-01-triggers" and got[17] == "rp-02-cravings-and-urges"
 
@@ -92,7 +92,7 @@ def test_a_cancelled_session_ran_nothing_so_the_next_one_gets_its_module(world):
 def test_a_choice_replans_later_sessions_not_yet_started_but_keeps_another_choice(app, world, auth):
     auth.make_user("dana", "facilitator")
     group = world.group(code="RP-AM")
-    first, second, third, fourth = [world.session(group, day) for day in meeting_days(group, MONDAY, MONDAY + timedelta(days=7))]
+    first, second, third, fourth = [world.session(group, day) for day in session_days(group, MONDAY, MONDAY + timedelta(days=7))]
     assert fourth.module_id == "rp-04-warning-signs"
     choose(app, fourth.id, "rp-10-sleep-and-health")       # a planned choice for next Monday
     choose(app, first.id, "rp-07-boredom-and-empty-time")  # then today's group runs boredom instead
@@ -112,9 +112,9 @@ def test_a_choice_is_refused_once_started_or_for_another_track(app, world, auth)
             s.get(GroupSession, running.id).started_at = running.starts_at
     closed = world.session(group, MONDAY + timedelta(days=2), status="closed")
     waiting = world.session(group, MONDAY + timedelta(days=4))
-    for meeting in (running, closed):
+    for group_session in (running, closed):
         with pytest.raises(ModuleChoiceRefused, match="already started"):
-            choose(app, meeting.id, "rp-05-managing-stress")
+            choose(app, group_session.id, "rp-05-managing-stress")
     with pytest.raises(ModuleChoiceRefused, match="another track"):
         choose(app, waiting.id, "ts-01-acceptance")
     with pytest.raises(ModuleChoiceRefused, match="not in the curriculum"):

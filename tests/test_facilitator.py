@@ -42,9 +42,9 @@ def audit_actions(app):
 
 def stored(app, session_id) -> GroupSession:
     with app.app_context():
-        meeting = db.session().get(GroupSession, session_id)
-        db.session().expunge(meeting)
-        return meeting
+        group_session = db.session().get(GroupSession, session_id)
+        db.session().expunge(group_session)
+        return group_session
 
 
 def scan_in(app, session_id, client_id, at):
@@ -233,8 +233,8 @@ def test_close_checks_out_whoever_is_in_and_the_summary_matches_hours(app, live_
     # Rule 2: the earlier of the close and the scheduled end.
     assert maria.check_out_at == james.check_out_at == local(LIVE_DAY, 12)
     assert maria.check_out_source == "close"
-    meeting = stored(app, group.session_id)
-    assert meeting.status == "closed" and meeting.closed_at == local(LIVE_DAY, 12, 20)
+    group_session = stored(app, group.session_id)
+    assert group_session.status == "closed" and group_session.closed_at == local(LIVE_DAY, 12, 20)
 
     html = client.get(answer.location).get_data(as_text=True)
     assert "1 client" not in html and "2 clients still checked in were checked out." in html
@@ -304,9 +304,9 @@ def test_the_group_note_is_drafted_saved_signed_then_locked(app, live_group):
     assert stored(app, group.session_id).note_signed_at is None
     client.post(f"/facilitator/sessions/{group.session_id}/note",
                 data={"csrf_token": csrf, "note_text": "Final note.\nAll engaged.", "action": "sign"})
-    meeting = stored(app, group.session_id)
-    assert meeting.note_text == "Final note.\nAll engaged." and meeting.note_signed_at == clock.now()
-    assert meeting.note_signed_by_id == group.facilitator_id
+    group_session = stored(app, group.session_id)
+    assert group_session.note_text == "Final note.\nAll engaged." and group_session.note_signed_at == clock.now()
+    assert group_session.note_signed_by_id == group.facilitator_id
     refused = client.post(f"/facilitator/sessions/{group.session_id}/note",
                           data={"csrf_token": csrf, "note_text": "Changed!", "action": "save"})
     assert "signed, so it can no longer be changed" in client.get(refused.location).get_data(as_text=True)

@@ -297,10 +297,10 @@ def _history(world, now):
     old = date(2026, 2, 2)
     people = {}
 
-    def attend(person_, meeting, check_in, check_out, **kwargs):
+    def attend(person_, group_session, check_in, check_out, **kwargs):
         if check_in is not None and check_in > now:
             return
-        world.attendance(person_, meeting, check_in, check_out if check_out is None or check_out <= now else None,
+        world.attendance(person_, group_session, check_in, check_out if check_out is None or check_out <= now else None,
                          **kwargs)
 
     def person(client_id, **kwargs):
@@ -474,20 +474,20 @@ def test_sql_credited_minutes_equal_python(app, pairs):
             group = Group(code="G", name="G", track="relapse-prevention", weekdays="Mon", start=time(9), end=time(12))
             s.add(group)
             s.flush()
-            meetings, records = [], []
+            group_sessions, records = [], []
             for index, (a, b) in enumerate(pairs):
                 day = MON + timedelta(weeks=index)
                 starts = at(day, "09:00").astimezone(UTC)
-                meeting = GroupSession(group_id=group.id, date=day, starts_at=starts,
+                group_session = GroupSession(group_id=group.id, date=day, starts_at=starts,
                                        ends_at=starts + timedelta(hours=3))
                 person = Client(client_id=f"P{index}", first_name="P", last_name="Q")
-                s.add_all([meeting, person])
+                s.add_all([group_session, person])
                 s.flush()
                 check_in = starts + timedelta(microseconds=min(a, b))
                 check_out = starts + timedelta(microseconds=max(a, b))
-                s.add(Attendance(session_id=meeting.id, client_id=person.id, check_in_at=check_in,
+                s.add(Attendance(session_id=group_session.id, client_id=person.id, check_in_at=check_in,
                                  check_out_at=check_out))
-                records.append((person.id, day, hours.credited_minutes(check_in, check_out, meeting.starts_at,
-                                                                       meeting.ends_at)))
+                records.append((person.id, day, hours.credited_minutes(check_in, check_out, group_session.starts_at,
+                                                                       group_session.ends_at)))
         in_sql = hours_queries.minutes_by_client_day(MON, MON + timedelta(weeks=len(pairs)), NOW_AFTER)
     assert in_sql == {(pk, day): minutes for pk, day, minutes in records}

@@ -34,17 +34,17 @@ def display_socket(app, session_id):
 
 def stored(app, session_id) -> GroupSession:
     with app.app_context():
-        meeting = db.session().get(GroupSession, session_id)
-        db.session().expunge(meeting)
-        return meeting
+        group_session = db.session().get(GroupSession, session_id)
+        db.session().expunge(group_session)
+        return group_session
 
 
 def check_in(app, session_id, client_id, at):
     with app.app_context():
         with db.transaction() as s:
-            meeting = s.get(GroupSession, session_id)
+            group_session = s.get(GroupSession, session_id)
             person = s.query(Client).filter_by(client_id=client_id).one()
-            attendance.check_in(meeting, person, at.astimezone(clock.now().tzinfo))
+            attendance.check_in(group_session, person, at.astimezone(clock.now().tzinfo))
         roster.publish(session_id)
 
 
@@ -123,17 +123,17 @@ def test_next_and_previous_reach_the_sessions_room_only(app, live_group):
     assert [n for n, _ in events(facilitator)] == ["step"]
     assert events(elsewhere) == [] and events(other_display) == []
 
-    meeting = stored(app, group.session_id)
-    assert meeting.current_step == 1 and meeting.status == "open"
-    assert meeting.started_at == clock.now() and meeting.step_started_at == clock.now()
+    group_session = stored(app, group.session_id)
+    assert group_session.current_step == 1 and group_session.status == "open"
+    assert group_session.started_at == clock.now() and group_session.step_started_at == clock.now()
 
     clock.advance(timedelta(minutes=3))
     facilitator.emit("step", {"session_id": group.session_id, "index": 0})  # Previous
     (name, step), = events(display)
     assert step["step_title"] == "Opening check-in"
-    meeting = stored(app, group.session_id)
-    assert meeting.current_step == 0 and meeting.step_started_at == clock.now()
-    assert meeting.started_at == clock.now() - timedelta(minutes=3)  # the first step change started it
+    group_session = stored(app, group.session_id)
+    assert group_session.current_step == 0 and group_session.step_started_at == clock.now()
+    assert group_session.started_at == clock.now() - timedelta(minutes=3)  # the first step change started it
     assert events(other_display) == []
 
 
@@ -158,8 +158,8 @@ def test_an_index_out_of_range_is_refused(app, live_group, index):
     (name, error), = events(facilitator)
     assert name == "error" and error["code"] in ("step_out_of_range", "bad_request")
     assert error["message"]
-    meeting = stored(app, group.session_id)
-    assert meeting.current_step == 0 and meeting.started_at is None
+    group_session = stored(app, group.session_id)
+    assert group_session.current_step == 0 and group_session.started_at is None
 
 
 SID = object()  # stands for the real session id in the payloads below

@@ -237,8 +237,8 @@ def test_a_cancelled_session_takes_no_scans(kiosk_scene, app, world):
 
 
 def test_an_excused_record_sends_the_person_to_staff(kiosk_scene, app, world):
-    meeting = world.session(kiosk_scene.group, kiosk_scene.day)
-    world.attendance(kiosk_scene.maria, meeting, None, None, status="excused", source="manual")
+    group_session = world.session(kiosk_scene.group, kiosk_scene.day)
+    world.attendance(kiosk_scene.maria, group_session, None, None, status="excused", source="manual")
     assert_refused(kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria)), 409, "see_staff")
 
 
@@ -381,8 +381,8 @@ def test_an_offline_check_in_replayed_after_the_session_closed(kiosk_scene, app)
         with db.transaction() as s:
             from iop.store.models import Group
 
-            meeting = ensure_session(s.get(Group, kiosk_scene.group.id), kiosk_scene.day)
-            attendance.close_session(meeting, local(kiosk_scene.day, 11, 30).astimezone(timezone.utc))
+            group_session = ensure_session(s.get(Group, kiosk_scene.group.id), kiosk_scene.day)
+            attendance.close_session(group_session, local(kiosk_scene.day, 11, 30).astimezone(timezone.utc))
     clock.advance(timedelta(hours=3))  # 12:05
     response = kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria),
                                 scanned_at=local(kiosk_scene.day, 9, 10).isoformat())

@@ -108,10 +108,10 @@ def _generated_program(app, seed: int) -> tuple[list[int], date]:
                         starts = datetime.combine(day, group.start, tzinfo=NY).astimezone(UTC)
                         ends = datetime.combine(day, group.end, tzinfo=NY).astimezone(UTC)
                         status = rng.choice(["scheduled", "scheduled", "open", "closed", "cancelled"])
-                        meeting = GroupSession(group_id=group.id, date=day, starts_at=starts, ends_at=ends,
+                        group_session = GroupSession(group_id=group.id, date=day, starts_at=starts, ends_at=ends,
                                                status=status, closed_at=ends if status == "closed" else None)
-                        s.add(meeting)
-                        sessions.append(meeting)
+                        s.add(group_session)
+                        sessions.append(group_session)
             s.flush()
             for number in range(rng.randint(2, 8)):
                 person = Client(client_id=f"R{seed}-{number}", first_name="Pat", last_name="Case")
@@ -131,13 +131,13 @@ def _generated_program(app, seed: int) -> tuple[list[int], date]:
                 s.flush()
                 pks.append(person.id)
                 mine = [m for m in sessions if m.group_id in {g.id for g in person.groups}] or sessions
-                for meeting in rng.sample(mine, min(len(mine), rng.randint(0, 5))):
+                for group_session in rng.sample(mine, min(len(mine), rng.randint(0, 5))):
                     shift = timedelta(minutes=rng.randint(-40, 200), seconds=rng.randint(0, 59),
                                       microseconds=rng.randint(0, 999999))
-                    check_in = meeting.starts_at + shift
+                    check_in = group_session.starts_at + shift
                     check_out = rng.choice([None, check_in + timedelta(minutes=rng.randint(0, 240), seconds=17)])
                     excused = rng.random() < 0.1
-                    s.add(Attendance(session_id=meeting.id, client_id=person.id,
+                    s.add(Attendance(session_id=group_session.id, client_id=person.id,
                                      status="excused" if excused else "present", source="import",
                                      check_in_at=None if excused else check_in,
                                      check_out_at=None if excused else check_out,
@@ -241,12 +241,12 @@ def test_an_inactive_groups_session_takes_no_scans(kiosk_scene, app, world):
 
 def test_a_scan_uses_the_existing_session_with_its_own_times(kiosk_scene, app, world):
     """A dated session keeps its window even if the group's schedule changed since it was made."""
-    meeting = world.session(kiosk_scene.group, kiosk_scene.day)
+    group_session = world.session(kiosk_scene.group, kiosk_scene.day)
     with app.app_context():
         with db.transaction() as s:
             s.get(Group, kiosk_scene.group.id).start = time(10)
     body = kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria)).get_json()
-    assert body["session"]["id"] == meeting.id and body["session"]["starts"] == "09:00"
+    assert body["session"]["id"] == group_session.id and body["session"]["starts"] == "09:00"
 
 
 def test_a_check_in_ends_a_visit_still_open_in_another_room(kiosk_scene, app, world, freeze):
@@ -297,7 +297,7 @@ def test_a_burst_of_scans_is_pushed_promptly_coalesced_and_final(app, live_group
         codes = [cards.card_code(person.id, person.card_version) for person in group.clients]
     built = []
     real = roster.roster_payloads
-    monkeypatch.setattr(roster, "roster_payloads", lambda meetings: built.extend(m.id for m in meetings) or real(meetings))
+    monkeypatch.setattr(roster, "roster_payloads", lambda group_sessions: built.extend(m.id for m in group_sessions) or real(group_sessions))
     began = wall.monotonic()
     for code in codes:
         answer = kiosk.post("/kiosk/api/scan", json={"code": code, "scan_id": secrets.token_hex(8)})
@@ -316,7 +316,7 @@ def test_a_burst_of_scans_is_pushed_promptly_coalesced_and_final(app, live_group
 
 def test_no_roster_is_built_when_no_screen_follows_the_session(app, live_group, monkeypatch):
     group = live_group()
-    monkeypatch.setattr(roster, "roster_payloads", lambda meetings: pytest.fail("built a roster for nobody"))
+    monkeypatch.setattr(roster, "roster_payloads", lambda group_sessions: pytest.fail("built a roster for nobody"))
     with app.app_context():
         roster.publish(group.session_id)
 

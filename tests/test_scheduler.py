@@ -45,28 +45,28 @@ def test_sessions_for_today_and_tomorrow_are_made_once(app, world):
 
 def test_sessions_open_thirty_minutes_before_the_start(app, world):
     world.group("RP-AM")
-    meeting = world.session("RP-AM", MON)
+    group_session = world.session("RP-AM", MON)
     assert run(app, scheduler.open_sessions, at(MON, "08:29")) == []
-    assert run(app, scheduler.open_sessions, at(MON, "08:30")) == [meeting.id]
+    assert run(app, scheduler.open_sessions, at(MON, "08:30")) == [group_session.id]
     assert run(app, scheduler.open_sessions, at(MON, "08:31")) == []  # already open
     with app.app_context():
-        assert db.session().get(GroupSession, meeting.id).status == "open"
+        assert db.session().get(GroupSession, group_session.id).status == "open"
 
 
 def _two_in_the_room(app, world):
     group = world.group("RP-AM")
-    meeting = world.session("RP-AM", MON, status="open")
+    group_session = world.session("RP-AM", MON, status="open")
     left = world.client("C1", groups=[group], plan_start=MON)
     stayed = world.client("C2", first="Ana", groups=[group], plan_start=MON)
-    world.attendance(left, meeting, at(MON, "09:00"), at(MON, "11:00"), source="kiosk")
-    world.attendance(stayed, meeting, at(MON, "08:50"), None, source="kiosk")
-    return meeting, left, stayed
+    world.attendance(left, group_session, at(MON, "09:00"), at(MON, "11:00"), source="kiosk")
+    world.attendance(stayed, group_session, at(MON, "08:50"), None, source="kiosk")
+    return group_session, left, stayed
 
 
-def _records(app, meeting_id):
+def _records(app, session_id):
     with app.app_context():
         return {r.client_id: (r.check_out_at, r.check_out_source) for r in db.session().scalars(
-            select(Attendance).where(Attendance.session_id == meeting_id))}
+            select(Attendance).where(Attendance.session_id == session_id))}
 
 
 def _count(app, model, *where):
@@ -75,37 +75,37 @@ def _count(app, model, *where):
 
 
 def test_close_at_the_end_checks_out_who_is_still_in_once(app, world):
-    meeting, left, stayed = _two_in_the_room(app, world)
+    group_session, left, stayed = _two_in_the_room(app, world)
     assert run(app, scheduler.close_sessions, at(MON, "11:59")) == []
-    assert run(app, scheduler.close_sessions, at(MON, "12:01")) == [meeting.id]
-    first = _records(app, meeting.id)
+    assert run(app, scheduler.close_sessions, at(MON, "12:01")) == [group_session.id]
+    first = _records(app, group_session.id)
     assert first[stayed.id] == (at(MON, "12:00").astimezone(timezone.utc), "close")
     assert first[left.id] == (at(MON, "11:00").astimezone(timezone.utc), "kiosk")
     # A second run (or a restart that runs it again) changes nothing and logs nothing new.
     assert run(app, scheduler.close_sessions, at(MON, "12:02")) == []
-    assert _records(app, meeting.id) == first
+    assert _records(app, group_session.id) == first
     assert _count(app, AuditEvent, AuditEvent.action == "session.close") == 1
     with app.app_context():
-        closed = db.session().get(GroupSession, meeting.id)
+        closed = db.session().get(GroupSession, group_session.id)
         assert (closed.status, closed.closed_at) == ("closed", at(MON, "12:00").astimezone(timezone.utc))
 
 
 def test_catch_up_twice_in_a_row_duplicates_nothing(app, world):
-    meeting, _left, stayed = _two_in_the_room(app, world)
+    group_session, _left, stayed = _two_in_the_room(app, world)
     run(app, scheduler.catch_up, at(MON, "12:30"))
-    sessions, records, audits = sessions_by_date(app), _records(app, meeting.id), _count(app, AuditEvent)
+    sessions, records, audits = sessions_by_date(app), _records(app, group_session.id), _count(app, AuditEvent)
     run(app, scheduler.catch_up, at(MON, "12:31"))
-    assert sessions_by_date(app) == sessions == {MON: 1}  # no Tuesday meeting for a Mon/Wed/Fri group
-    assert _records(app, meeting.id) == records
+    assert sessions_by_date(app) == sessions == {MON: 1}  # no Tuesday session for a Mon/Wed/Fri group
+    assert _records(app, group_session.id) == records
     assert _count(app, AuditEvent) == audits
     assert _count(app, Attendance) == 2
 
 
 def test_a_missed_run_catches_up_from_the_state(app, world):
     """The scheduler was down from Monday 11:00 until Wednesday 08:45."""
-    meeting, _left, stayed = _two_in_the_room(app, world)
+    group_session, _left, stayed = _two_in_the_room(app, world)
     run(app, scheduler.catch_up, at(WED, "08:45"))
-    records = _records(app, meeting.id)
+    records = _records(app, group_session.id)
     # Monday's session closed as if on time: checked out at Monday's end, not when the job ran.
     assert records[stayed.id] == (at(MON, "12:00").astimezone(timezone.utc), "close")
     with app.app_context():

@@ -29,17 +29,17 @@ class AttendanceError(ValueError):
         self.code = code
 
 
-def opens_at(meeting: GroupSession) -> datetime:
-    return _opens_before(meeting.starts_at)
+def opens_at(group_session: GroupSession) -> datetime:
+    return _opens_before(group_session.starts_at)
 
 
 def _opens_before(starts: datetime) -> datetime:
     return starts - timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"])
 
 
-def is_open_at(meeting: GroupSession, moment: datetime) -> bool:
+def is_open_at(group_session: GroupSession, moment: datetime) -> bool:
     """A session takes check-ins from 30 minutes before its start until its end, unless closed."""
-    return meeting.status not in ("closed", "cancelled") and opens_at(meeting) <= moment < meeting.ends_at
+    return group_session.status not in ("closed", "cancelled") and opens_at(group_session) <= moment < group_session.ends_at
 
 
 class OpenSession(NamedTuple):
@@ -99,28 +99,28 @@ def client_sessions_statement():
     from sqlalchemy import and_, func
 
     client, member = Client.__table__.c, ClientGroup.__table__.c
-    group, meeting, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
-    other, other_meeting = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_meeting")
-    open_visits = (select(func.count()).select_from(other.join(other_meeting, other_meeting.c.id == other.c.session_id))
+    group, group_session, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
+    other, other_group_session = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_group_session")
+    open_visits = (select(func.count()).select_from(other.join(other_group_session, other_group_session.c.id == other.c.session_id))
                    .where(other.c.client_id == client.id, other.c.voided_at.is_(None),
                           other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
-                          other_meeting.c.ends_at > bindparam("at"))
+                          other_group_session.c.ends_at > bindparam("at"))
                    .scalar_subquery())
     return (select(client.id, client.card_version, client.status, client.first_name, client.last_name,
                    group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
-                   meeting.id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status, meeting.closed_at,
+                   group_session.id, group_session.date, group_session.starts_at, group_session.ends_at, group_session.status, group_session.closed_at,
                    record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
             .select_from(Client.__table__
                          .outerjoin(ClientGroup.__table__, member.client_id == client.id)
                          .outerjoin(Group.__table__, group.id == member.group_id)
                          .outerjoin(GroupSession.__table__,
-                                    and_(meeting.group_id == group.id,
-                                         meeting.date.in_([bindparam("day"), bindparam("next_day")])))
+                                    and_(group_session.group_id == group.id,
+                                         group_session.date.in_([bindparam("day"), bindparam("next_day")])))
                          .outerjoin(Attendance.__table__,
-                                    and_(record.session_id == meeting.id, record.client_id == client.id,
+                                    and_(record.session_id == group_session.id, record.client_id == client.id,
                                          record.voided_at.is_(None))))
             .where(db.one_of(client.id, "client_pks"))
-            .order_by(client.id, group.code, meeting.date))
+            .order_by(client.id, group.code, group_session.date))
 
 
 def client_sessions_near(client_pk: int, moment: datetime, statement=None, params: dict | None = None
@@ -173,25 +173,25 @@ def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None
         for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
             if date_.weekday() not in meets:
                 continue
-            meeting = near.sessions.get((group_id, date_))
-            if meeting is None:
+            group_session = near.sessions.get((group_id, date_))
+            if group_session is None:
                 starts, ends = local_to_utc(date_, start, tz), local_to_utc(date_, end, tz)
                 if not _opens_before(starts) <= moment < ends:
                     continue
-                meeting = _open_session(ensure_session(db.session().get(Group, group_id), date_))
-            if is_open_at(meeting, moment):
-                candidates.append(meeting)
+                group_session = _open_session(ensure_session(db.session().get(Group, group_id), date_))
+            if is_open_at(group_session, moment):
+                candidates.append(group_session)
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
-def _open_session(meeting: GroupSession) -> OpenSession:
-    return OpenSession(meeting.id, meeting.group_id, meeting.date, meeting.starts_at, meeting.ends_at, meeting.status,
-                       meeting.closed_at, meeting.group.name, meeting.group.room or "")
+def _open_session(group_session: GroupSession) -> OpenSession:
+    return OpenSession(group_session.id, group_session.group_id, group_session.date, group_session.starts_at, group_session.ends_at, group_session.status,
+                       group_session.closed_at, group_session.group.name, group_session.group.room or "")
 
 
-def live_attendance(meeting_id: int, client_pk: int) -> Attendance | None:
+def live_attendance(session_id: int, client_pk: int) -> Attendance | None:
     return db.session().scalar(select(Attendance).where(
-        Attendance.session_id == meeting_id, Attendance.client_id == client_pk, Attendance.voided_at.is_(None)))
+        Attendance.session_id == session_id, Attendance.client_id == client_pk, Attendance.voided_at.is_(None)))
 
 
 def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, reason: str | None) -> None:
@@ -200,18 +200,18 @@ def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, re
                      reason=reason or "")
 
 
-def check_in(meeting: GroupSession, client: Client, at: datetime, source: str = "kiosk",
+def check_in(group_session: GroupSession, client: Client, at: datetime, source: str = "kiosk",
              by_user: StaffUser | None = None, reason: str | None = None) -> Attendance:
     """A new check-in. Any other open attendance of the client ends at `at` (they moved rooms)."""
-    if live_attendance(meeting.id, client.id) is not None:
+    if live_attendance(group_session.id, client.id) is not None:
         raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
     for other in db.session().scalars(select(Attendance).join(GroupSession).where(
             Attendance.client_id == client.id, Attendance.voided_at.is_(None),
             Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None),
-            GroupSession.id != meeting.id, GroupSession.ends_at > at)):
+            GroupSession.id != group_session.id, GroupSession.ends_at > at)):
         if other.check_in_at <= at:
             check_out(other, at, source, by_user)
-    record = Attendance(session_id=meeting.id, client_id=client.id, status="present", source=source,
+    record = Attendance(session_id=group_session.id, client_id=client.id, status="present", source=source,
                         check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None)
     db.session().add(record)
     db.session().flush()
@@ -238,15 +238,15 @@ def check_out(record: Attendance, at: datetime, source: str = "kiosk", by_user: 
 def _visits_statement():
     from sqlalchemy import union_all
 
-    record, meeting = Attendance.__table__.c, GroupSession.__table__.c
+    record, group_session = Attendance.__table__.c, GroupSession.__table__.c
     columns = (record.id, record.session_id, record.status, record.check_in_at, record.check_out_at)
     here = select(*columns).where(record.session_id == bindparam("session_id"),
                                   record.client_id == bindparam("client_pk"), record.voided_at.is_(None))
     elsewhere = (select(*columns).select_from(Attendance.__table__.join(GroupSession.__table__,
-                                                                         meeting.id == record.session_id))
+                                                                         group_session.id == record.session_id))
                  .where(record.client_id == bindparam("client_pk"), record.voided_at.is_(None),
                         record.check_in_at.is_not(None), record.check_out_at.is_(None),
-                        meeting.id != bindparam("session_id"), meeting.ends_at > bindparam("at")))
+                        group_session.id != bindparam("session_id"), group_session.ends_at > bindparam("at")))
     return union_all(here, elsewhere)
 
 
@@ -321,17 +321,17 @@ def _kiosk_check_out(connection, attendance_id: int, at: datetime, source: str) 
     connection.execute(_check_out_statement(), {"attendance_id": attendance_id, "out_at": at, "out_source": source})
 
 
-def excuse(meeting: GroupSession, client: Client, by_user: StaffUser, reason: str) -> Attendance:
+def excuse(group_session: GroupSession, client: Client, by_user: StaffUser, reason: str) -> Attendance:
     """An excused absence: no minutes, no change to the target (rule 7)."""
     reason = (reason or "").strip()
     if not reason:
         raise AttendanceError("reason_required", "Please give a reason for the excused absence.")
-    existing = live_attendance(meeting.id, client.id)
+    existing = live_attendance(group_session.id, client.id)
     if existing is not None:
         if existing.status == "excused":
             return existing
         raise AttendanceError("already_checked_in", "This client checked in; correct the record instead.")
-    record = Attendance(session_id=meeting.id, client_id=client.id, status="excused", source="manual",
+    record = Attendance(session_id=group_session.id, client_id=client.id, status="excused", source="manual",
                         reason=reason, recorded_by_id=by_user.id)
     db.session().add(record)
     db.session().flush()
@@ -361,29 +361,29 @@ def correct(record: Attendance, check_in: datetime | None, check_out: datetime |
     return replacement
 
 
-def close_session(meeting: GroupSession, closed_at: datetime, by_user: StaffUser | None = None) -> int:
+def close_session(group_session: GroupSession, closed_at: datetime, by_user: StaffUser | None = None) -> int:
     """Rule 2: check out everyone still in at the earlier of close and scheduled end, then close.
 
     Idempotent: a closed session is left as it is. Returns how many were checked out."""
-    if meeting.status == "closed":
+    if group_session.status == "closed":
         return 0
-    at = hours.close_check_out(closed_at, meeting.ends_at)
+    at = hours.close_check_out(closed_at, group_session.ends_at)
     still_in = db.session().scalars(select(Attendance).where(
-        Attendance.session_id == meeting.id, Attendance.voided_at.is_(None),
+        Attendance.session_id == group_session.id, Attendance.voided_at.is_(None),
         Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None))).all()
     for record in still_in:
         record.check_out_at = max(at, record.check_in_at)
         record.check_out_source = "close"
-    meeting.status = "closed"
-    meeting.closed_at = closed_at
+    group_session.status = "closed"
+    group_session.closed_at = closed_at
     db.session().flush()
-    audit.record("session.close", target=f"session:{meeting.id}", user=by_user, checked_out=len(still_in))
+    audit.record("session.close", target=f"session:{group_session.id}", user=by_user, checked_out=len(still_in))
     return len(still_in)
 
 
-def session_members(meeting: GroupSession) -> list[Client]:
+def session_members(group_session: GroupSession) -> list[Client]:
     """Active clients in the session's group (for manual check-in lists)."""
     return list(db.session().scalars(
         select(Client).join(ClientGroup, ClientGroup.client_id == Client.id)
-        .where(ClientGroup.group_id == meeting.group_id, Client.status == "active")
+        .where(ClientGroup.group_id == group_session.group_id, Client.status == "active")
         .order_by(Client.first_name, Client.last_name)))

@@ -180,13 +180,13 @@ def follow_schedule(group: Group, today: date) -> int:
         GroupSession.group_id == group.id, GroupSession.date >= today, GroupSession.status == "scheduled",
         GroupSession.started_at.is_(None), ~attended))
     changed = 0
-    for meeting in upcoming:
-        if not meets_on(group, meeting.date):
-            meeting.status = "cancelled"
+    for group_session in upcoming:
+        if not meets_on(group, group_session.date):
+            group_session.status = "cancelled"
         else:
-            meeting.starts_at = local_to_utc(meeting.date, group.start, tz)
-            meeting.ends_at = local_to_utc(meeting.date, group.end, tz)
-            meeting.facilitator_id = group.facilitator_id
+            group_session.starts_at = local_to_utc(group_session.date, group.start, tz)
+            group_session.ends_at = local_to_utc(group_session.date, group.end, tz)
+            group_session.facilitator_id = group.facilitator_id
         changed += 1
     db.session().flush()
     return changed

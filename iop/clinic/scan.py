@@ -546,7 +546,7 @@ class Greeting(NamedTuple):
     result: str
     client_pk: int
     name: str
-    meeting: attendance.OpenSession
+    group_session: attendance.OpenSession
     at: datetime
     session_id: int | None  # the roster changed: publish after commit
 
@@ -570,16 +570,16 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance
         return refusal("revoked_card", client_pk)
     if client.status != "active":
         return refusal("inactive_client", client_pk)
-    meeting = session_at(client_pk, at, near)
-    if meeting is None:
+    group_session = session_at(client_pk, at, near)
+    if group_session is None:
         return refusal("no_session_now", client_pk)
 
-    record, elsewhere = attendance.kiosk_visits(meeting.id, client_pk, at, near)
+    record, elsewhere = attendance.kiosk_visits(group_session.id, client_pk, at, near)
     if record is None:
         closed = None
-        if meeting.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
-            closed = max(hours.close_check_out(meeting.closed_at or meeting.ends_at, meeting.ends_at), at)
-        attendance.kiosk_check_in(meeting.id, client_pk, at, elsewhere, closed, "close" if closed else None,
+        if group_session.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
+            closed = max(hours.close_check_out(group_session.closed_at or group_session.ends_at, group_session.ends_at), at)
+        attendance.kiosk_check_in(group_session.id, client_pk, at, elsewhere, closed, "close" if closed else None,
                                   check_ins)
         result = "checked_in"
     elif record.status != "present" or record.check_in_at is None:
@@ -591,16 +591,16 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance
         result = "checked_out"
     else:
         result = "already_checked_in"
-    return Greeting(result, client_pk, Client.display_name.fget(client), meeting, at,
-                    session_id=meeting.id if result != "already_checked_in" else None)
+    return Greeting(result, client_pk, Client.display_name.fget(client), group_session, at,
+                    session_id=group_session.id if result != "already_checked_in" else None)
 
 
 def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | None = None
                ) -> attendance.OpenSession | None:
     """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
-    meeting = attendance.session_open_for(client_pk, at, near)
-    if meeting is not None:
-        return meeting
+    group_session = attendance.session_open_for(client_pk, at, near)
+    if group_session is not None:
+        return group_session
     if near is None:
         near = attendance.client_sessions_near(client_pk, at)[0]
     candidates = [m for m in near.sessions.values()
@@ -617,30 +617,30 @@ def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
         return []
     tz = program_tz()
     mondays = [hours.week_start(local_date(greeting.at, tz)) for greeting in greetings]
-    first = min(min(monday, g.meeting.date) for monday, g in zip(mondays, greetings))
-    last = max(max(monday + timedelta(days=6), g.meeting.date) for monday, g in zip(mondays, greetings))
+    first = min(min(monday, g.group_session.date) for monday, g in zip(mondays, greetings))
+    last = max(max(monday + timedelta(days=6), g.group_session.date) for monday, g in zip(mondays, greetings))
     client_pks = sorted({greeting.client_pk for greeting in greetings})
     minutes = hours_queries.clients_minutes_by_day(client_pks, first, last, now)
     plans = hours_queries.plans_touching(first, last, client_pks)
     bodies = []
     for monday, greeting in zip(mondays, greetings):
-        meeting, client_pk = greeting.meeting, greeting.client_pk
+        group_session, client_pk = greeting.group_session, greeting.client_pk
         by_day = {day: m for (pk, day), m in minutes.items() if pk == client_pk}
         week_plans = [plan for plan in plans.get(client_pk, ()) if plan.overlaps_week(monday)]
         bodies.append({
             "result": greeting.result,
             "client": {"display_name": greeting.name},
             "session": {
-                "id": meeting.id,
-                "group": meeting.group_name,
-                "room": meeting.room,
-                "starts": meeting.starts_at.astimezone(tz).strftime("%H:%M"),
-                "ends": meeting.ends_at.astimezone(tz).strftime("%H:%M"),
+                "id": group_session.id,
+                "group": group_session.group_name,
+                "room": group_session.room,
+                "starts": group_session.starts_at.astimezone(tz).strftime("%H:%M"),
+                "ends": group_session.ends_at.astimezone(tz).strftime("%H:%M"),
             },
             "week": {
                 "attended_minutes": sum(hours_queries.week_minutes(by_day, monday)),
                 "target_minutes": hours.week_target(week_plans, monday) or 0,
             },
-            "today": {"attended_minutes": by_day.get(meeting.date, 0)},
+            "today": {"attended_minutes": by_day.get(group_session.date, 0)},
         })
     return bodies

@@ -23,7 +23,7 @@ def ensure_session(group: Group, day: date) -> GroupSession:
     if existing is not None:
         return existing
     tz = program_tz()
-    meeting = GroupSession(
+    group_session = GroupSession(
         group_id=group.id,
         date=day,
         starts_at=local_to_utc(day, group.start, tz),
@@ -31,13 +31,13 @@ def ensure_session(group: Group, day: date) -> GroupSession:
         facilitator_id=group.facilitator_id,
         status="scheduled",
     )
-    meeting.group = group
+    group_session.group = group
     from curriculum.rotation import assign_next_module
 
-    assign_next_module(meeting)
-    db_session.add(meeting)
+    assign_next_module(group_session)
+    db_session.add(group_session)
     db_session.flush()
-    return meeting
+    return group_session
 
 
 def ensure_sessions_for(day: date) -> list[GroupSession]:

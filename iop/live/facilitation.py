@@ -45,17 +45,17 @@ class LiveError(ValueError):
 
 # ---- who may run a session -------------------------------------------------------------------
 
-def may_run(user: StaffUser | None, meeting: GroupSession) -> bool:
+def may_run(user: StaffUser | None, group_session: GroupSession) -> bool:
     """Its own facilitator, or any coordinator or admin."""
     if user is None or not user.active:
         return False
-    return has_role(user, "coordinator") or (has_role(user, "facilitator") and meeting.facilitator_id == user.id)
+    return has_role(user, "coordinator") or (has_role(user, "facilitator") and group_session.facilitator_id == user.id)
 
 
-def require_may_run(user: StaffUser | None, meeting: GroupSession) -> None:
+def require_may_run(user: StaffUser | None, group_session: GroupSession) -> None:
     if user is None:
         raise LiveError("signed_out", "Please sign in again.", 401)
-    if not may_run(user, meeting):
+    if not may_run(user, group_session):
         raise LiveError("not_your_session",
                         "This group is run by another facilitator. A coordinator can run it or hand it to you.", 403)
 
@@ -63,10 +63,10 @@ def require_may_run(user: StaffUser | None, meeting: GroupSession) -> None:
 def find_session(session_id, for_update: bool = False) -> GroupSession:
     """The session by id, fresh from the database; LiveError('unknown_session') otherwise."""
     number = parse_int(session_id, "session_id")
-    meeting = db.session().get(GroupSession, number, with_for_update=for_update, populate_existing=True)
-    if meeting is None:
+    group_session = db.session().get(GroupSession, number, with_for_update=for_update, populate_existing=True)
+    if group_session is None:
         raise LiveError("unknown_session", "There is no such group session.", 404)
-    return meeting
+    return group_session
 
 
 def parse_int(value, name: str) -> int:
@@ -78,15 +78,15 @@ def parse_int(value, name: str) -> int:
 
 # ---- the module and its steps ----------------------------------------------------------------
 
-def module_of(meeting: GroupSession) -> Module | None:
-    return catalog().module(meeting.module_id)
+def module_of(group_session: GroupSession) -> Module | None:
+    return catalog().module(group_session.module_id)
 
 
-def current_index(meeting: GroupSession, module: Module | None) -> int:
+def current_index(group_session: GroupSession, module: Module | None) -> int:
     """The stored step, kept inside the module (a module edited since may have fewer steps)."""
     if module is None or not module.steps:
         return 0
-    return max(0, min(meeting.current_step or 0, len(module.steps) - 1))
+    return max(0, min(group_session.current_step or 0, len(module.steps) - 1))
 
 
 def step_problem(index: int, step_count: int) -> LiveError | None:
@@ -105,77 +105,77 @@ def seconds_left(step_started_at: datetime | None, minutes: int, now: datetime) 
     return minutes * 60 - int((now - step_started_at).total_seconds())
 
 
-def step_to(meeting: GroupSession, index, by_user: StaffUser | None, at: datetime) -> Step:
+def step_to(group_session: GroupSession, index, by_user: StaffUser | None, at: datetime) -> Step:
     """Make step `index` current from `at`. The first step change starts the session. Caller commits."""
-    require_may_run(by_user, meeting)
-    if meeting.status in ENDED:
+    require_may_run(by_user, group_session)
+    if group_session.status in ENDED:
         raise LiveError("session_closed", "This group has ended; its steps can no longer change.", 409)
     index = parse_int(index, "index")
-    module = module_of(meeting)
+    module = module_of(group_session)
     problem = step_problem(index, len(module.steps) if module else 0)
     if problem is not None:
         raise problem
-    meeting.current_step = index
-    meeting.step_started_at = at
-    if meeting.started_at is None:
-        meeting.started_at = at
-        audit.record("session.start", target=f"session:{meeting.id}", user=by_user, module=meeting.module_id)
-    if meeting.status == "scheduled":
-        meeting.status = "open"
+    group_session.current_step = index
+    group_session.step_started_at = at
+    if group_session.started_at is None:
+        group_session.started_at = at
+        audit.record("session.start", target=f"session:{group_session.id}", user=by_user, module=group_session.module_id)
+    if group_session.status == "scheduled":
+        group_session.status = "open"
     db.session().flush()
     return module.steps[index]
 
 
-def choose_module(meeting: GroupSession, module_id: str, by_user: StaffUser) -> Module:
+def choose_module(group_session: GroupSession, module_id: str, by_user: StaffUser) -> Module:
     """Another module of the group's track, before the group starts (the curriculum's rules). Caller commits."""
     from curriculum import rotation
 
-    require_may_run(by_user, meeting)
+    require_may_run(by_user, group_session)
     if not isinstance(module_id, str) or not module_id.strip():
         raise LiveError("bad_request", "Please pick a module from the list.")
     try:
-        module = rotation.choose_module(meeting, module_id.strip(), by_user)
+        module = rotation.choose_module(group_session, module_id.strip(), by_user)
     except rotation.ModuleChoiceRefused as exc:
         raise LiveError("module_refused", str(exc), 409) from None
-    meeting.current_step = 0
-    meeting.step_started_at = None
+    group_session.current_step = 0
+    group_session.step_started_at = None
     db.session().flush()
     return module
 
 
-def can_choose_module(meeting: GroupSession) -> bool:
+def can_choose_module(group_session: GroupSession) -> bool:
     from curriculum import rotation
 
-    return rotation.can_choose_module(meeting)
+    return rotation.can_choose_module(group_session)
 
 
-def module_choices(meeting: GroupSession) -> list[Module]:
+def module_choices(group_session: GroupSession) -> list[Module]:
     from curriculum import rotation
 
-    return rotation.module_choices(meeting)
+    return rotation.module_choices(group_session)
 
 
 # ---- what screens are told -------------------------------------------------------------------
 
-def date_text(meeting: GroupSession) -> str:
-    return f"{meeting.date:%A}, {meeting.date:%B} {meeting.date.day}"
+def date_text(group_session: GroupSession) -> str:
+    return f"{group_session.date:%A}, {group_session.date:%B} {group_session.date.day}"
 
 
-def public_state(meeting: GroupSession, now: datetime | None = None) -> dict:
+def public_state(group_session: GroupSession, now: datetime | None = None) -> dict:
     """Everything a room display may know: the step, its timer and the headcount. Never a name or a note."""
     from iop.live import roster
 
     now = now or clock.now()
-    module = module_of(meeting)
-    index = current_index(meeting, module)
+    module = module_of(group_session)
+    index = current_index(group_session, module)
     step = module.steps[index] if module and module.steps else None
     return {
-        "session_id": meeting.id,
-        "status": meeting.status,
-        "started": meeting.started_at is not None,
-        "started_at": iso(meeting.started_at),
-        "group": meeting.group.name,
-        "date": date_text(meeting),
+        "session_id": group_session.id,
+        "status": group_session.status,
+        "started": group_session.started_at is not None,
+        "started_at": iso(group_session.started_at),
+        "group": group_session.group.name,
+        "date": date_text(group_session),
         "module_id": module.id if module else None,
         "module_title": module.title if module else "",
         "step_index": index,
@@ -184,20 +184,20 @@ def public_state(meeting: GroupSession, now: datetime | None = None) -> dict:
         "step_kind": step.kind if step else "",
         "step_room": step.room if step else "",
         "step_minutes": step.minutes if step else 0,
-        "step_started_at": iso(meeting.step_started_at),
-        "headcount": roster.headcount(meeting.id),
+        "step_started_at": iso(group_session.step_started_at),
+        "headcount": roster.headcount(group_session.id),
         "server_now": iso(now),  # screens correct their own clock by this, so every timer agrees
     }
 
 
-def staff_state(meeting: GroupSession, now: datetime | None = None) -> dict:
+def staff_state(group_session: GroupSession, now: datetime | None = None) -> dict:
     """The public state plus what only the facilitator's screen shows: the notes and the roster."""
     from iop.live import roster
 
-    state = public_state(meeting, now)
-    module = module_of(meeting)
+    state = public_state(group_session, now)
+    module = module_of(group_session)
     state["notes"] = module.steps[state["step_index"]].notes if module and module.steps else ""
-    state["roster"] = roster.roster_payload(meeting)
+    state["roster"] = roster.roster_payload(group_session)
     return state
 
 
@@ -211,8 +211,8 @@ def display_token(session_id: int) -> str:
     return _display_serializer().dumps({"s": session_id})
 
 
-def display_expires_at(meeting: GroupSession) -> datetime:
-    return meeting.ends_at + DISPLAY_MARGIN
+def display_expires_at(group_session: GroupSession) -> datetime:
+    return group_session.ends_at + DISPLAY_MARGIN
 
 
 def display_session(token, now: datetime | None = None) -> GroupSession:
@@ -230,13 +230,13 @@ def display_session(token, now: datetime | None = None) -> GroupSession:
     session_id = value.get("s") if isinstance(value, dict) else None
     if isinstance(session_id, bool) or not isinstance(session_id, int):
         raise forged
-    meeting = db.session().get(GroupSession, session_id, populate_existing=True)
-    if meeting is None:
+    group_session = db.session().get(GroupSession, session_id, populate_existing=True)
+    if group_session is None:
         raise forged
     ended = LiveError("display_ended", "This group has ended, so its room display is closed. Thank you.", 410)
-    if meeting.status in ENDED or (now or clock.now()) > display_expires_at(meeting):
+    if group_session.status in ENDED or (now or clock.now()) > display_expires_at(group_session):
         raise ended
-    return meeting
+    return group_session
 
 
 # ---- attendance by hand ----------------------------------------------------------------------
@@ -244,7 +244,7 @@ def display_session(token, now: datetime | None = None) -> GroupSession:
 HAND_ACTIONS = ("check_in", "check_out", "excuse")
 
 
-def _hand_time(meeting: GroupSession, value, now: datetime) -> datetime:
+def _hand_time(group_session: GroupSession, value, now: datetime) -> datetime:
     """The time a facilitator gives ("9:05", the session's local date), or now; never in the future."""
     from datetime import time as time_of_day
 
@@ -254,7 +254,7 @@ def _hand_time(meeting: GroupSession, value, now: datetime) -> datetime:
         return now
     try:
         hour, minute = (int(part) for part in str(value).strip().split(":"))
-        moment = local_to_utc(meeting.date, time_of_day(hour, minute), program_tz())
+        moment = local_to_utc(group_session.date, time_of_day(hour, minute), program_tz())
     except (ValueError, TypeError):
         raise LiveError("bad_time", "Please give the time as hours and minutes, like 9:05.") from None
     if moment > now:
@@ -262,27 +262,27 @@ def _hand_time(meeting: GroupSession, value, now: datetime) -> datetime:
     return moment
 
 
-def record_by_hand(meeting: GroupSession, action, client_public_id, reason, at_text, by_user: StaffUser,
+def record_by_hand(group_session: GroupSession, action, client_public_id, reason, at_text, by_user: StaffUser,
                    now: datetime) -> str:
     """A facilitator checks a client in or out, or marks them excused (audited with the reason).
 
     Returns what happened, in words for the facilitator. Caller commits, then publishes the roster."""
-    require_may_run(by_user, meeting)
+    require_may_run(by_user, group_session)
     if action not in HAND_ACTIONS:
         raise LiveError("bad_request", "That action is not possible here.")
-    if meeting.status in ENDED:
+    if group_session.status in ENDED:
         raise LiveError("session_closed", "This group has ended; a coordinator can correct its records.", 409)
     client = db.session().scalar(select(Client).where(Client.public_id == str(client_public_id or "")[:24]))
-    members = {member.id for member in attendance.session_members(meeting)}
-    if client is None or (client.id not in members and attendance.live_attendance(meeting.id, client.id) is None):
+    members = {member.id for member in attendance.session_members(group_session)}
+    if client is None or (client.id not in members and attendance.live_attendance(group_session.id, client.id) is None):
         raise LiveError("unknown_client", "Please pick a client of this group from the list.")
     reason = (reason if isinstance(reason, str) else "").strip()[:300]
     try:
         if action == "excuse":
-            attendance.excuse(meeting, client, by_user, reason)
+            attendance.excuse(group_session, client, by_user, reason)
             return f"{client.display_name} is marked excused."
-        at = _hand_time(meeting, at_text, now)
-        existing = attendance.live_attendance(meeting.id, client.id)
+        at = _hand_time(group_session, at_text, now)
+        existing = attendance.live_attendance(group_session.id, client.id)
         if action == "check_in" and existing is not None and existing.status == "excused":
             # Marked excused, then came after all: the excused record is corrected, not edited.
             attendance.correct(existing, at, None, by_user, reason or "Came after being marked excused")
@@ -291,7 +291,7 @@ def record_by_hand(meeting: GroupSession, action, client_public_id, reason, at_t
             raise LiveError("already_checked_out", f"{client.display_name} already checked out of this group. "
                             "A coordinator can correct the record if they came back.", 409)
         if action == "check_in":
-            attendance.check_in(meeting, client, at, source="manual", by_user=by_user,
+            attendance.check_in(group_session, client, at, source="manual", by_user=by_user,
                                 reason=reason or "Checked in by staff")
             return f"{client.display_name} is checked in at {time_text(at)}."
         if existing is None or existing.status != "present":
@@ -304,15 +304,15 @@ def record_by_hand(meeting: GroupSession, action, client_public_id, reason, at_t
 
 # ---- closing and the summary -----------------------------------------------------------------
 
-def close(meeting: GroupSession, by_user: StaffUser | None, at: datetime) -> int:
+def close(group_session: GroupSession, by_user: StaffUser | None, at: datetime) -> int:
     """Close the session (rule 2 checks out whoever is still in). A second close changes nothing."""
-    require_may_run(by_user, meeting)
-    if meeting.status == "closed":
+    require_may_run(by_user, group_session)
+    if group_session.status == "closed":
         raise LiveError("already_closed",
-                        f"This group was already closed at {time_text(meeting.closed_at)}. Nothing changed.", 409)
-    if meeting.status == "cancelled":
+                        f"This group was already closed at {time_text(group_session.closed_at)}. Nothing changed.", 409)
+    if group_session.status == "cancelled":
         raise LiveError("session_cancelled", "This group was cancelled, so there is nothing to close.", 409)
-    return attendance.close_session(meeting, at, by_user)
+    return attendance.close_session(group_session, at, by_user)
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ class SummaryRow:
 
 @dataclass
 class SessionSummary:
-    meeting: GroupSession
+    group_session: GroupSession
     module: Module | None
     facilitator: str
     rows: list[SummaryRow] = field(default_factory=list)
@@ -346,7 +346,7 @@ class SessionSummary:
         return sum(row.credited_minutes for row in self.rows)
 
 
-def summary(meeting: GroupSession, now: datetime | None = None) -> SessionSummary:
+def summary(group_session: GroupSession, now: datetime | None = None) -> SessionSummary:
     """What an audit asks of a session: times, module, facilitator, headcount, each client's part.
 
     Minutes follow iop.hours exactly (an attendance still open counts to now, as everywhere)."""
@@ -354,7 +354,7 @@ def summary(meeting: GroupSession, now: datetime | None = None) -> SessionSummar
     grace = current_app.config["GRACE_MINUTES"]
     records = db.session().execute(
         select(Attendance, Client).join(Client, Client.id == Attendance.client_id)
-        .where(Attendance.session_id == meeting.id, Attendance.voided_at.is_(None))
+        .where(Attendance.session_id == group_session.id, Attendance.voided_at.is_(None))
         .order_by(Client.last_name, Client.first_name)
         .execution_options(populate_existing=True)).all()
     rows = []
@@ -362,24 +362,24 @@ def summary(meeting: GroupSession, now: datetime | None = None) -> SessionSummar
         present = record.status == "present"
         minutes = 0
         if present and record.check_in_at is not None:
-            out = hours.effective_check_out(record.check_out_at, meeting.ends_at, now)
+            out = hours.effective_check_out(record.check_out_at, group_session.ends_at, now)
             minutes = hours.credited_minutes(record.check_in_at, max(out, record.check_in_at),
-                                             meeting.starts_at, meeting.ends_at)
+                                             group_session.starts_at, group_session.ends_at)
         rows.append(SummaryRow(
             client_id=client.client_id, name=client.full_name, status=record.status,
             check_in=record.check_in_at, check_out=record.check_out_at, credited_minutes=minutes,
-            late=present and hours.is_late(record.check_in_at, meeting.starts_at, grace),
-            left_early=present and hours.left_early(record.check_out_at, meeting.ends_at, grace),
+            late=present and hours.is_late(record.check_in_at, group_session.starts_at, grace),
+            left_early=present and hours.left_early(record.check_out_at, group_session.ends_at, grace),
             source=record.source, reason=record.reason or ""))
-    facilitator = meeting.facilitator.signature if meeting.facilitator else "No facilitator recorded"
-    return SessionSummary(meeting=meeting, module=module_of(meeting), facilitator=facilitator, rows=rows)
+    facilitator = group_session.facilitator.signature if group_session.facilitator else "No facilitator recorded"
+    return SessionSummary(group_session=group_session, module=module_of(group_session), facilitator=facilitator, rows=rows)
 
 
 def draft_note(report: SessionSummary) -> str:
     """A group note to start from: the module's topic, summary and goals, and the headcount."""
-    meeting, module = report.meeting, report.module
-    lines = [f"Group: {meeting.group.name}, {date_text(meeting)} {meeting.date.year}, "
-             f"{time_text(meeting.starts_at)} to {time_text(meeting.ends_at)}."]
+    group_session, module = report.group_session, report.module
+    lines = [f"Group: {group_session.group.name}, {date_text(group_session)} {group_session.date.year}, "
+             f"{time_text(group_session.starts_at)} to {time_text(group_session.ends_at)}."]
     if module is not None:
         lines += [f"Topic: {module.title}.", "", " ".join(module.summary.split()), "", "Goals for this group:"]
         lines += [f"- {goal}" for goal in module.goals]
@@ -390,20 +390,20 @@ def draft_note(report: SessionSummary) -> str:
     return "\n".join(lines)
 
 
-def save_note(meeting: GroupSession, text, by_user: StaffUser, sign: bool, at: datetime) -> None:
+def save_note(group_session: GroupSession, text, by_user: StaffUser, sign: bool, at: datetime) -> None:
     """Keep the note's draft, or sign it; a signed note is locked. Audited; caller commits."""
-    require_may_run(by_user, meeting)
-    if meeting.note_signed_at is not None:
+    require_may_run(by_user, group_session)
+    if group_session.note_signed_at is not None:
         raise LiveError("note_signed", "This note is signed, so it can no longer be changed.", 409)
     text = (text or "").replace("\r\n", "\n").strip() if isinstance(text, str) else ""
     if len(text) > NOTE_MAX_CHARS:
         raise LiveError("note_too_long", f"The note is too long (at most {NOTE_MAX_CHARS} characters).")
     if sign and not text:
         raise LiveError("note_empty", "Write the note before signing it.")
-    meeting.note_text = text
+    group_session.note_text = text
     if sign:
-        meeting.note_signed_at = at
-        meeting.note_signed_by_id = by_user.id
+        group_session.note_signed_at = at
+        group_session.note_signed_by_id = by_user.id
     db.session().flush()
-    audit.record("session.note_signed" if sign else "session.note_saved", target=f"session:{meeting.id}",
+    audit.record("session.note_signed" if sign else "session.note_saved", target=f"session:{group_session.id}",
                  user=by_user, characters=len(text))

@@ -54,7 +54,7 @@ def _new_to_module(client_pks: list[int], module_id: str | None) -> set[int]:
     return new_to_module(client_pks, module_id)
 
 
-class _Meeting(NamedTuple):
+class _SessionRow(NamedTuple):
     """What a roster needs of its session."""
 
     id: int
@@ -68,10 +68,10 @@ class _Meeting(NamedTuple):
 @functools.cache
 def _statements():
     """The roster's reads for many sessions at once (built once, bound per call)."""
-    meeting, record, client = GroupSession.__table__.c, Attendance.__table__.c, Client.__table__.c
+    group_session, record, client = GroupSession.__table__.c, Attendance.__table__.c, Client.__table__.c
     member, flag = ClientGroup.__table__.c, WeekFlag.__table__.c
-    sessions = select(meeting.id, meeting.group_id, meeting.module_id, meeting.date, meeting.starts_at,
-                      meeting.ends_at).where(db.one_of(meeting.id, "session_ids"))
+    sessions = select(group_session.id, group_session.group_id, group_session.module_id, group_session.date, group_session.starts_at,
+                      group_session.ends_at).where(db.one_of(group_session.id, "session_ids"))
     records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
                       client.id, client.public_id, client.first_name, client.last_name)
                .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_id))
@@ -98,46 +98,46 @@ class _Person(NamedTuple):
         return Client.display_name.fget(self)  # "Maria G.": the one rule, on plain values
 
 
-def roster_payload(meeting: GroupSession) -> dict:
+def roster_payload(group_session: GroupSession) -> dict:
     """The facilitator's roster: who is in (newest first), who left, who is excused, who is not here.
 
     Display names only ("Maria G."); clients are named in actions by their opaque public_id."""
-    return roster_payloads([_Meeting(meeting.id, meeting.group_id, meeting.module_id, meeting.date,
-                                     meeting.starts_at, meeting.ends_at)])[meeting.id]
+    return roster_payloads([_SessionRow(group_session.id, group_session.group_id, group_session.module_id, group_session.date,
+                                     group_session.starts_at, group_session.ends_at)])[group_session.id]
 
 
-def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
+def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
     """roster_payload for several sessions in four queries (and one per module for "new to it")."""
     from iop.clock import iso, time_text
 
-    if not meetings:
+    if not group_sessions:
         return {}
     _sessions, records_sql, members_sql, at_risk_sql = _statements()
     connection = db.session().connection()
     grace = current_app.config["GRACE_MINUTES"]
-    session_ids = [m.id for m in meetings]
-    records: dict[int, list] = {m.id: [] for m in meetings}
+    session_ids = [m.id for m in group_sessions]
+    records: dict[int, list] = {m.id: [] for m in group_sessions}
     for session_id, status, check_in, check_out, source, *person in connection.execute(
             records_sql, {"session_ids": session_ids}):
         records[session_id].append((status, check_in, check_out, source, _Person(*person)))
     members: dict[int, list[_Person]] = {}
-    for group_id, *person in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in meetings})}):
+    for group_id, *person in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in group_sessions})}):
         members.setdefault(group_id, []).append(_Person(*person))
-    everyone = {p.id for m in meetings for p in members.get(m.group_id, ())} | {
-        r[4].id for m in meetings for r in records[m.id]}
-    weeks = sorted({hours.week_start(m.date) for m in meetings})
+    everyone = {p.id for m in group_sessions for p in members.get(m.group_id, ())} | {
+        r[4].id for m in group_sessions for r in records[m.id]}
+    weeks = sorted({hours.week_start(m.date) for m in group_sessions})
     at_risk = {(client_pk, week) for client_pk, week in connection.execute(
         at_risk_sql, {"weeks": weeks, "client_pks": sorted(everyone)})} if everyone else set()
     new: dict[str | None, set[int]] = {}
-    for module_id in {m.module_id for m in meetings}:
-        pks = sorted({r[4].id for m in meetings if m.module_id == module_id for r in records[m.id]})
+    for module_id in {m.module_id for m in group_sessions}:
+        pks = sorted({r[4].id for m in group_sessions if m.module_id == module_id for r in records[m.id]})
         new[module_id] = _new_to_module(pks, module_id) if pks else set()
 
     payloads = {}
-    for meeting in meetings:
-        week = hours.week_start(meeting.date)
+    for group_session in group_sessions:
+        week = hours.week_start(group_session.date)
         entries = []
-        for status, check_in, check_out, source, person in records[meeting.id]:
+        for status, check_in, check_out, source, person in records[group_session.id]:
             if status == "excused":
                 state = "excused"
             elif check_out is not None:
@@ -151,9 +151,9 @@ def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
                 "check_in_at": iso(check_in),
                 "time_in": time_text(check_in),
                 "time_out": time_text(check_out),
-                "late": state != "excused" and hours.is_late(check_in, meeting.starts_at, grace),
-                "left_early": state == "out" and hours.left_early(check_out, meeting.ends_at, grace),
-                "new_to_module": person.id in new[meeting.module_id],
+                "late": state != "excused" and hours.is_late(check_in, group_session.starts_at, grace),
+                "left_early": state == "out" and hours.left_early(check_out, group_session.ends_at, grace),
+                "new_to_module": person.id in new[group_session.module_id],
                 "at_risk": (person.id, week) in at_risk,
                 "manual": source == "manual",
             })
@@ -162,10 +162,10 @@ def roster_payloads(meetings: list[_Meeting]) -> dict[int, dict]:
         order = {"in": 0, "out": 1, "excused": 2}
         entries.sort(key=lambda e: e["check_in_at"] or "", reverse=True)
         entries.sort(key=lambda e: order[e["state"]])
-        recorded = {r[4].id for r in records[meeting.id]}
+        recorded = {r[4].id for r in records[group_session.id]}
         not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": (member.id, week) in at_risk}
-                    for member in members.get(meeting.group_id, ()) if member.id not in recorded]
-        payloads[meeting.id] = {"session_id": meeting.id, "entries": entries, "not_here": not_here,
+                    for member in members.get(group_session.group_id, ()) if member.id not in recorded]
+        payloads[group_session.id] = {"session_id": group_session.id, "entries": entries, "not_here": not_here,
                                 "headcount": sum(1 for e in entries if e["state"] == "in")}
     return payloads
 
@@ -195,9 +195,9 @@ def publish(session_id: int) -> None:
 def _push(session_ids: list[int]) -> None:
     try:
         _sessions_sql = _statements()[0]
-        meetings = [_Meeting(*row) for row in db.session().connection().execute(
+        group_sessions = [_SessionRow(*row) for row in db.session().connection().execute(
             _sessions_sql, {"session_ids": session_ids})]
-        for session_id, payload in roster_payloads(meetings).items():
+        for session_id, payload in roster_payloads(group_sessions).items():
             realtime.emit_to_staff("roster", payload, session_id)
             realtime.emit_to_session("headcount", {"session_id": session_id, "count": payload["headcount"]},
                                      session_id)
@@ -311,9 +311,9 @@ def publish_help_request(kiosk_name: str) -> int:
         GroupSession.starts_at <= now + timedelta(minutes=current_app.config["SESSION_OPENS_BEFORE_MINUTES"]),
         GroupSession.ends_at > now)).all()
     alerted = 0
-    for meeting in candidates:
-        if is_open_at(meeting, now):
-            realtime.emit_to_staff("help", {"session_id": meeting.id, "kiosk": str(kiosk_name or "")[:80],
-                                            "at": iso(now), "time": time_text(now)}, meeting.id)
+    for group_session in candidates:
+        if is_open_at(group_session, now):
+            realtime.emit_to_staff("help", {"session_id": group_session.id, "kiosk": str(kiosk_name or "")[:80],
+                                            "at": iso(now), "time": time_text(now)}, group_session.id)
             alerted += 1
     return alerted

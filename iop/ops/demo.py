@@ -125,11 +125,12 @@ def _ensure_groups(facilitator: StaffUser) -> dict[str, Group]:
 
 
 def _demo_window(now_local: datetime) -> tuple[time, time]:
-    """A three-hour window that contains now and stays inside today (late at night it ends at 23:59)."""
+    """A three-hour window that contains now and stays inside today (late at night it ends at 23:59:59,
+    so the last minute of the day still has a session running)."""
     start_minute = max(0, (now_local.hour * 60 + now_local.minute) // 30 * 30 - 30)
-    end_minute = min(start_minute + 180, 23 * 60 + 59)
-    start_minute = end_minute - 180
-    return time(start_minute // 60, start_minute % 60), time(end_minute // 60, end_minute % 60)
+    if start_minute + 180 < 24 * 60:
+        return time(start_minute // 60, start_minute % 60), time((start_minute + 180) // 60, (start_minute + 180) % 60)
+    return time(21, 0), time(23, 59, 59)
 
 
 def _ensure_demo_group(facilitator: StaffUser) -> Group:
@@ -144,13 +145,13 @@ def _ensure_demo_group(facilitator: StaffUser) -> Group:
         db_session.flush()
         return group
     today = local_date(clock.now(), program_tz())
-    meeting = db_session.scalar(select(GroupSession).where(GroupSession.group_id == group.id,
+    group_session = db_session.scalar(select(GroupSession).where(GroupSession.group_id == group.id,
                                                            GroupSession.date == today))
-    if meeting is None or meeting.status == "scheduled":
+    if group_session is None or group_session.status == "scheduled":
         # Keep the demo group running now: move today's window before anyone checks in.
         group.start, group.end = start, end
-        if meeting is not None:
-            db_session.delete(meeting)
+        if group_session is not None:
+            db_session.delete(group_session)
             db_session.flush()
     return group
 
@@ -195,10 +196,10 @@ def _make_history(groups: dict[str, Group], clients: dict[str, Client], today: d
         for day in (monday + timedelta(days=offset) for offset in range(7)):
             for group in history_groups:
                 if meets_on(group, day) and local_to_utc(day, group.end, tz) <= now:
-                    meeting = ensure_session(group, day)
-                    meeting.status, meeting.started_at, meeting.closed_at = "closed", meeting.starts_at, meeting.ends_at
-                    offered.append(meeting)
-        offered.sort(key=lambda meeting: meeting.starts_at)
+                    group_session = ensure_session(group, day)
+                    group_session.status, group_session.started_at, group_session.closed_at = "closed", group_session.starts_at, group_session.ends_at
+                    offered.append(group_session)
+        offered.sort(key=lambda group_session: group_session.starts_at)
         for client in clients.values():
             terms = hours.plan_terms(client.plans[0])
             target = hours.week_target([terms], monday)
@@ -218,8 +219,8 @@ def _attend_week(db_session, chance: random.Random, client: Client, mine: list[G
     arrivals = [-5, 0, 5, 12, 20, 35] if struggling else [-15, -10, -8, -6, -5, -3, -2, -1, 0, 0, 0, 6]
     departures = [0, 0, -30, -60] if struggling else [0, 0, 0, 0, 0, 0, 2, 5, 5, -25]
     earned = 0
-    for index, meeting in enumerate(mine):
-        if meeting.id not in planned:
+    for index, group_session in enumerate(mine):
+        if group_session.id not in planned:
             still_planned = sum(1 for later in mine[index + 1:] if later.id in planned)
             if earned + 180 * still_planned >= target or chance.random() > make_up:
                 continue
@@ -227,11 +228,11 @@ def _attend_week(db_session, chance: random.Random, client: Client, mine: list[G
         if roll < absent:
             continue
         if roll < absent + excused:
-            db_session.add(Attendance(session_id=meeting.id, client_id=client.id, status="excused",
+            db_session.add(Attendance(session_id=group_session.id, client_id=client.id, status="excused",
                                       source="manual", reason="Medical appointment"))
             continue
-        check_in = meeting.starts_at + timedelta(minutes=chance.choice(arrivals))
-        check_out = meeting.ends_at + timedelta(minutes=chance.choice(departures))
-        db_session.add(Attendance(session_id=meeting.id, client_id=client.id, status="present", source="kiosk",
+        check_in = group_session.starts_at + timedelta(minutes=chance.choice(arrivals))
+        check_out = group_session.ends_at + timedelta(minutes=chance.choice(departures))
+        db_session.add(Attendance(session_id=group_session.id, client_id=client.id, status="present", source="kiosk",
                                   check_in_at=check_in, check_out_at=check_out, check_out_source="kiosk"))
-        earned += hours.credited_minutes(check_in, check_out, meeting.starts_at, meeting.ends_at)
+        earned += hours.credited_minutes(check_in, check_out, group_session.starts_at, group_session.ends_at)

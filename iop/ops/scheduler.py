@@ -59,9 +59,9 @@ def open_sessions(now: datetime | None = None) -> list[int]:
     with db.transaction() as s:
         due = list(s.scalars(select(GroupSession).where(
             GroupSession.status == "scheduled", GroupSession.starts_at <= now + lead, GroupSession.ends_at > now)))
-        for meeting in due:
-            meeting.status = "open"
-    return [meeting.id for meeting in due]
+        for group_session in due:
+            group_session.status = "open"
+    return [group_session.id for group_session in due]
 
 
 def close_sessions(now: datetime | None = None) -> list[int]:
@@ -73,10 +73,10 @@ def close_sessions(now: datetime | None = None) -> list[int]:
     now = now or clock.now()
     closed = []
     with db.transaction() as s:
-        for meeting in s.scalars(select(GroupSession).where(
+        for group_session in s.scalars(select(GroupSession).where(
                 GroupSession.status.in_(LIVE), GroupSession.ends_at <= now).order_by(GroupSession.ends_at)):
-            close_session(meeting, meeting.ends_at)
-            closed.append(meeting.id)
+            close_session(group_session, group_session.ends_at)
+            closed.append(group_session.id)
     for session_id in closed:
         _tell_screens(session_id)
     return closed

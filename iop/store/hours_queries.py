@@ -269,9 +269,9 @@ def _week_sessions_statement():
 
     from iop.store.models import GroupSession
 
-    meeting = GroupSession.__table__.c
-    return select(meeting.group_id, meeting.date, meeting.status, meeting.starts_at, meeting.ends_at).where(
-        meeting.date.between(bindparam("first"), bindparam("last")))
+    group_session = GroupSession.__table__.c
+    return select(group_session.group_id, group_session.date, group_session.status, group_session.starts_at, group_session.ends_at).where(
+        group_session.date.between(bindparam("first"), bindparam("last")))
 
 
 @functools.cache
@@ -472,13 +472,13 @@ def _client_groups_week_statement():
 
     from iop.store.models import ClientGroup, Group, GroupSession
 
-    member, group, meeting = ClientGroup.__table__.c, Group.__table__.c, GroupSession.__table__.c
-    return (select(group.id, group.weekdays, group.start, group.end, meeting.date, meeting.status,
-                   meeting.starts_at, meeting.ends_at)
+    member, group, group_session = ClientGroup.__table__.c, Group.__table__.c, GroupSession.__table__.c
+    return (select(group.id, group.weekdays, group.start, group.end, group_session.date, group_session.status,
+                   group_session.starts_at, group_session.ends_at)
             .select_from(ClientGroup.__table__.join(Group.__table__, group.id == member.group_id)
                          .outerjoin(GroupSession.__table__,
-                                    and_(meeting.group_id == group.id,
-                                         meeting.date.between(bindparam("first"), bindparam("last")))))
+                                    and_(group_session.group_id == group.id,
+                                         group_session.date.between(bindparam("first"), bindparam("last")))))
             .where(member.client_id == bindparam("client_pk"), group.active.is_(True)))
 
 

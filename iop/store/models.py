@@ -195,7 +195,7 @@ class PlanPhase(Base):
 
 
 class GroupSession(Base):
-    """One dated meeting of a group, with its module and the live step."""
+    """One dated session of a group, with its module and the live step."""
 
     __tablename__ = "group_session"
     __table_args__ = (UniqueConstraint("group_id", "date"),)
