@@ -43,13 +43,13 @@ GROUPS = 20
 STAMP = "%Y-%m-%d %H:%M:%S.%f"          # how SQLAlchemy stores a naive UTC datetime on SQLite
 
 BASELINE_SQL = """
-SELECT a.client_id, s.date,
+SELECT a.client_key, s.date,
        SUM(CASE WHEN a.check_in_at IS NULL THEN 0 ELSE MAX(0,
            MIN(CAST(strftime('%s', COALESCE(a.check_out_at, :now)) AS INTEGER), CAST(strftime('%s', s.ends_at) AS INTEGER))
          - MAX(CAST(strftime('%s', a.check_in_at) AS INTEGER), CAST(strftime('%s', s.starts_at) AS INTEGER))) / 60 END)
 FROM group_session AS s JOIN attendance AS a ON a.session_id = s.id
 WHERE s.date BETWEEN :first AND :last AND a.voided_at IS NULL AND a.status = 'present'
-GROUP BY a.client_id, s.date
+GROUP BY a.client_key, s.date
 """
 
 
@@ -97,7 +97,7 @@ def seed(instance: Path, clients: int, weeks: int) -> tuple[object, dict]:
                 "INSERT INTO client (id, public_id, client_id, first_name, last_name, status, card_version, "
                 "created_at) VALUES (?, ?, ?, ?, ?, 'active', 1, ?)",
                 [(pk, f"p{pk:06d}", f"C{pk:05d}", f"First{pk}", f"Last{pk}", created) for pk in range(1, clients + 1)])
-            cursor.executemany("INSERT INTO client_group (client_id, group_id) VALUES (?, ?)",
+            cursor.executemany("INSERT INTO client_group (client_key, group_id) VALUES (?, ?)",
                                [(pk, pk % GROUPS + 1) for pk in range(1, clients + 1)])
             # Sequential 12-week plans, staggered, the last one still running; a third step down.
             plans, phases = [], []
@@ -110,7 +110,7 @@ def seed(instance: Path, clients: int, weeks: int) -> tuple[object, dict]:
                     if pk % 3 == 0:
                         phases += [(len(plans), 1, 8, 540, 3), (len(plans), 9, 12, 360, 2)]
                     start += timedelta(weeks=12)
-            cursor.executemany("INSERT INTO plan (id, client_id, level_of_care, start_date, end_date, weekly_minutes, "
+            cursor.executemany("INSERT INTO plan (id, client_key, level_of_care, start_date, end_date, weekly_minutes, "
                                "days_per_week) VALUES (?, ?, ?, ?, ?, ?, ?)", plans)
             cursor.executemany("INSERT INTO plan_phase (plan_id, first_week, last_week, weekly_minutes, days_per_week) "
                                "VALUES (?, ?, ?, ?, ?)", phases)
@@ -147,7 +147,7 @@ def seed(instance: Path, clients: int, weeks: int) -> tuple[object, dict]:
                         attendance.append((session_id, pk, stamp(check_in),
                                            stamp(check_out) if check_out <= now else None, created))
             attendance.sort(key=lambda row: row[0])  # as kiosks write them: in time order
-            cursor.executemany("INSERT INTO attendance (session_id, client_id, status, check_in_at, check_out_at, "
+            cursor.executemany("INSERT INTO attendance (session_id, client_key, status, check_in_at, check_out_at, "
                                "source, created_at) VALUES (?, ?, 'present', ?, ?, 'import', ?)", attendance)
             cursor.execute("COMMIT")
             counts = {"plans": len(plans), "sessions": len(sessions), "attendances": len(attendance)}
@@ -173,11 +173,11 @@ def timed(run, repeat: int) -> dict:
     return {"cpu": min(cpu), "wall": statistics.median(wall_times)}
 
 
-PLANS_SQL = """SELECT id, client_id, start_date, end_date, weekly_minutes, days_per_week, level_of_care FROM plan
+PLANS_SQL = """SELECT id, client_key, start_date, end_date, weekly_minutes, days_per_week, level_of_care FROM plan
 WHERE start_date <= :last AND (end_date IS NULL OR end_date >= :first)"""
 PHASES_SQL = """SELECT plan_id, first_week, last_week, weekly_minutes, days_per_week FROM plan_phase
 WHERE plan_id IN (SELECT id FROM plan WHERE start_date <= :last AND (end_date IS NULL OR end_date >= :first))"""
-MEMBERS_SQL = "SELECT client_id, group_id FROM client_group"
+MEMBERS_SQL = "SELECT client_key, group_id FROM client_group"
 SESSIONS_SQL = "SELECT group_id, date, status, starts_at, ends_at FROM group_session WHERE date BETWEEN :first AND :last"
 
 

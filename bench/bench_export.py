@@ -74,11 +74,11 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
             s.flush()
             s.execute(insert(Client), [dict(client_id=f"C{n:05d}", first_name=f"First{n}", last_name=f"Last{n}",
                                             public_id=f"p{n:05d}") for n in range(clients)])
-            client_pks = list(s.scalars(select(Client.id).order_by(Client.id)))
-            s.execute(insert(ClientGroup), [dict(client_id=pk, group_id=groups[i % 20].id)
-                                            for i, pk in enumerate(client_pks)])
-            s.execute(insert(Plan), [dict(client_id=pk, level_of_care="2.1", start_date=FIRST_MONDAY, end_date=None,
-                                          weekly_minutes=540, days_per_week=3) for pk in client_pks])
+            client_keys = list(s.scalars(select(Client.id).order_by(Client.id)))
+            s.execute(insert(ClientGroup), [dict(client_key=pk, group_id=groups[i % 20].id)
+                                            for i, pk in enumerate(client_keys)])
+            s.execute(insert(Plan), [dict(client_key=pk, level_of_care="2.1", start_date=FIRST_MONDAY, end_date=None,
+                                          weekly_minutes=540, days_per_week=3) for pk in client_keys])
             sessions = []
             for group in groups:
                 for week in range(weeks):
@@ -91,7 +91,7 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
         group_sessions = db.session().execute(select(GroupSession.id, GroupSession.group_id, GroupSession.starts_at,
                                                GroupSession.ends_at)).all()
         members: dict[int, list[int]] = {}
-        for i, pk in enumerate(client_pks):
+        for i, pk in enumerate(client_keys):
             members.setdefault(groups[i % 20].id, []).append(pk)
         made = 0
         pending = []
@@ -102,7 +102,7 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
                     continue  # absent
                 check_in = starts + timedelta(minutes=rng.randint(-20, 25))
                 check_out = ends - timedelta(minutes=rng.choice((0, 0, 0, 5, 30, 60)))
-                pending.append(dict(session_id=session_id, client_id=pk, status="present", source="kiosk",
+                pending.append(dict(session_id=session_id, client_key=pk, status="present", source="kiosk",
                                     check_in_at=check_in, check_out_at=check_out, check_out_source="kiosk",
                                     created_at=now))
                 if len(pending) >= 20_000:
@@ -124,7 +124,7 @@ BASELINE_SQL = """
 SELECT s.date, c.client_id, c.first_name || ' ' || c.last_name, g.code, g.track, s.module_id,
        a.check_in_at, a.check_out_at, a.status, a.source
 FROM attendance a JOIN group_session s ON s.id = a.session_id JOIN program_group g ON g.id = s.group_id
-JOIN client c ON c.id = a.client_id
+JOIN client c ON c.id = a.client_key
 WHERE s.date BETWEEN ? AND ? AND a.voided_at IS NULL
 ORDER BY s.date, s.starts_at, g.code, c.client_id, a.id
 """

@@ -140,22 +140,22 @@ def board_rows(monday: date, group_code: str | None = None, level_code: str | No
     clients = {c.id: c for c in session.scalars(
         select(Client).where(Client.status == "active", Client.id.in_(list(figures))))}
     groups_of: dict[int, list[str]] = {}
-    for client_pk, code in session.execute(
-            select(ClientGroup.client_id, Group.code).join(Group, Group.id == ClientGroup.group_id)
+    for client_key, code in session.execute(
+            select(ClientGroup.client_key, Group.code).join(Group, Group.id == ClientGroup.group_id)
             .order_by(Group.code)):
-        groups_of.setdefault(client_pk, []).append(code)
-    flagged = set(session.scalars(select(WeekFlag.client_id).where(WeekFlag.week_start == monday)))
+        groups_of.setdefault(client_key, []).append(code)
+    flagged = set(session.scalars(select(WeekFlag.client_key).where(WeekFlag.week_start == monday)))
     rows = []
-    for client_pk, figure in figures.items():
-        client = clients.get(client_pk)
+    for client_key, figure in figures.items():
+        client = clients.get(client_key)
         if client is None:
             continue
-        codes = groups_of.get(client_pk, [])
+        codes = groups_of.get(client_key, [])
         if group_code and group_code not in codes:
             continue
         if level_code and figure.level_of_care != level_code:
             continue
-        rows.append(BoardRow(client, figure, codes, client_pk in flagged))
+        rows.append(BoardRow(client, figure, codes, client_key in flagged))
     return sorted(rows, key=lambda row: row.sort_key)
 
 
@@ -227,7 +227,7 @@ def _attendance_rows(client: Client, first: date, last: date, now: datetime) -> 
     found = db.session().execute(
         select(Attendance, GroupSession, Group.code)
         .join(GroupSession, GroupSession.id == Attendance.session_id).join(Group, Group.id == GroupSession.group_id)
-        .where(Attendance.client_id == client.id, Attendance.voided_at.is_(None),
+        .where(Attendance.client_key == client.id, Attendance.voided_at.is_(None),
                GroupSession.date.between(first, last))
         .order_by(GroupSession.date.desc(), GroupSession.starts_at.desc())).all()
     rows = []

@@ -20,14 +20,14 @@ from iop.store.hours_queries import credited_minutes_sql, epoch_seconds, floor_d
 from iop.store.models import Attendance, GroupSession, UTCDateTime
 
 
-def _had_rows(client_pks: Iterable[int] | None, module_id: str | None):
-    """(client_pk, module_id) for every credited half-or-more of a session that is over."""
+def _had_rows(client_keys: Iterable[int] | None, module_id: str | None):
+    """(client_key, module_id) for every credited half-or-more of a session that is over."""
     params = {"hours_now": clock.now()}
-    if client_pks is not None:
-        params["client_pks"] = list(client_pks)
+    if client_keys is not None:
+        params["client_keys"] = list(client_keys)
     if module_id is not None:
         params["module_id"] = module_id
-    return db.session().execute(_had_statement(client_pks is not None, module_id is not None), params).all()
+    return db.session().execute(_had_statement(client_keys is not None, module_id is not None), params).all()
 
 
 @functools.cache
@@ -37,7 +37,7 @@ def _had_statement(for_named_clients: bool, for_one_module: bool):
     credited = credited_minutes_sql(Attendance, GroupSession, None)
     scheduled = floor_div_60(epoch_seconds(GroupSession.ends_at) - epoch_seconds(GroupSession.starts_at))
     query = (
-        select(Attendance.client_id, GroupSession.module_id).distinct()
+        select(Attendance.client_key, GroupSession.module_id).distinct()
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .where(Attendance.voided_at.is_(None), Attendance.status == "present",
                GroupSession.module_id.is_not(None),
@@ -47,27 +47,27 @@ def _had_statement(for_named_clients: bool, for_one_module: bool):
                credited * 2 >= scheduled)
     )
     if for_named_clients:
-        query = query.where(db.one_of(Attendance.client_id, "client_pks"))
+        query = query.where(db.one_of(Attendance.client_key, "client_keys"))
     if for_one_module:
         query = query.where(GroupSession.module_id == bindparam("module_id"))
     return query
 
 
-def modules_had(client_pk: int) -> set[str]:
+def modules_had(client_key: int) -> set[str]:
     """The ids of every module this client has had."""
-    return {module_id for _client, module_id in _had_rows([client_pk], None)}
+    return {module_id for _client, module_id in _had_rows([client_key], None)}
 
 
-def modules_not_had(client_pk: int, track: str) -> list[Module]:
+def modules_not_had(client_key: int, track: str) -> list[Module]:
     """The track's modules this client has not had yet, in sequence: their make-ups."""
-    had = modules_had(client_pk)
+    had = modules_had(client_key)
     return [module for module in catalog().track_modules(track) if module.id not in had]
 
 
-def new_to_module(client_pks: Iterable[int], module_id: str) -> set[int]:
+def new_to_module(client_keys: Iterable[int], module_id: str) -> set[int]:
     """Of these clients, those who have NOT had the module (the roster's "new to this module" mark)."""
-    wanted = set(client_pks)
+    wanted = set(client_keys)
     if not wanted:
         return set()
-    had = {client_pk for client_pk, _module in _had_rows(wanted, module_id)}
+    had = {client_key for client_key, _module in _had_rows(wanted, module_id)}
     return wanted - had

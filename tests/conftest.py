@@ -243,7 +243,7 @@ class World:
         from iop.store.models import Attendance
 
         return self._add(Attendance(
-            session_id=group_session.id, client_id=client.id, status=status, source=source,
+            session_id=group_session.id, client_key=client.id, status=status, source=source,
             check_in_at=check_in.astimezone(timezone.utc) if check_in else None,
             check_out_at=check_out.astimezone(timezone.utc) if check_out else None,
             check_out_source=source if check_out else None,

@@ -157,7 +157,7 @@ def test_a_voided_attendance_is_left_out(program, app):
     with app.app_context():
         with db.transaction() as s:
             cara = s.scalar(select(Client).where(Client.client_id == "C03"))
-            record = s.scalar(select(Attendance).where(Attendance.client_id == cara.id))
+            record = s.scalar(select(Attendance).where(Attendance.client_key == cara.id))
             record.voided_at = datetime(2026, 3, 5, tzinfo=local(date(2026, 3, 5), 0).tzinfo)
             record.void_reason = "entered for the wrong client"
     assert "C03" not in program("attendance", "2026-03-01", "2026-03-15").stdout

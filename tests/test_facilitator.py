@@ -240,7 +240,7 @@ def test_close_checks_out_whoever_is_in_and_the_summary_matches_hours(app, live_
     assert "1 client" not in html and "2 clients still checked in were checked out." in html
     shown = dict(re.findall(r"<td>([^<]+)</td>\s*<td>C\d</td>.*?data-minutes=\"(\d+)\"", html, re.S))
     with app.app_context():
-        expected = {client_pk: minutes for (client_pk, _day), minutes in
+        expected = {client_key: minutes for (client_key, _day), minutes in
                     hours_queries.minutes_by_client_day(LIVE_DAY, LIVE_DAY, clock.now()).items()}
     assert {int(v) for v in shown.values()} == set(expected.values()) == {180, 155}
     assert "Jordan" not in html and "Dana, LCSW" in html  # facilitator with credentials

@@ -91,7 +91,7 @@ def rows(database_url: str, sql: str, **params) -> list:
 
 def live_attendance_by_client(database_url: str, session_id: int) -> dict[str, int]:
     """{client_id: live attendances} of the session, read straight from the database."""
-    found = rows(database_url, "SELECT c.client_id, count(*) FROM attendance a JOIN client c ON c.id = a.client_id "
+    found = rows(database_url, "SELECT c.client_id, count(*) FROM attendance a JOIN client c ON c.id = a.client_key "
                                "WHERE a.session_id = :s AND a.voided_at IS NULL GROUP BY c.client_id", s=session_id)
     return {client_id: count for client_id, count in found}
 
@@ -240,8 +240,8 @@ def test_database_outage_answers_try_again_writes_nothing_half_and_recovers_by_i
             assert all(count == 1 for count in live.values()), live
             assert len(live) == len(program.codes), "every client checked in exactly once"
             # Nothing half-written: every stored scan that checked someone in has its attendance, and back.
-            orphans = rows(direct_url, "SELECT count(*) FROM scan s WHERE s.http_status = 200 AND s.client_id IS NOT NULL "
-                                       "AND NOT EXISTS (SELECT 1 FROM attendance a WHERE a.client_id = s.client_id "
+            orphans = rows(direct_url, "SELECT count(*) FROM scan s WHERE s.http_status = 200 AND s.client_key IS NOT NULL "
+                                       "AND NOT EXISTS (SELECT 1 FROM attendance a WHERE a.client_key = s.client_key "
                                        "AND a.session_id = :s)", s=session_id)[0][0]
             assert orphans == 0
             print(f"\n[database outage] {scanning.try_again} answers were try_again (503) and sent again, "
@@ -363,7 +363,7 @@ def test_the_kiosk_page_keeps_scans_while_the_database_is_away_and_sends_them_af
             proxy.restore()
             page.evaluate("window.dispatchEvent(new Event('online'))")  # what the tablet does when back
             page.wait_for_function("JSON.parse(localStorage.getItem('iop-kiosk-queue') || '[]').length === 0")
-            checked_in = rows(direct_url, "SELECT c.client_id FROM attendance a JOIN client c ON c.id = a.client_id")
+            checked_in = rows(direct_url, "SELECT c.client_id FROM attendance a JOIN client c ON c.id = a.client_key")
             assert [client_id for (client_id,) in checked_in] == [program.client_ids[0]]
         finally:
             server.stop()

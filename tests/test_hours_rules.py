@@ -383,7 +383,7 @@ def test_week_figures_after_the_week(app, world):
 
         from iop.store.models import Attendance
         with db.transaction() as s:
-            record = s.scalar(select(Attendance).where(Attendance.client_id == people["C-OPEN"].id,
+            record = s.scalar(select(Attendance).where(Attendance.client_key == people["C-OPEN"].id,
                                                        Attendance.check_out_at.is_(None)))
             record.check_out_at = hours.close_check_out(at(WED, "12:05"), at(WED, "12:00"))
     got = _figures(app, NOW_AFTER, people)
@@ -411,7 +411,7 @@ def test_an_excused_absence_earns_nothing_and_keeps_the_target(app, world):
 def test_a_named_client_without_plan_or_attendance_is_no_plan(app, world):
     people = _history(world, NOW_AFTER)
     with app.app_context():
-        got = hours_queries.week_figures(MON, NOW_WED, NY, client_pks=[people["C-GONE"].id])
+        got = hours_queries.week_figures(MON, NOW_WED, NY, client_keys=[people["C-GONE"].id])
     figure = got[people["C-GONE"].id]
     assert (figure.status, figure.target_minutes, figure.attended_minutes) == ("no_plan", 0, 0)
 
@@ -485,7 +485,7 @@ def test_sql_credited_minutes_equal_python(app, pairs):
                 s.flush()
                 check_in = starts + timedelta(microseconds=min(a, b))
                 check_out = starts + timedelta(microseconds=max(a, b))
-                s.add(Attendance(session_id=group_session.id, client_id=person.id, check_in_at=check_in,
+                s.add(Attendance(session_id=group_session.id, client_key=person.id, check_in_at=check_in,
                                  check_out_at=check_out))
                 records.append((person.id, day, hours.credited_minutes(check_in, check_out, group_session.starts_at,
                                                                        group_session.ends_at)))

@@ -126,7 +126,7 @@ def test_imported_rows_hold_what_the_file_says(program, app):
         ana_morning = visits[0][0]
         assert ana_morning.check_in_at == local(date(2026, 3, 2), 8, 40)
         assert ana_morning.source == "import"
-        open_visit = next(a for a, m in visits if a.client_id == ben.id and a.status == "present")
+        open_visit = next(a for a, m in visits if a.client_key == ben.id and a.status == "present")
         assert open_visit.check_out_at is None
         excused = next(a for a, m in visits if a.status == "excused")
         assert excused.check_in_at is None and excused.check_out_at is None

@@ -161,10 +161,10 @@ def test_offline_scans_wait_in_order_and_sync_with_their_own_times(kiosk_scene, 
     expect(page.locator("#pending")).to_be_hidden(timeout=10_000)
     records = live_attendances(app)
     assert len(records) == 3
-    assert {r.client_id for r in records} == {kiosk_scene.maria.id, james.id, aisha.id}
+    assert {r.client_key for r in records} == {kiosk_scene.maria.id, james.id, aisha.id}
     for record in records:  # recorded when scanned, not when synced
         assert queued_at <= record.check_in_at <= queued_at + timedelta(seconds=60)
-    assert [r.client_id for r in records] == [kiosk_scene.maria.id, james.id, aisha.id]  # in order
+    assert [r.client_key for r in records] == [kiosk_scene.maria.id, james.id, aisha.id]  # in order
 
 
 def test_a_server_error_is_queued_too(kiosk_scene, live_server, page, app):

@@ -46,3 +46,44 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(app):
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_an_older_database_keeps_its_rows_when_client_keys_are_renamed(app_config):
+    """0003 renames the columns that point at a client row (client_id -> client_key): a database made
+    before it keeps every row, and the constraints still hold."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    application = fresh_app(app_config)
+    migrate.upgrade(application, "0002")
+    engine = db.database(application).engine
+    with engine.begin() as connection:
+        run = connection.execute
+        run(text("INSERT INTO client (id, public_id, client_id, first_name, last_name, status, card_version, created_at) "
+                 "VALUES (7, 'p7', 'C7', 'Ann', 'Bee', 'active', 1, '2026-03-01 00:00:00')"))
+        run(text("INSERT INTO program_group (id, code, name, track, room, weekdays, start, \"end\", active) "
+                 "VALUES (3, 'RP', 'RP', 'relapse-prevention', 'B', 'Mon', '09:00:00', '12:00:00', true)"))
+        run(text("INSERT INTO client_group (client_id, group_id) VALUES (7, 3)"))
+        run(text("INSERT INTO plan (id, client_id, level_of_care, start_date, weekly_minutes, days_per_week) "
+                 "VALUES (5, 7, '2.1', '2026-03-02', 540, 3)"))
+        run(text("INSERT INTO group_session (id, group_id, date, starts_at, ends_at, status, current_step) "
+                 "VALUES (11, 3, '2026-03-02', '2026-03-02 14:00:00', '2026-03-02 17:00:00', 'closed', 0)"))
+        run(text("INSERT INTO attendance (id, session_id, client_id, status, source, created_at) "
+                 "VALUES (13, 11, 7, 'present', 'import', '2026-03-02 18:00:00')"))
+        run(text("INSERT INTO week_flag (id, client_id, week_start, status, flagged_at) "
+                 "VALUES (17, 7, '2026-03-02', 'at_risk', '2026-03-04 17:00:00')"))
+    migrate.upgrade(application)
+    with engine.connect() as connection:
+        one = lambda sql: connection.execute(text(sql)).one()  # noqa: E731
+        assert one("SELECT client_key, group_id FROM client_group") == (7, 3)
+        assert one("SELECT id, client_key FROM plan") == (5, 7)
+        assert one("SELECT id, session_id, client_key FROM attendance") == (13, 11, 7)
+        assert one("SELECT id, client_key FROM week_flag") == (17, 7)
+    with pytest.raises(IntegrityError):  # one live record per client per session still
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO attendance (session_id, client_key, status, source, created_at) "
+                                    "VALUES (11, 7, 'present', 'kiosk', '2026-03-02 18:05:00')"))
+    with pytest.raises(IntegrityError):  # and a row points at a client that exists
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO plan (client_key, level_of_care, start_date, weekly_minutes, "
+                                    "days_per_week) VALUES (99, '2.1', '2026-03-02', 540, 3)"))

@@ -135,7 +135,7 @@ def test_coordinator_adds_a_client_then_a_stepping_down_plan(app, world, desk):
     response = post(desk, f"/coordinator/clients/{person.public_id}/plans/new", form)
     assert response.status_code == 302
     with app.app_context():
-        plan = db.session().scalar(select(Plan).where(Plan.client_id == person.id))
+        plan = db.session().scalar(select(Plan).where(Plan.client_key == person.id))
         assert [(p.first_week, p.last_week, p.weekly_minutes, p.days_per_week) for p in plan.phases] == [
             (1, 4, 540, 3), (5, 8, 360, 2)]
         assert (plan.start_date, plan.end_date, plan.level_of_care) == (date(2026, 3, 2), date(2026, 4, 26), "2.1")

@@ -15,11 +15,11 @@ from iop.store import db
 from iop.store.models import Attendance, AuditEvent, Client, GroupSession, KioskDevice, Scan
 
 
-def attendances(app, client_pk=None):
+def attendances(app, client_key=None):
     with app.app_context():
         query = select(Attendance).where(Attendance.voided_at.is_(None))
-        if client_pk is not None:
-            query = query.where(Attendance.client_id == client_pk)
+        if client_key is not None:
+            query = query.where(Attendance.client_key == client_key)
         return db.session().scalars(query.order_by(Attendance.id)).all()
 
 

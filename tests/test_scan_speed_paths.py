@@ -30,16 +30,16 @@ from iop.store.models import Attendance, Client, Group, GroupSession, KioskDevic
 UTC = timezone.utc
 
 
-def assert_client_week_is_week_figures(app, monday: date, now: datetime, client_pks) -> int:
+def assert_client_week_is_week_figures(app, monday: date, now: datetime, client_keys) -> int:
     """Every named client's client_week equals week_figures'; returns how many were compared."""
     with app.app_context():
-        general = hours_queries.week_figures(monday, now, NY, list(client_pks))
-        for client_pk in client_pks:
-            assert hours_queries.client_week(client_pk, monday, now, NY) == general[client_pk], (client_pk, now)
+        general = hours_queries.week_figures(monday, now, NY, list(client_keys))
+        for client_key in client_keys:
+            assert hours_queries.client_week(client_key, monday, now, NY) == general[client_key], (client_key, now)
         everyone = hours_queries.week_figures(monday, now, NY)  # the board's call: no names given
-        for client_pk, figures in everyone.items():
-            assert hours_queries.client_week(client_pk, monday, now, NY) == figures, (client_pk, now)
-    return len(client_pks)
+        for client_key, figures in everyone.items():
+            assert hours_queries.client_week(client_key, monday, now, NY) == figures, (client_key, now)
+    return len(client_keys)
 
 
 # ---- client_week == week_figures: the hand-worked cases -------------------------------------------
@@ -137,7 +137,7 @@ def _generated_program(app, seed: int) -> tuple[list[int], date]:
                     check_in = group_session.starts_at + shift
                     check_out = rng.choice([None, check_in + timedelta(minutes=rng.randint(0, 240), seconds=17)])
                     excused = rng.random() < 0.1
-                    s.add(Attendance(session_id=group_session.id, client_id=person.id,
+                    s.add(Attendance(session_id=group_session.id, client_key=person.id,
                                      status="excused" if excused else "present", source="import",
                                      check_in_at=None if excused else check_in,
                                      check_out_at=None if excused else check_out,

@@ -60,7 +60,7 @@ def test_scans_arriving_together_are_one_transaction_with_each_its_own_answer(ap
     assert [s.answer.body["client"]["display_name"] for s in batch] == ["Maria G.", "Ana L.", "Maria G.", "Ben O."]
     assert all(s.answer.body["week"]["target_minutes"] == 540 for s in batch)
     db.session().rollback()
-    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
+    assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
     assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
 
 
@@ -74,7 +74,7 @@ def test_a_scan_sent_twice_in_one_batch_is_counted_once(app, ctx, kiosk_scene, p
     assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
     assert batch[2].answer.body == batch[0].answer.body
     db.session().rollback()
-    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id])
+    assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id])
     assert len(rows(Scan)) == 2
 
 
@@ -117,7 +117,7 @@ def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, 
     assert commits == 3  # the batch's transaction rolled back; one each after
     assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
     db.session().rollback()
-    assert sorted(r.client_id for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
+    assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
     assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
 
 
@@ -131,7 +131,7 @@ def test_a_kiosk_revoked_meanwhile_gets_nothing_written_and_the_others_are_kept(
     assert batch[0].answer.code == "checked_in"
     assert batch[1].answer.status == 403 and batch[1].answer.code == "not_enrolled"
     db.session().rollback()
-    assert [r.client_id for r in rows(Attendance)] == [maria.id]
+    assert [r.client_key for r in rows(Attendance)] == [maria.id]
     assert [s.kiosk_id for s in rows(Scan)] == [kiosk_scene.device.id]
 
 

@@ -65,7 +65,7 @@ def _two_in_the_room(app, world):
 
 def _records(app, session_id):
     with app.app_context():
-        return {r.client_id: (r.check_out_at, r.check_out_source) for r in db.session().scalars(
+        return {r.client_key: (r.check_out_at, r.check_out_source) for r in db.session().scalars(
             select(Attendance).where(Attendance.session_id == session_id))}
 
 
@@ -133,7 +133,7 @@ def test_the_noon_check_flags_at_risk_weeks_once(app, world):
     assert run(app, scheduler.flag_at_risk, at(WED, "12:00")) == []
     assert run(app, scheduler.flag_at_risk, at(WED, "12:15")) == []  # this noon is done
     with app.app_context():
-        flags = db.session().execute(select(WeekFlag.client_id, WeekFlag.week_start, WeekFlag.status)).all()
+        flags = db.session().execute(select(WeekFlag.client_key, WeekFlag.week_start, WeekFlag.status)).all()
     assert flags == [(behind.id, MON, "at_risk")]
 
 

@@ -278,8 +278,8 @@ def all_logs():
 def test_no_name_or_card_code_in_any_log_line_through_a_whole_day(app, client, runner, live_server, all_logs, tmp_path):
     from sqlalchemy import select
 
-    from iop.extensions import socketio
     from iop.clinic import cards
+    from iop.extensions import socketio
     from iop.store import db
     from iop.store.models import Client, GroupSession
 

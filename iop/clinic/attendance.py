@@ -92,7 +92,7 @@ class SessionsNear(NamedTuple):
 
 @functools.cache
 def client_sessions_statement():
-    """Each named client's (:client_pks) row, each of their groups (by code), its sessions dated :day
+    """Each named client's (:client_keys) row, each of their groups (by code), its sessions dated :day
     or :next_day and the client's live record in each; and how many of the client's records are
     open in sessions ending after :at. Callers may add columns after these (the scan adds whether
     its scan_id is known)."""
@@ -102,7 +102,7 @@ def client_sessions_statement():
     group, group_session, record = Group.__table__.c, GroupSession.__table__.c, Attendance.__table__.c
     other, other_group_session = Attendance.__table__.alias("other"), GroupSession.__table__.alias("other_group_session")
     open_visits = (select(func.count()).select_from(other.join(other_group_session, other_group_session.c.id == other.c.session_id))
-                   .where(other.c.client_id == client.id, other.c.voided_at.is_(None),
+                   .where(other.c.client_key == client.id, other.c.voided_at.is_(None),
                           other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
                           other_group_session.c.ends_at > bindparam("at"))
                    .scalar_subquery())
@@ -111,41 +111,41 @@ def client_sessions_statement():
                    group_session.id, group_session.date, group_session.starts_at, group_session.ends_at, group_session.status, group_session.closed_at,
                    record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
             .select_from(Client.__table__
-                         .outerjoin(ClientGroup.__table__, member.client_id == client.id)
+                         .outerjoin(ClientGroup.__table__, member.client_key == client.id)
                          .outerjoin(Group.__table__, group.id == member.group_id)
                          .outerjoin(GroupSession.__table__,
                                     and_(group_session.group_id == group.id,
                                          group_session.date.in_([bindparam("day"), bindparam("next_day")])))
                          .outerjoin(Attendance.__table__,
-                                    and_(record.session_id == group_session.id, record.client_id == client.id,
+                                    and_(record.session_id == group_session.id, record.client_key == client.id,
                                          record.voided_at.is_(None))))
-            .where(db.one_of(client.id, "client_pks"))
+            .where(db.one_of(client.id, "client_keys"))
             .order_by(client.id, group.code, group_session.date))
 
 
-def client_sessions_near(client_pk: int, moment: datetime, statement=None, params: dict | None = None
+def client_sessions_near(client_key: int, moment: datetime, statement=None, params: dict | None = None
                          ) -> tuple[SessionsNear, list]:
     """The client, their groups, those groups' sessions dated the moment's local day or the day
     after and the client's records in them, in one query (client_sessions_statement, or
     `statement` built on it with `params` for its own columns); also the rows, for such columns."""
-    near, rows = clients_sessions_near([client_pk], moment, statement, params)
-    return near.get(client_pk) or SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0), rows
+    near, rows = clients_sessions_near([client_key], moment, statement, params)
+    return near.get(client_key) or SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0), rows
 
 
-def clients_sessions_near(client_pks: list[int], moment: datetime, statement=None, params: dict | None = None
+def clients_sessions_near(client_keys: list[int], moment: datetime, statement=None, params: dict | None = None
                           ) -> tuple[dict[int, SessionsNear], list]:
     """client_sessions_near for several clients at once, by client (a client not found is left out).
     Open visits are counted in sessions ending after `moment`: give the earliest of the scans' times."""
     day = local_date(moment, program_tz())
     rows = db.session().connection().execute(
         statement if statement is not None else client_sessions_statement(),
-        {"client_pks": list(client_pks), "day": day, "next_day": day + timedelta(days=1), "at": moment,
+        {"client_keys": list(client_keys), "day": day, "next_day": day + timedelta(days=1), "at": moment,
          **(params or {})}).all()
     found: dict[int, tuple] = {}
-    for (client_pk, card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
+    for (client_key, card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
          session_id, date_, starts, ends, session_status, closed_at, visit_id, visit_status, check_in, check_out,
          open_visits, *_added) in rows:
-        facts, groups, sessions, visits, _open = found.setdefault(client_pk, (
+        facts, groups, sessions, visits, _open = found.setdefault(client_key, (
             ClientFacts(card_version, status, first_name, last_name), {}, {}, {}, open_visits or 0))
         if group_id is None:
             continue  # in no group
@@ -155,18 +155,18 @@ def clients_sessions_near(client_pks: list[int], moment: datetime, statement=Non
                                                       closed_at, name, room or "")
             if visit_id is not None:
                 visits[session_id] = Visit(visit_id, session_id, visit_status, check_in, check_out)
-    return {client_pk: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
-            for client_pk, (facts, groups, sessions, visits, open_count) in found.items()}, rows
+    return {client_key: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
+            for client_key, (facts, groups, sessions, visits, open_count) in found.items()}, rows
 
 
-def session_open_for(client_pk: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
+def session_open_for(client_key: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
     """The client's group session open at `moment`: found in one query (or in `near`, read for
     that moment's day); made from the schedule only when the day has no session yet and its
     window is open now (the scheduler makes the others)."""
     tz = program_tz()
     day = local_date(moment, tz)
     if near is None or near.day != day:
-        near = client_sessions_near(client_pk, moment)[0]
+        near = client_sessions_near(client_key, moment)[0]
     candidates = []
     for group_id, active, weekdays, start, end in near.groups:
         meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
@@ -189,9 +189,9 @@ def _open_session(group_session: GroupSession) -> OpenSession:
                        group_session.closed_at, group_session.group.name, group_session.group.room or "")
 
 
-def live_attendance(session_id: int, client_pk: int) -> Attendance | None:
+def live_attendance(session_id: int, client_key: int) -> Attendance | None:
     return db.session().scalar(select(Attendance).where(
-        Attendance.session_id == session_id, Attendance.client_id == client_pk, Attendance.voided_at.is_(None)))
+        Attendance.session_id == session_id, Attendance.client_key == client_key, Attendance.voided_at.is_(None)))
 
 
 def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, reason: str | None) -> None:
@@ -206,12 +206,12 @@ def check_in(group_session: GroupSession, client: Client, at: datetime, source: 
     if live_attendance(group_session.id, client.id) is not None:
         raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
     for other in db.session().scalars(select(Attendance).join(GroupSession).where(
-            Attendance.client_id == client.id, Attendance.voided_at.is_(None),
+            Attendance.client_key == client.id, Attendance.voided_at.is_(None),
             Attendance.check_in_at.is_not(None), Attendance.check_out_at.is_(None),
             GroupSession.id != group_session.id, GroupSession.ends_at > at)):
         if other.check_in_at <= at:
             check_out(other, at, source, by_user)
-    record = Attendance(session_id=group_session.id, client_id=client.id, status="present", source=source,
+    record = Attendance(session_id=group_session.id, client_key=client.id, status="present", source=source,
                         check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None)
     db.session().add(record)
     db.session().flush()
@@ -241,16 +241,16 @@ def _visits_statement():
     record, group_session = Attendance.__table__.c, GroupSession.__table__.c
     columns = (record.id, record.session_id, record.status, record.check_in_at, record.check_out_at)
     here = select(*columns).where(record.session_id == bindparam("session_id"),
-                                  record.client_id == bindparam("client_pk"), record.voided_at.is_(None))
+                                  record.client_key == bindparam("client_key"), record.voided_at.is_(None))
     elsewhere = (select(*columns).select_from(Attendance.__table__.join(GroupSession.__table__,
                                                                          group_session.id == record.session_id))
-                 .where(record.client_id == bindparam("client_pk"), record.voided_at.is_(None),
+                 .where(record.client_key == bindparam("client_key"), record.voided_at.is_(None),
                         record.check_in_at.is_not(None), record.check_out_at.is_(None),
                         group_session.id != bindparam("session_id"), group_session.ends_at > bindparam("at")))
     return union_all(here, elsewhere)
 
 
-def kiosk_visits(session_id: int, client_pk: int, at: datetime, near: SessionsNear | None = None
+def kiosk_visits(session_id: int, client_key: int, at: datetime, near: SessionsNear | None = None
                  ) -> tuple[Visit | None, list[Visit]]:
     """The client's live record in this session (or None), and their records open in other sessions
     that end after `at` (check_in ends those: one room at a time). From `near`, when given: read in
@@ -262,7 +262,7 @@ def kiosk_visits(session_id: int, client_pk: int, at: datetime, near: SessionsNe
             return here, []
     here, elsewhere = None, []
     for row in db.session().connection().execute(
-            _visits_statement(), {"session_id": session_id, "client_pk": client_pk, "at": at}):
+            _visits_statement(), {"session_id": session_id, "client_key": client_key, "at": at}):
         visit = Visit(*row)
         if visit.session_id == session_id:
             here = visit
@@ -284,7 +284,7 @@ class CheckIns:
             self.rows = []
 
 
-def kiosk_check_in(session_id: int, client_pk: int, at: datetime, elsewhere: list[Visit],
+def kiosk_check_in(session_id: int, client_key: int, at: datetime, elsewhere: list[Visit],
                    check_out_at: datetime | None = None, check_out_source: str | None = None,
                    batch: CheckIns | None = None) -> None:
     """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
@@ -295,7 +295,7 @@ def kiosk_check_in(session_id: int, client_pk: int, at: datetime, elsewhere: lis
     for other in elsewhere:
         if other.check_in_at <= at:
             _kiosk_check_out(connection, other.id, at, "kiosk")
-    row = {"session_id": session_id, "client_id": client_pk, "status": "present", "source": "kiosk",
+    row = {"session_id": session_id, "client_key": client_key, "status": "present", "source": "kiosk",
            "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source}
     if batch is not None:
         batch.rows.append(row)
@@ -331,7 +331,7 @@ def excuse(group_session: GroupSession, client: Client, by_user: StaffUser, reas
         if existing.status == "excused":
             return existing
         raise AttendanceError("already_checked_in", "This client checked in; correct the record instead.")
-    record = Attendance(session_id=group_session.id, client_id=client.id, status="excused", source="manual",
+    record = Attendance(session_id=group_session.id, client_key=client.id, status="excused", source="manual",
                         reason=reason, recorded_by_id=by_user.id)
     db.session().add(record)
     db.session().flush()
@@ -350,7 +350,7 @@ def correct(record: Attendance, check_in: datetime | None, check_out: datetime |
     now = clock.now()
     record.voided_at, record.voided_by_id, record.void_reason = now, by_user.id, reason
     db.session().flush()
-    replacement = Attendance(session_id=record.session_id, client_id=record.client_id, status=status,
+    replacement = Attendance(session_id=record.session_id, client_key=record.client_key, status=status,
                              source="manual", check_in_at=check_in, check_out_at=check_out,
                              check_out_source="manual" if check_out else None, reason=reason,
                              recorded_by_id=by_user.id, replaces_id=record.id)
@@ -384,6 +384,6 @@ def close_session(group_session: GroupSession, closed_at: datetime, by_user: Sta
 def session_members(group_session: GroupSession) -> list[Client]:
     """Active clients in the session's group (for manual check-in lists)."""
     return list(db.session().scalars(
-        select(Client).join(ClientGroup, ClientGroup.client_id == Client.id)
+        select(Client).join(ClientGroup, ClientGroup.client_key == Client.id)
         .where(ClientGroup.group_id == group_session.group_id, Client.status == "active")
         .order_by(Client.first_name, Client.last_name)))

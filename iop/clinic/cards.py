@@ -26,7 +26,7 @@ class CardError(ValueError):
 
 @dataclass(frozen=True)
 class CardToken:
-    client_pk: int
+    client_key: int
     version: int
 
 
@@ -40,9 +40,9 @@ def _serializer() -> URLSafeSerializer:
     return found
 
 
-def card_code(client_pk: int, version: int) -> str:
+def card_code(client_key: int, version: int) -> str:
     """The QR payload of a client's card."""
-    return _serializer().dumps([client_pk, version])
+    return _serializer().dumps([client_key, version])
 
 
 def read_card(code: str) -> CardToken:
@@ -59,7 +59,7 @@ def read_card(code: str) -> CardToken:
         or not all(isinstance(part, int) and not isinstance(part, bool) and part > 0 for part in value)
     ):
         raise CardError("unknown card", "unknown_card")
-    return CardToken(client_pk=value[0], version=value[1])
+    return CardToken(client_key=value[0], version=value[1])
 
 
 def issue_new_card(client, by_user=None) -> str:

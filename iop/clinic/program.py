@@ -197,5 +197,5 @@ def group_sizes() -> dict[int, int]:
     from iop.store.models import ClientGroup
 
     return dict(db.session().execute(
-        select(ClientGroup.group_id, func.count()).join(Client, Client.id == ClientGroup.client_id)
+        select(ClientGroup.group_id, func.count()).join(Client, Client.id == ClientGroup.client_key)
         .where(Client.status == "active").group_by(ClientGroup.group_id)).all())

@@ -83,7 +83,7 @@ class ScanAnswer:
     status: int
     body: dict
     session_id: int | None = None  # set when a fresh answer changed a roster: publish after commit
-    client_pk: int | None = None
+    client_key: int | None = None
 
     @property
     def code(self) -> str:
@@ -96,8 +96,8 @@ class ScanRefused(ValueError):
         self.code = code
 
 
-def refusal(code: str, client_pk: int | None = None) -> ScanAnswer:
-    return ScanAnswer(STATUS[code], {"error": {"code": code}}, client_pk=client_pk)
+def refusal(code: str, client_key: int | None = None) -> ScanAnswer:
+    return ScanAnswer(STATUS[code], {"error": {"code": code}}, client_key=client_key)
 
 
 # ---- the request -----------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
             answers.append(_stored_answer(scan.scan_id, scan.kiosk_id))
             continue
         if isinstance(outcome, Greeting):
-            outcome = ScanAnswer(200, next(bodies), session_id=outcome.session_id, client_pk=outcome.client_pk)
+            outcome = ScanAnswer(200, next(bodies), session_id=outcome.session_id, client_key=outcome.client_key)
         answers.append(outcome)
         new.append((scan, outcome))
     if new and not _store(new):
@@ -384,8 +384,8 @@ def _decision(scan: PendingScan, known: set[str] | None = None,
         return None
     if scan.early is not None:
         return scan.early if known is not None or not _known(scan.scan_id) else None
-    if near and scan.token.client_pk in near:
-        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_pk], check_ins)
+    if near and scan.token.client_key in near:
+        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_key], check_ins)
     if check_ins is not None:
         check_ins.flush()
     return _decide(scan.token, scan.scan_id, scan.at, check_ins=check_ins)
@@ -413,13 +413,13 @@ def _sessions_near(scans: list[PendingScan]) -> dict[int, attendance.SessionsNea
     day = local_date(live[0].at, tz)
     counts: dict[int, int] = {}
     for scan in live:
-        counts[scan.token.client_pk] = counts.get(scan.token.client_pk, 0) + 1
-    once = [scan for scan in live if counts[scan.token.client_pk] == 1 and local_date(scan.at, tz) == day]
+        counts[scan.token.client_key] = counts.get(scan.token.client_key, 0) + 1
+    once = [scan for scan in live if counts[scan.token.client_key] == 1 and local_date(scan.at, tz) == day]
     if not once:
         return {}
     earliest = min(scan.at for scan in once)
-    near = attendance.clients_sessions_near(sorted(scan.token.client_pk for scan in once), earliest)[0]
-    return {client_pk: sessions for client_pk, sessions in near.items() if sessions.day == day}
+    near = attendance.clients_sessions_near(sorted(scan.token.client_key for scan in once), earliest)[0]
+    return {client_key: sessions for client_key, sessions in near.items() if sessions.day == day}
 
 
 def _note_kiosks_seen(batch: list[PendingScan]) -> list[tuple[int, datetime]]:
@@ -479,7 +479,7 @@ def _store(new: list[tuple[PendingScan, ScanAnswer]]) -> bool:
     if len(connection.execute(_live_kiosks_statement(), {"kiosk_ids": kiosk_ids}).all()) != len(kiosk_ids):
         return False
     connection.execute(Scan.__table__.insert(), [
-        {"scan_id": scan.scan_id, "kiosk_id": scan.kiosk_id, "client_id": answer.client_pk, "received_at": scan.now,
+        {"scan_id": scan.scan_id, "kiosk_id": scan.kiosk_id, "client_key": answer.client_key, "received_at": scan.now,
          "scanned_at": scan.at, "http_status": answer.status, "response": answer.body} for scan, answer in new])
     return True
 
@@ -544,7 +544,7 @@ class Greeting(NamedTuple):
     """A scan that succeeded; its answer's body waits for the week's figures (success_bodies)."""
 
     result: str
-    client_pk: int
+    client_key: int
     name: str
     group_session: attendance.OpenSession
     at: datetime
@@ -558,51 +558,51 @@ def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance
     sessions as read for a batch, without asking about the scan_id (a known one then collides when
     its row is stored, and the batch goes one scan at a time); `check_ins`: the batch's, where a new
     check-in waits to be written with the others."""
-    client_pk = token.client_pk
+    client_key = token.client_key
     if near is None:
-        near, rows = attendance.client_sessions_near(client_pk, at, _near_statement(), {"scan_id": scan_id})
+        near, rows = attendance.client_sessions_near(client_key, at, _near_statement(), {"scan_id": scan_id})
         if rows[0].scan_known if rows else _known(scan_id):
             return None
     client = near.client
     if client is None or token.version > client.card_version:
         return refusal("unknown_card")
     if token.version < client.card_version:
-        return refusal("revoked_card", client_pk)
+        return refusal("revoked_card", client_key)
     if client.status != "active":
-        return refusal("inactive_client", client_pk)
-    group_session = session_at(client_pk, at, near)
+        return refusal("inactive_client", client_key)
+    group_session = session_at(client_key, at, near)
     if group_session is None:
-        return refusal("no_session_now", client_pk)
+        return refusal("no_session_now", client_key)
 
-    record, elsewhere = attendance.kiosk_visits(group_session.id, client_pk, at, near)
+    record, elsewhere = attendance.kiosk_visits(group_session.id, client_key, at, near)
     if record is None:
         closed = None
         if group_session.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
             closed = max(hours.close_check_out(group_session.closed_at or group_session.ends_at, group_session.ends_at), at)
-        attendance.kiosk_check_in(group_session.id, client_pk, at, elsewhere, closed, "close" if closed else None,
+        attendance.kiosk_check_in(group_session.id, client_key, at, elsewhere, closed, "close" if closed else None,
                                   check_ins)
         result = "checked_in"
     elif record.status != "present" or record.check_in_at is None:
-        return refusal("see_staff", client_pk)  # staff recorded this visit by hand (e.g. excused)
+        return refusal("see_staff", client_key)  # staff recorded this visit by hand (e.g. excused)
     elif record.check_out_at is not None:
-        return refusal("already_checked_out", client_pk)
+        return refusal("already_checked_out", client_key)
     elif at - record.check_in_at >= timedelta(minutes=current_app.config["REPEAT_SCAN_MINUTES"]):
         attendance.kiosk_check_out(record, at)
         result = "checked_out"
     else:
         result = "already_checked_in"
-    return Greeting(result, client_pk, Client.display_name.fget(client), group_session, at,
+    return Greeting(result, client_key, Client.display_name.fget(client), group_session, at,
                     session_id=group_session.id if result != "already_checked_in" else None)
 
 
-def session_at(client_pk: int, at: datetime, near: attendance.SessionsNear | None = None
+def session_at(client_key: int, at: datetime, near: attendance.SessionsNear | None = None
                ) -> attendance.OpenSession | None:
     """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
-    group_session = attendance.session_open_for(client_pk, at, near)
+    group_session = attendance.session_open_for(client_key, at, near)
     if group_session is not None:
         return group_session
     if near is None:
-        near = attendance.client_sessions_near(client_pk, at)[0]
+        near = attendance.client_sessions_near(client_key, at)[0]
     candidates = [m for m in near.sessions.values()
                   if m.status == "closed" and m.closed_at is not None and m.closed_at > at
                   and attendance.opens_at(m) <= at < m.ends_at]
@@ -619,14 +619,14 @@ def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
     mondays = [hours.week_start(local_date(greeting.at, tz)) for greeting in greetings]
     first = min(min(monday, g.group_session.date) for monday, g in zip(mondays, greetings))
     last = max(max(monday + timedelta(days=6), g.group_session.date) for monday, g in zip(mondays, greetings))
-    client_pks = sorted({greeting.client_pk for greeting in greetings})
-    minutes = hours_queries.clients_minutes_by_day(client_pks, first, last, now)
-    plans = hours_queries.plans_touching(first, last, client_pks)
+    client_keys = sorted({greeting.client_key for greeting in greetings})
+    minutes = hours_queries.clients_minutes_by_day(client_keys, first, last, now)
+    plans = hours_queries.plans_touching(first, last, client_keys)
     bodies = []
     for monday, greeting in zip(mondays, greetings):
-        group_session, client_pk = greeting.group_session, greeting.client_pk
-        by_day = {day: m for (pk, day), m in minutes.items() if pk == client_pk}
-        week_plans = [plan for plan in plans.get(client_pk, ()) if plan.overlaps_week(monday)]
+        group_session, client_key = greeting.group_session, greeting.client_key
+        by_day = {day: m for (pk, day), m in minutes.items() if pk == client_key}
+        week_plans = [plan for plan in plans.get(client_key, ()) if plan.overlaps_week(monday)]
         bodies.append({
             "result": greeting.result,
             "client": {"display_name": greeting.name},

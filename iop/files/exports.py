@@ -116,7 +116,7 @@ def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
                Attendance.status, Attendance.source)
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .join(Group, Group.id == GroupSession.group_id)
-        .join(Client, Client.id == Attendance.client_id)
+        .join(Client, Client.id == Attendance.client_key)
         .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None))
         .order_by(GroupSession.date, GroupSession.starts_at, Group.code, Client.client_id, Attendance.id)
     )
@@ -137,7 +137,7 @@ def _local_time(moment: datetime | None, tz) -> time | None:
 def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
     full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
     per_session = (
-        select(Attendance.client_id.label("client_pk"), GroupSession.date.label("day"),
+        select(Attendance.client_key.label("client_key"), GroupSession.date.label("day"),
                hours_queries.credited_minutes_sql(Attendance, GroupSession, now).label("minutes"))
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
@@ -148,7 +148,7 @@ def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
     query = (
         select(per_session.c.day, Client.client_id, Client.first_name, Client.last_name, minutes,
                func.sum(case((per_session.c.minutes > 0, 1), else_=0)))
-        .join(Client, Client.id == per_session.c.client_pk)
+        .join(Client, Client.id == per_session.c.client_key)
         .group_by(per_session.c.day, Client.id, Client.client_id, Client.first_name, Client.last_name)
         .having(minutes > 0)
         .order_by(per_session.c.day, Client.client_id)

@@ -532,7 +532,7 @@ def _apply_plan(client: Client, terms: hours.PlanTerms) -> list[str]:
 class _Visit:
     """One attendance in time, from the file (line) or from the database (line None)."""
 
-    client_pk: int
+    client_key: int
     starts: datetime
     ends: datetime
     group_code: str
@@ -616,23 +616,23 @@ class _AttendanceImport(_Import):
             return
         first = min(item.day for item in self.parsed) - timedelta(days=1)
         last = max(item.day for item in self.parsed) + timedelta(days=1)
-        client_pks = {item.client.id for item in self.parsed}
+        client_keys = {item.client.id for item in self.parsed}
         # (status, check-in, check-out) of each live record, by client, group and date: plain
         # columns, not ORM objects, since a year-long file meets a year of records.
         recorded: dict[tuple[int, int, date], tuple] = {}
         visits: dict[int, list[_Visit]] = {}
-        query = (select(Attendance.client_id, GroupSession.group_id, GroupSession.date, Attendance.status,
+        query = (select(Attendance.client_key, GroupSession.group_id, GroupSession.date, Attendance.status,
                         Attendance.check_in_at, Attendance.check_out_at, GroupSession.ends_at)
                  .join(GroupSession, GroupSession.id == Attendance.session_id)
                  .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None)))
         group_codes = {g.id: g.code for g in self.groups.values()}
-        for client_pk, group_id, day, status, check_in, check_out, ends in self.session.execute(query):
-            if client_pk not in client_pks:
+        for client_key, group_id, day, status, check_in, check_out, ends in self.session.execute(query):
+            if client_key not in client_keys:
                 continue
-            recorded[(client_pk, group_id, day)] = (status, check_in, check_out)
+            recorded[(client_key, group_id, day)] = (status, check_in, check_out)
             if status == "present" and check_in is not None:
-                visits.setdefault(client_pk, []).append(_Visit(
-                    client_pk, check_in, check_out or max(ends, check_in), group_codes.get(group_id, "?"), day))
+                visits.setdefault(client_key, []).append(_Visit(
+                    client_key, check_in, check_out or max(ends, check_in), group_codes.get(group_id, "?"), day))
         for item in self.parsed:
             if item.row.line in self.problems:
                 continue
@@ -694,7 +694,7 @@ class _AttendanceImport(_Import):
             if key not in sessions:
                 sessions[key] = ensure_session(item.group, item.day).id
             pending.append(dict(
-                session_id=sessions[key], client_id=item.client.id, status=item.status,
+                session_id=sessions[key], client_key=item.client.id, status=item.status,
                 check_in_at=item.check_in, check_out_at=item.check_out, source="import",
                 check_out_source="import" if item.check_out else None, recorded_by_id=recorder,
                 created_at=self.now))

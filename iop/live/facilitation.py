@@ -353,7 +353,7 @@ def summary(group_session: GroupSession, now: datetime | None = None) -> Session
     now = now or clock.now()
     grace = current_app.config["GRACE_MINUTES"]
     records = db.session().execute(
-        select(Attendance, Client).join(Client, Client.id == Attendance.client_id)
+        select(Attendance, Client).join(Client, Client.id == Attendance.client_key)
         .where(Attendance.session_id == group_session.id, Attendance.voided_at.is_(None))
         .order_by(Client.last_name, Client.first_name)
         .execution_options(populate_existing=True)).all()

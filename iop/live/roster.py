@@ -44,14 +44,14 @@ def checked_in_counts(session_ids: list[int]) -> dict[int, int]:
     return {session_id: count for session_id, count in rows}
 
 
-def _new_to_module(client_pks: list[int], module_id: str | None) -> set[int]:
+def _new_to_module(client_keys: list[int], module_id: str | None) -> set[int]:
     from curriculum.catalog import catalog
 
     if not module_id or catalog().module(module_id) is None:
         return set()
     from curriculum.completion import new_to_module
 
-    return new_to_module(client_pks, module_id)
+    return new_to_module(client_keys, module_id)
 
 
 class _SessionRow(NamedTuple):
@@ -74,16 +74,16 @@ def _statements():
                       group_session.ends_at).where(db.one_of(group_session.id, "session_ids"))
     records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
                       client.id, client.public_id, client.first_name, client.last_name)
-               .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_id))
+               .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_key))
                .where(db.one_of(record.session_id, "session_ids"), record.voided_at.is_(None))
                .order_by(record.id))
     members = (select(member.group_id, client.id, client.public_id, client.first_name, client.last_name)
-               .select_from(Client.__table__.join(ClientGroup.__table__, member.client_id == client.id))
+               .select_from(Client.__table__.join(ClientGroup.__table__, member.client_key == client.id))
                .where(db.one_of(member.group_id, "group_ids"), client.status == "active")
                .order_by(client.first_name, client.last_name, client.id))
-    at_risk = select(flag.client_id, flag.week_start).where(
+    at_risk = select(flag.client_key, flag.week_start).where(
         db.one_of(flag.week_start, "weeks"), flag.status == "at_risk",
-        db.one_of(flag.client_id, "client_pks"))
+        db.one_of(flag.client_key, "client_keys"))
     return sessions, records, members, at_risk
 
 
@@ -126,8 +126,8 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
     everyone = {p.id for m in group_sessions for p in members.get(m.group_id, ())} | {
         r[4].id for m in group_sessions for r in records[m.id]}
     weeks = sorted({hours.week_start(m.date) for m in group_sessions})
-    at_risk = {(client_pk, week) for client_pk, week in connection.execute(
-        at_risk_sql, {"weeks": weeks, "client_pks": sorted(everyone)})} if everyone else set()
+    at_risk = {(client_key, week) for client_key, week in connection.execute(
+        at_risk_sql, {"weeks": weeks, "client_keys": sorted(everyone)})} if everyone else set()
     new: dict[str | None, set[int]] = {}
     for module_id in {m.module_id for m in group_sessions}:
         pks = sorted({r[4].id for m in group_sessions if m.module_id == module_id for r in records[m.id]})

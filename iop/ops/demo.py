@@ -228,11 +228,11 @@ def _attend_week(db_session, chance: random.Random, client: Client, mine: list[G
         if roll < absent:
             continue
         if roll < absent + excused:
-            db_session.add(Attendance(session_id=group_session.id, client_id=client.id, status="excused",
+            db_session.add(Attendance(session_id=group_session.id, client_key=client.id, status="excused",
                                       source="manual", reason="Medical appointment"))
             continue
         check_in = group_session.starts_at + timedelta(minutes=chance.choice(arrivals))
         check_out = group_session.ends_at + timedelta(minutes=chance.choice(departures))
-        db_session.add(Attendance(session_id=group_session.id, client_id=client.id, status="present", source="kiosk",
+        db_session.add(Attendance(session_id=group_session.id, client_key=client.id, status="present", source="kiosk",
                                   check_in_at=check_in, check_out_at=check_out, check_out_source="kiosk"))
         earned += hours.credited_minutes(check_in, check_out, group_session.starts_at, group_session.ends_at)

@@ -122,10 +122,10 @@ def flag_at_risk(now: datetime | None = None, force: bool = False) -> list[int]:
             return []  # this noon's check is done
         monday = hours.week_start(now.astimezone(tz).date())
         at_risk = [pk for pk, figure in hours_queries.week_figures(monday, now, tz).items() if figure.status == "at_risk"]
-        already = set(s.scalars(select(WeekFlag.client_id).where(WeekFlag.week_start == monday)))
+        already = set(s.scalars(select(WeekFlag.client_key).where(WeekFlag.week_start == monday)))
         new = [pk for pk in at_risk if pk not in already]
-        for client_pk in new:
-            s.add(WeekFlag(client_id=client_pk, week_start=monday, status="at_risk", flagged_at=now))
+        for client_key in new:
+            s.add(WeekFlag(client_key=client_key, week_start=monday, status="at_risk", flagged_at=now))
         _beat(s, NOON_CHECK, now)
     return new
 

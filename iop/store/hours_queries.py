@@ -127,7 +127,7 @@ def credited_minutes_sql(attendance, group_session, now: datetime | None) -> Col
 class WeekFigures(NamedTuple):
     """A client's week: every number the kiosk, the board and the hours export show."""
 
-    client_pk: int
+    client_key: int
     week_start: date
     level_of_care: str
     target_minutes: int
@@ -146,7 +146,7 @@ class WeekFigures(NamedTuple):
 
 @functools.cache
 def _minutes_by_day_statement(for_named_clients: bool):
-    """(client_pk, day, minutes) per client and day for sessions dated :first..:last.
+    """(client_key, day, minutes) per client and day for sessions dated :first..:last.
 
     It starts from the sessions' dates (indexed) and reaches attendance through its (session,
     client) index, so its cost follows the range's rows, not the table's."""
@@ -155,16 +155,16 @@ def _minutes_by_day_statement(for_named_clients: bool):
     from iop.store.models import Attendance, GroupSession
 
     query = (
-        select(Attendance.client_id.label("client_pk"), GroupSession.date.label("day"),
+        select(Attendance.client_key.label("client_key"), GroupSession.date.label("day"),
                func.sum(credited_minutes_sql(Attendance, GroupSession, None)).label("minutes"))
         .select_from(GroupSession)
         .join(Attendance, GroupSession.id == Attendance.session_id)
         .where(GroupSession.date.between(bindparam("first"), bindparam("last")), Attendance.voided_at.is_(None),
                Attendance.status == "present")
-        .group_by(Attendance.client_id, GroupSession.date)
+        .group_by(Attendance.client_key, GroupSession.date)
     )
     if for_named_clients:
-        query = query.where(one_of(Attendance.client_id, "client_pks"))
+        query = query.where(one_of(Attendance.client_key, "client_keys"))
     return query
 
 
@@ -174,38 +174,38 @@ def _totals_statement(for_named_clients: bool):
 
     days = _minutes_by_day_statement(for_named_clients).subquery()
     return select(
-        days.c.client_pk, func.sum(days.c.minutes),
+        days.c.client_key, func.sum(days.c.minutes),
         func.sum(case((days.c.minutes > 0, 1), else_=0)),
         func.sum(case((days.c.minutes >= bindparam("full_day"), 1), else_=0)),
-    ).group_by(days.c.client_pk)
+    ).group_by(days.c.client_key)
 
 
-def _range_params(first: date, last: date, now: datetime | None, client_pks: Sequence[int] | None) -> dict:
+def _range_params(first: date, last: date, now: datetime | None, client_keys: Sequence[int] | None) -> dict:
     params = {"first": first, "last": last, "hours_now": now}
-    if client_pks is not None:
-        params["client_pks"] = list(client_pks)
+    if client_keys is not None:
+        params["client_keys"] = list(client_keys)
     return params
 
 
-def minutes_by_client_day(first: date, last: date, now: datetime, client_pks: Sequence[int] | None = None):
-    """{(client_pk, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL."""
+def minutes_by_client_day(first: date, last: date, now: datetime, client_keys: Sequence[int] | None = None):
+    """{(client_key, date): credited minutes} for sessions dated first..last: one GROUP BY in SQL."""
     from iop.store import db
 
-    rows = db.session().execute(_minutes_by_day_statement(client_pks is not None),
-                                _range_params(first, last, now, client_pks))
-    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in rows}
+    rows = db.session().execute(_minutes_by_day_statement(client_keys is not None),
+                                _range_params(first, last, now, client_keys))
+    return {(client_key, day): int(minutes or 0) for client_key, day, minutes in rows}
 
 
 def totals_by_client(first: date, last: date, now: datetime, full_day_minutes: int,
-                     client_pks: Sequence[int] | None = None) -> dict[int, tuple[int, int, int]]:
-    """{client_pk: (credited minutes, days attended, full days)} over first..last, summed in SQL
+                     client_keys: Sequence[int] | None = None) -> dict[int, tuple[int, int, int]]:
+    """{client_key: (credited minutes, days attended, full days)} over first..last, summed in SQL
     from the per-day minutes (rule 3), so one row a client comes back, not one a day."""
     from iop.store import db
 
-    params = {**_range_params(first, last, now, client_pks), "full_day": full_day_minutes}
-    rows = db.session().connection().execute(_totals_statement(client_pks is not None), params).all()
-    return {client_pk: (int(minutes or 0), int(attended or 0), int(full or 0))
-            for client_pk, minutes, attended, full in rows}
+    params = {**_range_params(first, last, now, client_keys), "full_day": full_day_minutes}
+    rows = db.session().connection().execute(_totals_statement(client_keys is not None), params).all()
+    return {client_key: (int(minutes or 0), int(attended or 0), int(full or 0))
+            for client_key, minutes, attended, full in rows}
 
 
 @functools.cache
@@ -218,41 +218,41 @@ def _plans_statement(for_named_clients: bool, for_one_client: bool = False):
     from iop.store.models import Plan, PlanPhase
 
     plan, phase = Plan.__table__.c, PlanPhase.__table__.c  # plain rows: no ORM objects to build
-    query = (select(plan.id, plan.client_id, _iso_text(plan.start_date), _iso_text(plan.end_date),
+    query = (select(plan.id, plan.client_key, _iso_text(plan.start_date), _iso_text(plan.end_date),
                     plan.weekly_minutes, plan.days_per_week, plan.level_of_care, phase.first_week, phase.last_week,
                     phase.weekly_minutes, phase.days_per_week)
              .select_from(Plan.__table__.outerjoin(PlanPhase.__table__, phase.plan_id == plan.id))
              .where(plan.start_date <= bindparam("last"),
                     or_(plan.end_date.is_(None), plan.end_date >= bindparam("first"))))
     if for_one_client:  # a plain parameter: an expanding IN list is rendered again on every call
-        query = query.where(plan.client_id == bindparam("client_pk"))
+        query = query.where(plan.client_key == bindparam("client_key"))
     elif for_named_clients:
-        query = query.where(one_of(plan.client_id, "client_pks"))
+        query = query.where(one_of(plan.client_key, "client_keys"))
     return query
 
 
-def plans_touching(first: date, last: date, client_pks: Sequence[int] | None = None) -> dict[int, list[PlanTerms]]:
-    """{client_pk: [PlanTerms]} of the plans whose dates touch first..last (one plain query)."""
+def plans_touching(first: date, last: date, client_keys: Sequence[int] | None = None) -> dict[int, list[PlanTerms]]:
+    """{client_key: [PlanTerms]} of the plans whose dates touch first..last (one plain query)."""
     from iop.store import db
 
-    return _plans_from_rows(db.session().connection().execute(_plans_statement(client_pks is not None),
-                                                              _range_params(first, last, None, client_pks)).all())
+    return _plans_from_rows(db.session().connection().execute(_plans_statement(client_keys is not None),
+                                                              _range_params(first, last, None, client_keys)).all())
 
 
 def _plans_from_rows(rows) -> dict[int, list[PlanTerms]]:
     plans: dict[int, list[PlanTerms]] = {}
     staged: dict[int, tuple] = {}  # plans with phases wait until all their phases are read
     iso = date.fromisoformat
-    for plan_id, client_pk, start, end, weekly, days, level, *phase in rows:
+    for plan_id, client_key, start, end, weekly, days, level, *phase in rows:
         if phase[0] is None:
-            plans.setdefault(client_pk, []).append(
+            plans.setdefault(client_key, []).append(
                 PlanTerms(iso(start), iso(end) if end else None, weekly, days, level, ()))
         elif plan_id in staged:
             staged[plan_id][1].append(Phase(*phase))
         else:
-            staged[plan_id] = ((client_pk, start, end, weekly, days, level), [Phase(*phase)])
-    for (client_pk, start, end, weekly, days, level), phases in staged.values():
-        plans.setdefault(client_pk, []).append(
+            staged[plan_id] = ((client_key, start, end, weekly, days, level), [Phase(*phase)])
+    for (client_key, start, end, weekly, days, level), phases in staged.values():
+        plans.setdefault(client_key, []).append(
             PlanTerms(iso(start), iso(end) if end else None, weekly, days, level, tuple(sorted(phases))))
     return plans
 
@@ -338,33 +338,33 @@ def _membership_statement(for_named_clients: bool):
     from iop.store.models import ClientGroup
 
     member = ClientGroup.__table__.c
-    query = select(member.client_id, member.group_id)
+    query = select(member.client_key, member.group_id)
     if for_named_clients:
-        query = query.where(one_of(member.client_id, "client_pks"))
+        query = query.where(one_of(member.client_key, "client_keys"))
     return query
 
 
 def remaining_by_client(monday: date, now: datetime, tz: ZoneInfo,
-                        client_pks: Sequence[int] | None = None) -> dict[int, int]:
-    """{client_pk: minutes still to come this week in their groups' sessions} (rule 6)."""
+                        client_keys: Sequence[int] | None = None) -> dict[int, int]:
+    """{client_key: minutes still to come this week in their groups' sessions} (rule 6)."""
     from iop.store import db
 
     windows = group_windows(monday, tz)
     if not windows:
         return {}
     per_group = {group_id: remaining_minutes(group_windows_, now) for group_id, group_windows_ in windows.items()}
-    params = {} if client_pks is None else {"client_pks": list(client_pks)}
+    params = {} if client_keys is None else {"client_keys": list(client_keys)}
     groups_of: dict[int, list[int]] = {}
-    for client_pk, group_id in db.session().connection().execute(
-            _membership_statement(client_pks is not None), params).all():
+    for client_key, group_id in db.session().connection().execute(
+            _membership_statement(client_keys is not None), params).all():
         if group_id in windows:
-            groups_of.setdefault(client_pk, []).append(group_id)
+            groups_of.setdefault(client_key, []).append(group_id)
     remaining = {}
-    for client_pk, group_ids in groups_of.items():
+    for client_key, group_ids in groups_of.items():
         if len(group_ids) == 1:
-            remaining[client_pk] = per_group[group_ids[0]]
+            remaining[client_key] = per_group[group_ids[0]]
         else:
-            remaining[client_pk] = _remaining_across(windows, group_ids, now)
+            remaining[client_key] = _remaining_across(windows, group_ids, now)
     return remaining
 
 
@@ -382,7 +382,7 @@ def _full_day_minutes(full_day_minutes: int | None) -> int:
     return current_app.config.get("FULL_DAY_MINUTES", FULL_DAY_MINUTES) if has_app_context() else FULL_DAY_MINUTES
 
 
-def figures_for_week(client_pk: int, monday: date, totals: tuple[int, int, int], plans: Sequence[PlanTerms],
+def figures_for_week(client_key: int, monday: date, totals: tuple[int, int, int], plans: Sequence[PlanTerms],
                      week_over: bool, still_possible: int) -> WeekFigures:
     """One client's WeekFigures from their (minutes, days attended, full days) and plans (pure)."""
     attended, days, full_days = totals
@@ -392,7 +392,7 @@ def figures_for_week(client_pk: int, monday: date, totals: tuple[int, int, int],
     else:
         target, in_effect = week_target(plans, monday), plan_in_effect(plans, monday)
     return WeekFigures(
-        client_pk=client_pk, week_start=monday, level_of_care=in_effect.level_of_care if in_effect else "",
+        client_key=client_key, week_start=monday, level_of_care=in_effect.level_of_care if in_effect else "",
         target_minutes=target or 0, attended_minutes=attended, days_attended=days,
         status=week_status(target, attended, week_over, still_possible), full_days=full_days,
     )
@@ -401,53 +401,53 @@ def figures_for_week(client_pk: int, monday: date, totals: tuple[int, int, int],
 NOTHING = (0, 0, 0)
 
 
-def week_figures(monday: date, now: datetime, tz: ZoneInfo, client_pks: Sequence[int] | None = None,
+def week_figures(monday: date, now: datetime, tz: ZoneInfo, client_keys: Sequence[int] | None = None,
                  full_day_minutes: int | None = None) -> dict[int, WeekFigures]:
     """WeekFigures for the week of `monday`, for the named clients (or every client with a plan
     touching the week or attendance in it)."""
     sunday = monday + SIX_DAYS
-    totals = totals_by_client(monday, sunday, now, _full_day_minutes(full_day_minutes), client_pks)
-    plans = plans_touching(monday, sunday, client_pks)
-    wanted = set(client_pks) if client_pks is not None else plans.keys() | totals.keys()
+    totals = totals_by_client(monday, sunday, now, _full_day_minutes(full_day_minutes), client_keys)
+    plans = plans_touching(monday, sunday, client_keys)
+    wanted = set(client_keys) if client_keys is not None else plans.keys() | totals.keys()
     if not wanted:
         return {}
     week_over = now >= week_bounds(monday, tz)[1]
-    remaining = {} if week_over else remaining_by_client(monday, now, tz, client_pks)
+    remaining = {} if week_over else remaining_by_client(monday, now, tz, client_keys)
     # figures_for_week, unrolled: the board runs this for every client in the program.
     figures = {}
-    for client_pk in wanted:
-        attended, days, full_days = totals.get(client_pk, NOTHING)
-        client_plans = plans.get(client_pk, ())
+    for client_key in wanted:
+        attended, days, full_days = totals.get(client_key, NOTHING)
+        client_plans = plans.get(client_key, ())
         if len(client_plans) == 1:
             target = plan_week_target(client_plans[0], monday)
             level = client_plans[0].level_of_care if target is not None else ""
         else:
             target, in_effect = week_target(client_plans, monday), plan_in_effect(client_plans, monday)
             level = in_effect.level_of_care if in_effect else ""
-        figures[client_pk] = WeekFigures(
-            client_pk, monday, level, target or 0, attended, days,
-            week_status(target, attended, week_over, remaining.get(client_pk, 0)), full_days)
+        figures[client_key] = WeekFigures(
+            client_key, monday, level, target or 0, attended, days,
+            week_status(target, attended, week_over, remaining.get(client_key, 0)), full_days)
     return figures
 
 
-def client_weeks(client_pk: int, first_monday: date, last_monday: date, now: datetime, tz: ZoneInfo,
+def client_weeks(client_key: int, first_monday: date, last_monday: date, now: datetime, tz: ZoneInfo,
                  full_day_minutes: int | None = None) -> list[WeekFigures]:
     """One client's WeekFigures for every week first_monday..last_monday (a client page's history),
     in a few queries rather than a few per week."""
     last_sunday = last_monday + timedelta(days=6)
     full_day = _full_day_minutes(full_day_minutes)
     by_week: dict[date, dict[date, int]] = {}
-    for (_pk, day), minutes in minutes_by_client_day(first_monday, last_sunday, now, [client_pk]).items():
+    for (_pk, day), minutes in minutes_by_client_day(first_monday, last_sunday, now, [client_key]).items():
         by_week.setdefault(week_start(day), {})[day] = minutes
-    plans = plans_touching(first_monday, last_sunday, [client_pk]).get(client_pk, [])
+    plans = plans_touching(first_monday, last_sunday, [client_key]).get(client_key, [])
     weeks = []
     for monday in weeks_overlapping(first_monday, last_monday):
         week_over = now >= week_bounds(monday, tz)[1]
-        still_possible = 0 if week_over else remaining_by_client(monday, now, tz, [client_pk]).get(client_pk, 0)
+        still_possible = 0 if week_over else remaining_by_client(monday, now, tz, [client_key]).get(client_key, 0)
         by_day = by_week.get(monday, {})
         totals = (sum(by_day.values()), days_attended(by_day),
                   sum(1 for minutes in by_day.values() if is_full_day(minutes, full_day)))
-        weeks.append(figures_for_week(client_pk, monday, totals, plans, week_over, still_possible))
+        weeks.append(figures_for_week(client_key, monday, totals, plans, week_over, still_possible))
     return weeks
 
 
@@ -456,13 +456,13 @@ def client_weeks(client_pk: int, first_monday: date, last_monday: date, now: dat
 # of the week (by ix_attendance_client_id) and only their own groups' windows. The kiosk answers
 # every scan with the first two; tests/test_scan_speed_paths.py holds client_week equal to week_figures.
 
-def client_plans(client_pk: int, first: date, last: date) -> tuple[PlanTerms, ...]:
+def client_plans(client_key: int, first: date, last: date) -> tuple[PlanTerms, ...]:
     """The client's plans whose dates touch first..last (plans_touching for one client)."""
     from iop.store import db
 
     rows = db.session().connection().execute(_plans_statement(True, True),
-                                             {"client_pk": client_pk, "first": first, "last": last}).all()
-    return tuple(_plans_from_rows(rows).get(client_pk, ()))
+                                             {"client_key": client_key, "first": first, "last": last}).all()
+    return tuple(_plans_from_rows(rows).get(client_key, ()))
 
 
 @functools.cache
@@ -479,16 +479,16 @@ def _client_groups_week_statement():
                          .outerjoin(GroupSession.__table__,
                                     and_(group_session.group_id == group.id,
                                          group_session.date.between(bindparam("first"), bindparam("last")))))
-            .where(member.client_id == bindparam("client_pk"), group.active.is_(True)))
+            .where(member.client_key == bindparam("client_key"), group.active.is_(True)))
 
 
-def client_remaining(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) -> int:
+def client_remaining(client_key: int, monday: date, now: datetime, tz: ZoneInfo) -> int:
     """remaining_by_client for one client: from only their own groups' windows (one query)."""
     from iop.store import db
 
     groups, dated = {}, {}
     for group_id, weekdays, start, end, day, status, starts, ends in db.session().connection().execute(
-            _client_groups_week_statement(), {"client_pk": client_pk, "first": monday, "last": monday + SIX_DAYS}):
+            _client_groups_week_statement(), {"client_key": client_key, "first": monday, "last": monday + SIX_DAYS}):
         groups[group_id] = (group_id, weekdays, start, end)
         if day is not None:
             dated[(group_id, day)] = (status, starts, ends)
@@ -503,36 +503,36 @@ def client_remaining(client_pk: int, monday: date, now: datetime, tz: ZoneInfo) 
 
 @functools.cache
 def _client_days_statement():
-    """(client_pk, day, credited minutes) of the named clients for sessions dated :first..:last, from
+    """(client_key, day, credited minutes) of the named clients for sessions dated :first..:last, from
     their own attendance (ix_attendance_client_id), with the same rule-1 expression as the board's."""
     from sqlalchemy import select
 
     from iop.store.models import Attendance, GroupSession
 
-    return (select(Attendance.client_id, GroupSession.date,
+    return (select(Attendance.client_key, GroupSession.date,
                    func.sum(credited_minutes_sql(Attendance, GroupSession, None)))
             .select_from(Attendance)
             .join(GroupSession, GroupSession.id == Attendance.session_id)
-            .where(one_of(Attendance.client_id, "client_pks"), Attendance.voided_at.is_(None),
+            .where(one_of(Attendance.client_key, "client_keys"), Attendance.voided_at.is_(None),
                    Attendance.status == "present",
                    GroupSession.date.between(bindparam("first"), bindparam("last")))
-            .group_by(Attendance.client_id, GroupSession.date))
+            .group_by(Attendance.client_key, GroupSession.date))
 
 
-def clients_minutes_by_day(client_pks: Sequence[int], first: date, last: date, now: datetime
+def clients_minutes_by_day(client_keys: Sequence[int], first: date, last: date, now: datetime
                            ) -> dict[tuple[int, date], int]:
-    """{(client_pk, date): credited minutes} of a few clients for sessions dated first..last (one
+    """{(client_key, date): credited minutes} of a few clients for sessions dated first..last (one
     indexed query: the kiosk's greetings of a batch of scans)."""
     from iop.store import db
 
     rows = db.session().connection().execute(_client_days_statement(), {
-        "client_pks": list(client_pks), "first": first, "last": last, "hours_now": now})
-    return {(client_pk, day): int(minutes or 0) for client_pk, day, minutes in rows}
+        "client_keys": list(client_keys), "first": first, "last": last, "hours_now": now})
+    return {(client_key, day): int(minutes or 0) for client_key, day, minutes in rows}
 
 
-def client_minutes_by_day(client_pk: int, first: date, last: date, now: datetime) -> dict[date, int]:
+def client_minutes_by_day(client_key: int, first: date, last: date, now: datetime) -> dict[date, int]:
     """{date: credited minutes} of one client for sessions dated first..last."""
-    return {day: minutes for (_pk, day), minutes in clients_minutes_by_day([client_pk], first, last, now).items()}
+    return {day: minutes for (_pk, day), minutes in clients_minutes_by_day([client_key], first, last, now).items()}
 
 
 def week_minutes(minutes_by_date: dict[date, int], monday: date) -> list[int]:
@@ -541,15 +541,15 @@ def week_minutes(minutes_by_date: dict[date, int], monday: date) -> list[int]:
     return [minutes for day, minutes in minutes_by_date.items() if monday <= day <= sunday]
 
 
-def client_week(client_pk: int, monday: date, now: datetime, tz: ZoneInfo,
+def client_week(client_key: int, monday: date, now: datetime, tz: ZoneInfo,
                 full_day_minutes: int | None = None) -> WeekFigures:
-    """week_figures(monday, now, tz, [client_pk])[client_pk], for one client in three small queries."""
+    """week_figures(monday, now, tz, [client_key])[client_key], for one client in three small queries."""
     sunday = monday + SIX_DAYS
     full_day = _full_day_minutes(full_day_minutes)
-    week = week_minutes(client_minutes_by_day(client_pk, monday, sunday, now), monday)
+    week = week_minutes(client_minutes_by_day(client_key, monday, sunday, now), monday)
     totals = (sum(week), sum(1 for minutes in week if minutes > 0),
               sum(1 for minutes in week if is_full_day(minutes, full_day)))
     week_over = now >= week_bounds(monday, tz)[1]
-    still_possible = 0 if week_over else client_remaining(client_pk, monday, now, tz)
-    return figures_for_week(client_pk, monday, totals, client_plans(client_pk, monday, sunday), week_over,
+    still_possible = 0 if week_over else client_remaining(client_key, monday, now, tz)
+    return figures_for_week(client_key, monday, totals, client_plans(client_key, monday, sunday), week_over,
                             still_possible)

@@ -154,7 +154,7 @@ class ClientGroup(Base):
     # The key starts with the client; a group's members (rosters, the week board) need the group first.
     __table_args__ = (Index("ix_client_group_group_id", "group_id"),)
 
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), primary_key=True)
+    client_key: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("program_group.id", ondelete="CASCADE"), primary_key=True)
 
 
@@ -164,7 +164,7 @@ class Plan(Base):
     __tablename__ = "plan"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), index=True)
+    client_key: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), index=True)
     level_of_care: Mapped[str] = mapped_column(ForeignKey("level_of_care.code"))
     start_date: Mapped[date] = mapped_column(Date)
     # Indexed: a week's plans are found by their end (open or after the week's Monday), so the
@@ -235,17 +235,17 @@ class Attendance(Base):
         Index(
             "uq_attendance_live",
             "session_id",
-            "client_id",
+            "client_key",
             unique=True,
             sqlite_where=text("voided_at IS NULL"),
             postgresql_where=text("voided_at IS NULL"),
         ),
-        Index("ix_attendance_client_id", "client_id"),
+        Index("ix_attendance_client_key", "client_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("group_session.id"))
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"))
+    client_key: Mapped[int] = mapped_column(ForeignKey("client.id"))
     status: Mapped[str] = mapped_column(String(20), default="present")  # present | excused
     check_in_at: Mapped[datetime | None]
     check_out_at: Mapped[datetime | None]
@@ -288,7 +288,7 @@ class Scan(Base):
 
     scan_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosk_device.id"))
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"))
+    client_key: Mapped[int | None] = mapped_column(ForeignKey("client.id"))
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
     scanned_at: Mapped[datetime]
     http_status: Mapped[int] = mapped_column(Integer)
@@ -299,10 +299,10 @@ class WeekFlag(Base):
     """The noon job's mark: this client's week became at risk (shown on the board and the roster)."""
 
     __tablename__ = "week_flag"
-    __table_args__ = (UniqueConstraint("client_id", "week_start"),)
+    __table_args__ = (UniqueConstraint("client_key", "week_start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"))
+    client_key: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"))
     week_start: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20))
     flagged_at: Mapped[datetime] = mapped_column(default=clock.now)
