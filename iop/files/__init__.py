@@ -1,0 +1,1 @@
+"""Files in and out of the program: imports and exports."""
