@@ -157,9 +157,10 @@ def child(mode: str, instance: Path, first: date, last: date, out: Path) -> dict
             "growth_mb": max(0.0, peak_mb() - before), "peak_mb": peak_mb(), "bytes": out.stat().st_size}
 
 
-def measure(mode: str, instance: Path, first: date, last: date, work: Path) -> dict:
+def measure(mode: str, instance: Path, first: date, last: date, work: Path, script: str = __file__) -> dict:
+    """Run `mode` in a fresh `script --child` process (bench_fhir.py reuses this with its own children)."""
     out = work / f"{mode.replace(':', '-')}.out"
-    done = subprocess.run([sys.executable, __file__, "--child", mode, "--instance", str(instance),
+    done = subprocess.run([sys.executable, script, "--child", mode, "--instance", str(instance),
                            "--first", first.isoformat(), "--last", last.isoformat(), "--out", str(out)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -167,28 +168,43 @@ def measure(mode: str, instance: Path, first: date, last: date, work: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The program's size, and the arguments of a --child measurement (this and bench_fhir.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--weeks", type=int, default=52)
+    for name in ("--child", "--instance", "--first", "--last", "--out"):
+        parser.add_argument(name)
+    return parser
+
+
+def answered_child(args, measurement) -> bool:
+    """In a --child process: run the one measurement, print it as JSON for measure(), and say so."""
+    if not args.child:
+        return False
+    print(json.dumps(measurement(args.child, Path(args.instance), date.fromisoformat(args.first),
+                                 date.fromisoformat(args.last), Path(args.out))))
+    return True
+
+
+def seeded_program(work: Path, args) -> tuple[Path, dict]:
+    """The program of --clients and --weeks in a new instance folder under `work`, said on stdout."""
+    instance = work / "instance"
+    print(f"cores: {os.cpu_count()}; seeding {args.clients} clients over {args.weeks} weeks on SQLite ...",
+          flush=True)
+    return instance, seed(instance, args.clients, args.weeks)
+
+
+def main() -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--skip-hours", action="store_true", help="leave out the (slower) hours export")
-    parser.add_argument("--child")
-    parser.add_argument("--instance")
-    parser.add_argument("--first")
-    parser.add_argument("--last")
-    parser.add_argument("--out")
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.child, Path(args.instance), date.fromisoformat(args.first),
-                               date.fromisoformat(args.last), Path(args.out))))
+    if answered_child(args, child):
         return
 
     with tempfile.TemporaryDirectory(prefix="iop-bench-export-") as work_dir:
         work = Path(work_dir)
-        instance = work / "instance"
-        print(f"cores: {os.cpu_count()}; seeding {args.clients} clients over {args.weeks} weeks on SQLite ...",
-              flush=True)
-        seeded = seed(instance, args.clients, args.weeks)
+        instance, seeded = seeded_program(work, args)
         print(f"seeded {seeded['attendances']:,} attendances in {seeded['sessions']:,} sessions "
               f"({seeded['seconds']:.0f} s); database {(instance / 'iop.sqlite3').stat().st_size / 2**20:.0f} MB")
         first, last = FIRST_MONDAY, seeded["last_day"]

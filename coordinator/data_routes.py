@@ -1,5 +1,5 @@
 """Exports and imports for coordinators, and the audit log for admins: thin views over
-iop.exports, iop.imports and the audit table."""
+iop.exports, iop.files.fhir, iop.imports and the audit table."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -9,7 +9,7 @@ from flask import Response, abort, flash, redirect, render_template, request, se
 from coordinator import bp
 from iop import clock
 from iop.clock import local_date, program_tz
-from iop.files import exports, imports
+from iop.files import exports, fhir, imports
 from iop.store import db
 from iop.web.auth import current_user, staff_required
 
@@ -74,15 +74,28 @@ def export_download(kind: str):
     if kind not in exports.KINDS:
         abort(404)
     fmt = request.form.get("format", "csv")
+    return _download(lambda first, last: (exports.web_stream(kind, first, last, fmt, current_user()),
+                                          exports.MIMETYPES[fmt], exports.filename(kind, first, last, fmt)))
+
+
+@bp.route("/exports/fhir", methods=["POST"])
+@staff_required("coordinator")
+def fhir_download():
+    return _download(lambda first, last: (fhir.web_stream(first, last, current_user()), fhir.ZIP_MIMETYPE,
+                                          fhir.filename(first, last)))
+
+
+def _download(start):
+    """The form's range as a streamed attachment: `start(first, last)` gives its chunks, type and name."""
     first_text, last_text = request.form.get("first", ""), request.form.get("last", "")
     try:
         first, last = _parse_range(first_text, last_text)
-        stream = exports.web_stream(kind, first, last, fmt, current_user())
+        stream, mimetype, name = start(first, last)
     except exports.ExportError as exc:
         return _page(400, export_error=str(exc), first=first_text, last=last_text)
     session[RANGE_KEY] = [first.isoformat(), last.isoformat()]
-    return Response(stream_with_context(stream), mimetype=exports.MIMETYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="{exports.filename(kind, first, last, fmt)}"',
+    return Response(stream_with_context(stream), mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
     })
 

@@ -26,6 +26,7 @@ DEFAULTS = {
     "REPEAT_SCAN_MINUTES": 5,
     "OFFLINE_SCAN_MAX_AGE_HOURS": 12,
     "SCAN_RETENTION_DAYS": 90,
+    "FHIR_SERVICE_CODE": "90853",  # CPT group psychotherapy: the type of the FHIR export's Encounters
     "IDLE_SIGNOUT_MINUTES": 15,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
@@ -68,6 +69,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["PREFERRED_URL_SCHEME"] = "https"  # people reach us over TLS (a proxy or --https)
     if env.get("IOP_SCAN_RETENTION_DAYS", "").strip():
         settings["SCAN_RETENTION_DAYS"] = _whole_number(env["IOP_SCAN_RETENTION_DAYS"])
+    if env.get("IOP_FHIR_SERVICE_CODE", "").strip():
+        settings["FHIR_SERVICE_CODE"] = env["IOP_FHIR_SERVICE_CODE"].strip()
     return settings
 
 
@@ -104,6 +107,7 @@ def finish(config: dict) -> None:
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("IOP_REDIS_URL must start with redis://, rediss:// or unix://.")
     _check_scan_retention(config["SCAN_RETENTION_DAYS"], config["OFFLINE_SCAN_MAX_AGE_HOURS"])
+    config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
@@ -133,6 +137,17 @@ def _check_scan_retention(days, offline_hours) -> None:
     if days * 24 <= offline_hours:
         raise ConfigError(f"IOP_SCAN_RETENTION_DAYS ({days}) must be longer than the {offline_hours} hours "
                           "a kiosk may replay an offline scan.")
+
+
+def _service_code(code) -> str:
+    """The FHIR export's service code, upper case; refused unless it is shaped like a CPT or HCPCS code."""
+    from iop.files.fhir import service_code_system
+
+    normal = str(code).strip().upper()
+    if service_code_system(normal) is None:
+        raise ConfigError(f"IOP_FHIR_SERVICE_CODE must be a CPT code (like 90853) or an HCPCS Level II code "
+                          f"(like H0015), not {code!r}.")
+    return normal
 
 
 def _instance_secret(path: Path) -> str:

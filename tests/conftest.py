@@ -325,6 +325,15 @@ def page(browser):
     yield page
     context.close()
 
+def browser_sign_in(page, base: str, username: str, password: str, lands: str = "/coordinator/") -> None:
+    """Sign in through the real form and wait for the role's landing page."""
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base + lands)
+
+
 # ---- a group running now (live facilitation tests) ------------------------------------------
 
 LIVE_DAY = date(2026, 3, 4)  # a Wednesday

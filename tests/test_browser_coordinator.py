@@ -5,6 +5,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
+from conftest import browser_sign_in
 from iop import clock
 from iop.clock import local_date
 from iop.rules.hours import week_start
@@ -24,11 +25,7 @@ def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world
         world.attendance(person, group_session, starts, starts + timedelta(hours=hours_attended))
     auth.make_user("pat", role="coordinator", password="a long password")
 
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Username").fill("pat")
-    page.get_by_label("Password").fill("a long password")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server.url + "/coordinator/")
+    browser_sign_in(page, live_server.url, "pat", "a long password")
     assert page.get_by_role("heading", level=1).inner_text() == "This week"
 
     board = page.locator("table#board")

@@ -24,7 +24,8 @@ def test_the_description_is_served_and_lists_the_public_api(client):
     assert response.status_code == 200
     document = response.get_json()
     assert document["openapi"].startswith("3.")
-    assert {"/kiosk/api/scan", "/kiosk/api/help", "/healthz", "/coordinator/exports/{kind}"} <= set(document["paths"])
+    assert {"/kiosk/api/scan", "/kiosk/api/help", "/healthz", "/coordinator/exports/{kind}",
+            "/coordinator/exports/fhir"} <= set(document["paths"])
     scan = document["paths"]["/kiosk/api/scan"]["post"]
     assert set(scan["responses"]) >= {"200", "400", "403", "404", "409", "410", "503"}
 
@@ -74,6 +75,8 @@ def successes(schema, real_code):
         for fmt in ("csv", "xlsx"):
             yield exports.Case(path_parameters={"kind": kind}, media_type="application/x-www-form-urlencoded",
                                body={"first": "2026-02-23", "last": "2026-03-08", "format": fmt})
+    yield schema["/coordinator/exports/fhir"]["POST"].Case(media_type="application/x-www-form-urlencoded",
+                                                          body={"first": "2026-02-23", "last": "2026-03-08"})
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -111,6 +114,7 @@ def test_every_operation_answers_as_described(api, mode):
             statuses.setdefault(case.operation.label, set()).add(response.status_code)
         assert 200 in statuses["POST /kiosk/api/scan"], statuses
         assert 200 in statuses["POST /coordinator/exports/{kind}"], statuses
+        assert 200 in statuses["POST /coordinator/exports/fhir"], statuses
 
 
 def test_a_check_in_through_the_described_request_matches_the_described_answer(api, client, kiosk_scene):

@@ -340,6 +340,9 @@ def test_no_name_or_card_code_in_any_log_line_through_a_whole_day(app, client, r
                                   data={"csrf_token": csrf, "first": first, "last": last, "format": fmt})
             assert response.status_code == 200
         runner.invoke(args=["export", kind, "--from", first, "--to", last, "-o", str(tmp_path / f"{kind}.csv")])
+    fhir_zip = staff.post(f"{base}/coordinator/exports/fhir", data={"csrf_token": csrf, "first": first, "last": last})
+    assert fhir_zip.status_code == 200 and fhir_zip.content.startswith(b"PK")
+    runner.invoke(args=["export", "fhir", "--from", first, "--to", last, "-o", str(tmp_path / "fhir")])
     bad = tmp_path / "clients.csv"
     name = next(iter(secrets_.values()))
     bad.write_text("client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups\n"

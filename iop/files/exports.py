@@ -76,6 +76,11 @@ def check_request(kind: str, first: date, last: date, fmt: str) -> None:
         raise ExportError(f"There is no {kind!r} export; choose one of {', '.join(KINDS)}.")
     if fmt not in FORMATS:
         raise ExportError(f"The format must be csv or xlsx, not {fmt!r}.")
+    check_range(first, last)
+
+
+def check_range(first: date, last: date) -> None:
+    """ExportError when the dates cannot be one export (every kind, the FHIR export's too)."""
     if first > last:
         raise ExportError(f"The range is reversed: {first} is after {last}.")
     if last >= _years_after(first, MAX_YEARS):
@@ -107,27 +112,43 @@ def _streamed(query):
     return db.session().execute(query.execution_options(yield_per=FETCH_ROWS))
 
 
-def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    tz = current_app.config["PROGRAM_TZ"]
+def attendance_query(first: date, last: date, now: datetime):
+    """The attendance export's statement: each live attendance whose session date is in the range, with
+    its credited minutes (iop.hours), in the export's order. The FHIR export adds columns to it."""
     credited = hours_queries.credited_minutes_sql(Attendance, GroupSession, now)
-    query = (
+    return (
         select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
-               GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at, credited,
-               Attendance.status, Attendance.source)
+               GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at,
+               credited.label("credited_minutes"), Attendance.status, Attendance.source)
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .join(Group, Group.id == GroupSession.group_id)
         .join(Client, Client.id == Attendance.client_key)
         .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None))
         .order_by(GroupSession.date, GroupSession.starts_at, Group.code, Client.client_id, Attendance.id)
     )
+
+
+def streamed(query) -> Iterator:
+    """The rows of `query`, fetched in batches; closing the iterator releases the database cursor."""
     result = _streamed(query)
     try:
-        for (day, client_id, first_name, last_name, group, track, module, check_in, check_out, minutes,
-             status, source) in result:
-            yield (day, client_id, _full_name(first_name, last_name), group, track, module or "",
-                   _local_time(check_in, tz), _local_time(check_out, tz), int(minutes or 0), status, source)
+        yield from result
     finally:
         result.close()
+
+
+def credited(record) -> int:
+    """An attendance_query row's credited minutes, as every export writes them."""
+    return int(record.credited_minutes or 0)
+
+
+def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
+    tz = current_app.config["PROGRAM_TZ"]
+    for record in streamed(attendance_query(first, last, now)):
+        (day, client_id, first_name, last_name, group, track, module, check_in, check_out, _minutes,
+         status, source) = record
+        yield (day, client_id, _full_name(first_name, last_name), group, track, module or "",
+               _local_time(check_in, tz), _local_time(check_out, tz), credited(record), status, source)
 
 
 def _local_time(moment: datetime | None, tz) -> time | None:
@@ -310,10 +331,12 @@ def _write_file(kind: str, fmt: str, source: Iterator[tuple], path: Path) -> int
             partial.unlink()
 
 
-def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via: str, complete: bool = True) -> None:
-    """The audit event of one export (its own unit of work, after the rows have been read)."""
+def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via: str, complete: bool = True,
+           **more) -> None:
+    """The audit event of one export (its own unit of work, after the rows have been read); `more` adds
+    to its detail."""
     with db.transaction():
-        detail = dict(via=via, first=first.isoformat(), last=last.isoformat(), format=fmt, rows=count)
+        detail = dict(via=via, first=first.isoformat(), last=last.isoformat(), format=fmt, rows=count, **more)
         if not complete:
             detail["complete"] = False
         audit.record(f"export.{kind}", target=f"export:{kind}", user=actor, **detail)

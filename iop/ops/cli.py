@@ -199,7 +199,7 @@ def import_command(kind, file):
 
 @click.group("export")
 def export_group():
-    """Hours, attendance and billing days, as CSV or XLSX."""
+    """Hours, attendance and billing days, as CSV or XLSX; attendance as FHIR R4 for the EHR."""
 
 
 def _export_command(kind: str):
@@ -229,6 +229,26 @@ def _export_command(kind: str):
 
 for _kind in ("hours", "attendance", "days"):
     _export_command(_kind)
+
+
+@export_group.command("fhir")
+@click.option("--from", "start", required=True, help="First date, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, help="Last date, YYYY-MM-DD (inclusive).")
+@click.option("-o", "--output", help="A new (or empty) folder for the NDJSON files.")
+@with_appcontext
+def export_fhir_command(start, end, output):
+    """Attendance as FHIR R4 NDJSON (Encounter, Patient, Practitioner, Group) for the program's EHR."""
+    from iop.files import exports, fhir
+
+    first, last = _date(start, "--from"), _date(end, "--to")
+    if not output:
+        raise UserError("The FHIR export writes a folder of files: add -o FOLDER.")
+    try:
+        counts = fhir.export_folder(first, last, Path(output))
+    except exports.ExportError as exc:
+        raise UserError(str(exc)) from None
+    written = ", ".join(f"{counts[kind]} {kind}" for kind in fhir.RESOURCE_TYPES)
+    click.echo(f"Wrote {written} resource(s) to {output}.", err=True)
 
 
 # ---- curriculum ----------------------------------------------------------------------------
