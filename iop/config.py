@@ -141,7 +141,7 @@ def _check_scan_retention(days, offline_hours) -> None:
 
 def _service_code(code) -> str:
     """The FHIR export's service code, upper case; refused unless it is shaped like a CPT or HCPCS code."""
-    from iop.files.fhir import service_code_system
+    from iop.rules.service_codes import service_code_system
 
     normal = str(code).strip().upper()
     if service_code_system(normal) is None:

@@ -5,7 +5,8 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, local
+from helpers.web import CHROMIUM, CHROMIUM_ARGS
+from helpers.world import local
 from playwright.sync_api import expect
 from sqlalchemy import select
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import LIVE_DAY, AuthActions, local
+from helpers.web import AuthActions
+from helpers.world import LIVE_DAY, local
 
 from iop import clock, socketio
 from iop.clinic import attendance
