@@ -69,7 +69,7 @@ class Client:
         return self._send("GET", path, None, {"Cookie": self.cookie})
 
     def scan(self, code: str, scan_id: str | None = None) -> tuple[int, bytes]:
-        # The same scan_id on a resend: the server counts it once (CONTRACT.md).
+        # The same scan_id on a resend: the server counts it once (docs/interface.md).
         scan_id = scan_id or str(uuid.uuid4())
         self.sent.append((code, scan_id))
         body = json.dumps({"code": code, "scan_id": scan_id})

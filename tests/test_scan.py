@@ -1,4 +1,4 @@
-"""POST /kiosk/api/scan as CONTRACT.md has it: check in, check out, retries, and every bad input."""
+"""POST /kiosk/api/scan as docs/interface.md has it: check in, check out, retries, and every bad input."""
 from __future__ import annotations
 
 import io

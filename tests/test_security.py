@@ -1,4 +1,4 @@
-"""SECURITY.md, checked so that a new route or form cannot forget it:
+"""docs/security.md, checked so that a new route or form cannot forget it:
 - every route outside a short public list carries the one role check and refuses anonymous users and
   lower roles (the test walks app.url_map);
 - every POST needs the CSRF token (only the kiosk's JSON API is exempt, by design), and every form on
