@@ -25,14 +25,21 @@ DATABASES = ("sqlite", "postgres")
 # ---- database ------------------------------------------------------------------------------
 
 def suite_database() -> str:
-    """Which database the suite runs on: IOP_TEST_DATABASE, sqlite by default."""
+    """Which database the suite runs on: IOP_TEST_DATABASE, sqlite by default (a wrong setting stops the run)."""
     if os.environ.get("IOP_TEST_DATABASE_URL", "").strip():
-        pytest.exit("IOP_TEST_DATABASE_URL is gone: set IOP_TEST_POSTGRES_URL to the PostgreSQL test database "
-                    "and IOP_TEST_DATABASE=postgres to run the suite there.", returncode=4)
+        raise pytest.UsageError("IOP_TEST_DATABASE_URL is gone: set IOP_TEST_POSTGRES_URL to the PostgreSQL test "
+                                "database and IOP_TEST_DATABASE=postgres to run the suite there.")
     chosen = os.environ.get("IOP_TEST_DATABASE", "").strip().lower() or "sqlite"
     if chosen not in DATABASES:
-        pytest.exit(f"IOP_TEST_DATABASE must be sqlite or postgres, not {chosen!r}.", returncode=4)
+        raise pytest.UsageError(f"IOP_TEST_DATABASE must be sqlite or postgres, not {chosen!r}.")
+    if chosen == "postgres" and not os.environ.get("IOP_TEST_POSTGRES_URL", "").strip():
+        raise pytest.UsageError("IOP_TEST_DATABASE=postgres needs IOP_TEST_POSTGRES_URL, the PostgreSQL test "
+                                "database (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).")
     return chosen
+
+
+def pytest_configure(config):
+    suite_database()  # before any test runs
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +48,7 @@ def postgres_url():
     if suite_database() != "postgres":
         yield None
         return
-    base = os.environ.get("IOP_TEST_POSTGRES_URL", "").strip()
-    if not base:
-        pytest.exit("IOP_TEST_DATABASE=postgres needs IOP_TEST_POSTGRES_URL, the PostgreSQL test database "
-                    "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).", returncode=4)
-    with fresh_schema(base, prefix="iop_test") as url:
+    with fresh_schema(os.environ["IOP_TEST_POSTGRES_URL"].strip(), prefix="iop_test") as url:
         yield url
 
 

@@ -534,7 +534,7 @@ class Nginx(Process):
 
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
-        site = (Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf").read_text()
+        site = (Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf").read_text()
         cert, key = folder / "nginx.crt", folder / "nginx.key"
         sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                 "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)
