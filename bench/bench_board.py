@@ -15,7 +15,7 @@ Measured in the same run (best CPU time of --repeat runs; wall medians printed b
   group memberships and the week's sessions (the floor for the same work without Python);
 - the board: iop.hours_queries.week_figures for every client (targets, statuses, days: the code under test).
 
-Goals (BENCH.md: ratios bind, absolute times are for the README): week_figures at most 0.5 s and
+Goals (bench/README.md: ratios bind, absolute times are for the README): week_figures at most 0.5 s and
 at most 1.5x the hand-written SQL; with three years of history at most 1.3x its one-year time (the
 cost follows the week's rows, not the table: the attendance query starts from group_session's date
 index and reaches attendance through its (session, client) index, and plans are found by their

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import servers  # noqa: E402
+from helpers import servers  # noqa: E402
 import socketio  # noqa: E402
 
 

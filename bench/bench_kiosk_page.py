@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import servers  # noqa: E402
+from helpers import servers  # noqa: E402
 
 CAMERA_DECODER = ("jsQR", "qr-worker", "camera.js")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import servers  # noqa: E402  (the test suite's process helpers)
+from helpers import servers  # noqa: E402  (the test suite's process helpers)
 
 KIOSKS = 20
 PER_GROUP = 15
@@ -69,7 +69,7 @@ class Client:
         return self._send("GET", path, None, {"Cookie": self.cookie})
 
     def scan(self, code: str, scan_id: str | None = None) -> tuple[int, bytes]:
-        # The same scan_id on a resend: the server counts it once (CONTRACT.md).
+        # The same scan_id on a resend: the server counts it once (docs/interface.md).
         scan_id = scan_id or str(uuid.uuid4())
         self.sent.append((code, scan_id))
         body = json.dumps({"code": code, "scan_id": scan_id})
@@ -149,11 +149,11 @@ def _screens_worker(url: str, cookies: str, session_ids: list[int], results, sto
     """A process of facilitator screens (real screens are other devices, not the kiosks' process):
     each follows one session; reports when all have their state, then how many rosters arrived."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import servers as helpers
+    from helpers import servers as process_helpers
 
     screens = []
     for session_id in session_ids:
-        screen = helpers.Screen(f"control {session_id}", cookies=cookies, reconnection=False).connect(url)
+        screen = process_helpers.Screen(f"control {session_id}", cookies=cookies, reconnection=False).connect(url)
         screen.follow(session_id)
         screen.wait_for("state")
         screens.append(screen)

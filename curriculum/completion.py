@@ -1,8 +1,8 @@
 """Which modules a client has had, and which they can still make up.
 
 A client has had a module when they were credited at least half of a session that ran it
-(DOMAIN.md rule 1 minutes, from iop.hours, computed each time and never stored). Only sessions
-that are over count: someone in the room now has not had today's module yet, so the roster's
+(docs/domain.md rule 1 minutes, from iop.store.hours_queries, computed each time and never stored).
+Only sessions that are over count: someone in the room now has not had today's module yet, so the roster's
 "new to this module" mark stays up for the whole group.
 """
 from __future__ import annotations

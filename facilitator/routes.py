@@ -219,7 +219,7 @@ def note(session_id: int):
 
 @bp.route("/display/<token>")
 def display(token: str):
-    """The room's screen: no staff sign-in, only a signed link bound to one session (SECURITY.md)."""
+    """The room's screen: no staff sign-in, only a signed link bound to one session (docs/security.md)."""
     theme = "dark" if request.args.get("theme") == "dark" else "light"
     try:
         group_session = facilitation.display_session(token)

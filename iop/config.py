@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACT.md), read when the app is made, never at import."""
+"""Settings from the environment (docs/interface.md), read when the app is made, never at import."""
 from __future__ import annotations
 
 import os
@@ -46,7 +46,7 @@ def _flag(name: str, raw: str) -> bool:
 
 
 def from_environment(environ: dict[str, str] | None = None) -> dict:
-    """The settings named in CONTRACT.md, from `environ` (os.environ by default)."""
+    """The settings named in docs/interface.md, from `environ` (os.environ by default)."""
     env = os.environ if environ is None else environ
     settings: dict = {}
     instance = env.get("IOP_INSTANCE_PATH", "").strip() or str(Path.cwd() / "instance")
@@ -141,7 +141,7 @@ def _check_scan_retention(days, offline_hours) -> None:
 
 def _service_code(code) -> str:
     """The FHIR export's service code, upper case; refused unless it is shaped like a CPT or HCPCS code."""
-    from iop.files.fhir import service_code_system
+    from iop.rules.service_codes import service_code_system
 
     normal = str(code).strip().upper()
     if service_code_system(normal) is None:

@@ -1,66 +1,55 @@
 """Fixtures in the flaskr style: a fresh app and database per test, a client, a runner, world builders.
+The helpers they hand out live in tests/helpers/ (tests import those, never conftest).
 
-Set IOP_TEST_DATABASE_URL to a PostgreSQL URL to run the same suite there: each run gets its own
-schema, so parallel runs never see each other's rows.
+The suite runs on SQLite unless IOP_TEST_DATABASE=postgres: then on the PostgreSQL test database
+at IOP_TEST_POSTGRES_URL, each run in a schema of its own, so parallel runs never see each other's
+rows. (IOP_TEST_POSTGRES_URL alone only lets the real-process tests run; see the README, "Test it".)
 """
 from __future__ import annotations
 
 import os
-import re
-import secrets
-import shutil
-import threading
-from datetime import date, datetime, time, timedelta, timezone
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import pytest
-from sqlalchemy import create_engine, text
+from helpers import exports_program
+from helpers.servers import fresh_schema
+from helpers.web import CHROMIUM, CHROMIUM_ARGS, AuthActions, LiveServer
+from helpers.world import KIOSK_DAY, LIVE_DAY, TEST_SECRET, KioskScene, LiveGroup, World, local, reset_schema
 
 from iop import clock, create_app
 from iop.store import db
-from iop.store.models import Base
 
-NY = ZoneInfo("America/New_York")
-TEST_SECRET = "test-secret-key-" + "x" * 32
+DATABASES = ("sqlite", "postgres")
 
 
 # ---- database ------------------------------------------------------------------------------
 
+def suite_database() -> str:
+    """Which database the suite runs on: IOP_TEST_DATABASE, sqlite by default (a wrong setting stops the run)."""
+    if os.environ.get("IOP_TEST_DATABASE_URL", "").strip():
+        raise pytest.UsageError("IOP_TEST_DATABASE_URL is gone: set IOP_TEST_POSTGRES_URL to the PostgreSQL test "
+                                "database and IOP_TEST_DATABASE=postgres to run the suite there.")
+    chosen = os.environ.get("IOP_TEST_DATABASE", "").strip().lower() or "sqlite"
+    if chosen not in DATABASES:
+        raise pytest.UsageError(f"IOP_TEST_DATABASE must be sqlite or postgres, not {chosen!r}.")
+    if chosen == "postgres" and not os.environ.get("IOP_TEST_POSTGRES_URL", "").strip():
+        raise pytest.UsageError("IOP_TEST_DATABASE=postgres needs IOP_TEST_POSTGRES_URL, the PostgreSQL test "
+                                "database (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).")
+    return chosen
+
+
+def pytest_configure(config):
+    suite_database()  # before any test runs
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A schema of its own on the test PostgreSQL, or None when the suite runs on SQLite."""
-    base = os.environ.get("IOP_TEST_DATABASE_URL", "").strip()
-    if not base:
+    if suite_database() != "postgres":
         yield None
         return
-    schema = f"iop_test_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    joiner = "&" if "?" in base else "?"
-    yield f"{base}{joiner}options={quote('-csearch_path=' + schema)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def _reset_schema(app) -> None:
-    engine = db.database(app).engine
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            Base.metadata.create_all(connection)
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    else:
-        Base.metadata.create_all(engine)
-    from alembic import command
-
-    from iop.store import migrate
-
-    command.stamp(migrate.alembic_config(app), "head")  # the schema is the newest; `iop init` adds nothing
-    with app.app_context():
-        migrate.seed_defaults()
+    with fresh_schema(os.environ["IOP_TEST_POSTGRES_URL"].strip(), prefix="iop_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -80,7 +69,7 @@ def app_config(tmp_path, postgres_url):
 @pytest.fixture
 def app(app_config):
     application = create_app(app_config)
-    _reset_schema(application)
+    reset_schema(application)
     yield application
     db.database(application).engine.dispose()
 
@@ -104,11 +93,6 @@ def ctx(app):
 
 # ---- time ----------------------------------------------------------------------------------
 
-def local(day: date, hour: int, minute: int = 0) -> datetime:
-    """A New York wall-clock time as an aware datetime."""
-    return datetime.combine(day, time(hour, minute), tzinfo=NY)
-
-
 @pytest.fixture
 def freeze():
     """freeze(datetime) stops the program clock there for the rest of the test."""
@@ -126,50 +110,6 @@ def freeze():
 
 # ---- staff ---------------------------------------------------------------------------------
 
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def csrf_from(html: str) -> str:
-    match = CSRF_META.search(html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-class AuthActions:
-    def __init__(self, client, app):
-        self._client = client
-        self._app = app
-
-    def make_user(self, username="dana", role="facilitator", password="correct horse 1", name=""):
-        with self._app.app_context():
-            from iop.clinic import staff
-
-            with db.transaction():
-                user = staff.add_user(username, password, role, name or username.title(), "LCSW")
-            return user.id
-
-    def login(self, username="dana", password="correct horse 1", role="facilitator", create=True):
-        if create:
-            with self._app.app_context():
-                from sqlalchemy import select
-
-                from iop.store.models import StaffUser
-
-                exists = db.session().scalar(select(StaffUser.id).where(StaffUser.username == username))
-            if not exists:
-                self.make_user(username, role, password)
-        page = self._client.get("/login")
-        token = csrf_from(page.get_data(as_text=True))
-        return self._client.post("/login", data={"username": username, "password": password, "csrf_token": token})
-
-    def csrf(self, path="/login") -> str:
-        return csrf_from(self._client.get(path).get_data(as_text=True))
-
-    def logout(self):
-        token = self.csrf()
-        return self._client.post("/logout", data={"csrf_token": token})
-
-
 @pytest.fixture
 def auth(client, app):
     return AuthActions(client, app)
@@ -177,127 +117,31 @@ def auth(client, app):
 
 # ---- world building ------------------------------------------------------------------------
 
-class World:
-    """Builds the rows a test needs in a line each (CTFd's gen_* helpers, for this domain)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def _add(self, obj):
-        with self.app.app_context():
-            with db.transaction() as s:
-                s.add(obj)
-            s.refresh(obj)
-            s.expunge(obj)
-            return obj
-
-    def group(self, code="RP-AM", name="Morning Relapse Prevention", track="relapse-prevention", room="Room B",
-              weekdays="Mon Wed Fri", start=time(9), end=time(12), facilitator_id=None):
-        from iop.store.models import Group
-
-        return self._add(Group(code=code, name=name, track=track, room=room, weekdays=weekdays, start=start,
-                               end=end, facilitator_id=facilitator_id))
-
-    def client(self, client_id="C1", first="Maria", last="Gonzalez", groups=(), plan_start=None, plan_end=None,
-               weekly_hours=9, days=3, level="2.1", phases=(), status="active"):
-        from sqlalchemy import select
-
-        from iop.store.models import Client, Group, Plan, PlanPhase
-
-        with self.app.app_context():
-            with db.transaction() as s:
-                person = Client(client_id=client_id, first_name=first, last_name=last, status=status)
-                person.groups = list(s.scalars(select(Group).where(Group.code.in_([g if isinstance(g, str) else g.code for g in groups]))))
-                if plan_start is not None:
-                    plan = Plan(level_of_care=level, start_date=plan_start, end_date=plan_end,
-                                weekly_minutes=int(weekly_hours * 60), days_per_week=days)
-                    for first_week, last_week, hours, phase_days in phases:
-                        plan.phases.append(PlanPhase(first_week=first_week, last_week=last_week,
-                                                     weekly_minutes=int(hours * 60), days_per_week=phase_days))
-                    person.plans.append(plan)
-                s.add(person)
-            s.refresh(person)
-            s.expunge(person)
-            return person
-
-    def session(self, group, day: date, status="scheduled", module_id=None):
-        """The group's session on `day` (made through the same code the scheduler uses)."""
-        from sqlalchemy import select
-
-        from iop.clinic.sessions import ensure_session
-        from iop.store.models import Group
-
-        with self.app.app_context():
-            with db.transaction() as s:
-                g = s.scalar(select(Group).where(Group.code == (group if isinstance(group, str) else group.code)))
-                group_session = ensure_session(g, day)
-                group_session.status = status
-                if module_id is not None:
-                    group_session.module_id = module_id
-            s.refresh(group_session)
-            s.expunge(group_session)
-            return group_session
-
-    def attendance(self, client, group_session, check_in: datetime | None, check_out: datetime | None,
-                   status="present", source="import"):
-        from iop.store.models import Attendance
-
-        return self._add(Attendance(
-            session_id=group_session.id, client_key=client.id, status=status, source=source,
-            check_in_at=check_in.astimezone(timezone.utc) if check_in else None,
-            check_out_at=check_out.astimezone(timezone.utc) if check_out else None,
-            check_out_source=source if check_out else None,
-        ))
-
-    def kiosk(self, name="Front desk"):
-        """An enrolled kiosk and the cookie value that identifies it."""
-        from iop.clinic import kiosks
-
-        with self.app.app_context():
-            with db.transaction():
-                device = kiosks.issue_enrollment(name)
-                kiosks.complete_enrollment(device.enrollment_nonce)
-            return device, kiosks.cookie_value(device)
-
-
 @pytest.fixture
 def world(app):
     return World(app)
 
 
+@pytest.fixture
+def program(runner, tmp_path, freeze):
+    """tests/helpers/exports_program.py's program, loaded through `iop import`, the clock on 1 April 2026
+    (every week of it over); returns export(kind, first, last, *options), `iop export`'s result."""
+    freeze(local(date(2026, 4, 1), 12))
+    exports_program.load(runner, tmp_path)
+
+    def export(kind, first, last, *options):
+        return runner.invoke(args=["export", kind, "--from", first, "--to", last, *options])
+
+    return export
+
+
 # ---- a live server and a real browser ------------------------------------------------------
-
-class LiveServer:
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
-
 
 @pytest.fixture
 def live_server(app):
     server = LiveServer(app).start()
     yield server
     server.stop()
-
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")
@@ -325,26 +169,8 @@ def page(browser):
     yield page
     context.close()
 
-def browser_sign_in(page, base: str, username: str, password: str, lands: str = "/coordinator/") -> None:
-    """Sign in through the real form and wait for the role's landing page."""
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(base + lands)
-
 
 # ---- a group running now (live facilitation tests) ------------------------------------------
-
-LIVE_DAY = date(2026, 3, 4)  # a Wednesday
-
-
-class LiveGroup:
-    """What live_group made: group, session (detached rows), session_id, facilitator_id, clients."""
-
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
-
 
 @pytest.fixture
 def live_group(app, world, auth, freeze):
@@ -372,32 +198,6 @@ def live_group(app, world, auth, freeze):
 
 
 # ---- the kiosk: a group session now, a client with a plan, an enrolled kiosk ---------------
-
-KIOSK_DAY = date(2026, 3, 2)  # a Monday
-
-
-class KioskScene:
-    def __init__(self, app, world, http):
-        from iop.clinic import kiosks
-
-        self.app, self.world, self.http = app, world, http
-        self.day = KIOSK_DAY
-        self.group = world.group()  # RP-AM: Mon Wed Fri 9:00-12:00, Room B
-        self.maria = world.client("C1", "Maria", "Gonzalez", groups=[self.group],
-                                  plan_start=KIOSK_DAY - timedelta(days=14), weekly_hours=9)
-        self.device, self.cookie = world.kiosk()
-        http.set_cookie(kiosks.COOKIE_NAME, self.cookie, path="/kiosk")
-
-    def card(self, client) -> str:
-        from iop.clinic import cards
-
-        with self.app.app_context():
-            return cards.card_code(client.id, client.card_version)
-
-    def scan(self, code, scan_id=None, **extra):
-        body = {"code": code, "scan_id": scan_id or secrets.token_hex(16), **extra}
-        return self.http.post("/kiosk/api/scan", json=body)
-
 
 @pytest.fixture
 def kiosk_scene(app, world, client, freeze):

@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from conftest import browser_sign_in
+from helpers.web import browser_sign_in
 from iop import clock
 from iop.clock import local_date
 from iop.rules.hours import week_start

@@ -1,4 +1,4 @@
-"""Configuration from the environment, exactly as CONTRACT.md lists it."""
+"""Configuration from the environment, exactly as docs/interface.md ("Settings") lists it."""
 import os
 import stat
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from conftest import local
+from helpers.world import local
 
 from curriculum.completion import modules_had, modules_not_had, new_to_module
 from iop import clock

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import shutil
 
+from helpers.curriculum_trees import FIXTURES, make_tree
 from sqlalchemy import select
-from test_curriculum import FIXTURES, make_tree
 
 from iop.store import db
 from iop.store.models import AuditEvent

@@ -6,7 +6,7 @@ import io
 from datetime import date, time
 
 import pytest
-from conftest import local
+from helpers.world import local
 from sqlalchemy import func, select
 
 from iop.store import db

@@ -6,7 +6,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import LIVE_DAY, AuthActions, csrf_from, local
+from helpers.web import AuthActions, csrf_from
+from helpers.world import LIVE_DAY, local
 from sqlalchemy import select
 
 from iop import clock

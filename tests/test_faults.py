@@ -16,7 +16,7 @@ from contextlib import ExitStack
 
 import pytest
 import requests
-import servers
+from helpers import servers
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -89,8 +89,8 @@ def rows(database_url: str, sql: str, **params) -> list:
         engine.dispose()
 
 
-def live_attendance_by_client(database_url: str, session_id: int) -> dict[str, int]:
-    """{client_id: live attendances} of the session, read straight from the database."""
+def unvoided_attendance_by_client(database_url: str, session_id: int) -> dict[str, int]:
+    """{client_id: unvoided attendances} of the session, read straight from the database."""
     found = rows(database_url, "SELECT c.client_id, count(*) FROM attendance a JOIN client c ON c.id = a.client_key "
                                "WHERE a.session_id = :s AND a.voided_at IS NULL GROUP BY c.client_id", s=session_id)
     return {client_id: count for client_id, count in found}
@@ -164,11 +164,11 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
         assert len(scanning.answers) == len(program.codes) - 1, "every kiosk got its answers in the end"
         statuses = {status for _i, _s, status, _b in scanning.answers}
         assert statuses == {200}, statuses
-        live = live_attendance_by_client(database_url, session_id)
+        unvoided = unvoided_attendance_by_client(database_url, session_id)
         for index, scan_id, _status, body in scanning.answers:
             client_id = program.client_ids[index + 1]
             assert body["result"] == "checked_in", (client_id, body)
-            assert live.get(client_id) == 1, f"answered scan of {client_id} has {live.get(client_id)} attendances"
+            assert unvoided.get(client_id) == 1, f"answered scan of {client_id} has {unvoided.get(client_id)} attendances"
         stored = {scan_id for (scan_id,) in rows(database_url, "SELECT scan_id FROM scan")}
         assert {scan_id for _i, scan_id, _s, _b in scanning.answers} <= stored
 
@@ -185,7 +185,7 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
 # ---- the database away for a moment -------------------------------------------------------------
 
 def test_database_outage_answers_try_again_writes_nothing_half_and_recovers_by_itself(tmp_path):
-    from conftest import LiveServer
+    from helpers.web import LiveServer
 
     from iop import config, create_app
     from iop.store import db
@@ -236,9 +236,9 @@ def test_database_outage_answers_try_again_writes_nothing_half_and_recovers_by_i
             assert scanning.try_again > 0, "scans were in flight during the outages"
             assert len(scanning.answers) == len(program.codes) - 2
             assert {status for _i, _s, status, _b in scanning.answers} == {200}
-            live = live_attendance_by_client(direct_url, session_id)
-            assert all(count == 1 for count in live.values()), live
-            assert len(live) == len(program.codes), "every client checked in exactly once"
+            unvoided = unvoided_attendance_by_client(direct_url, session_id)
+            assert all(count == 1 for count in unvoided.values()), unvoided
+            assert len(unvoided) == len(program.codes), "every client checked in exactly once"
             # Nothing half-written: every stored scan that checked someone in has its attendance, and back.
             orphans = rows(direct_url, "SELECT count(*) FROM scan s WHERE s.http_status = 200 AND s.client_key IS NOT NULL "
                                        "AND NOT EXISTS (SELECT 1 FROM attendance a WHERE a.client_key = s.client_key "
@@ -329,7 +329,7 @@ def test_redis_down_each_process_serves_its_own_screens_and_health_says_degraded
 
 @pytest.mark.browser
 def test_the_kiosk_page_keeps_scans_while_the_database_is_away_and_sends_them_after(tmp_path, page):
-    from conftest import LiveServer
+    from helpers.web import LiveServer
 
     from iop import config, create_app
     from iop.store import db

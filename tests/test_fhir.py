@@ -3,8 +3,8 @@
 Every resource is validated against FHIR R4 (4.0.1) with the `fhir.resources` 6.4 models (the last
 line of that package whose default models are R4, not R4B or R5), and the client Encounters are
 checked against the attendance export of the same range, row for row. The program is
-tests/test_exports.py's (loaded through `iop import`), with a facilitator on the morning group and
-Cara no longer on its roster.
+tests/helpers/exports_program.py's (the fixture `program`), with a facilitator on the morning group
+and Cara no longer on its roster.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SECRET, browser_sign_in, local
+from helpers.web import browser_sign_in
+from helpers.world import TEST_SECRET, local
 from sqlalchemy import delete, select, update
-from test_exports import program  # noqa: F401  (the fixture: the program loaded through `iop import`)
 
 from iop import create_app
 from iop.config import ConfigError, finish, from_environment
@@ -43,7 +43,7 @@ STATUS = {"present": "finished", "excused": "cancelled"}
 
 
 @pytest.fixture
-def clinic(program, app, auth):  # noqa: F811
+def clinic(program, app, auth):
     """The program with Dana Reyes (LCSW, CADC) facilitating the morning group, and Cara (C03) moved off it."""
     with app.app_context():
         from iop.clinic import staff

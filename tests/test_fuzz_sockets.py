@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
-from conftest import AuthActions
+from helpers.web import AuthActions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,14 +1,16 @@
-"""DOMAIN.md's hours rules, case by case, each figure computed by hand in the table.
+"""The hours rules of docs/domain.md (rules 1-8), case by case, each figure computed by hand in the table.
 
-First the pure functions (iop.hours), then the same cases through week_figures against the
-database, so SQLite and PostgreSQL (IOP_TEST_DATABASE_URL) are held to the same table.
+First the pure functions (iop.rules.hours), then the same cases through week_figures against the
+database (the week of tests/helpers/hand_worked_week.py), so SQLite and PostgreSQL
+(IOP_TEST_DATABASE=postgres) are held to the same table.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
+from helpers.hand_worked_week import FRI, MON, NOW_AFTER, NOW_WED, SUN, WED, at, build_week
+from helpers.world import NY
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -16,17 +18,7 @@ from iop.rules import hours
 from iop.rules.hours import Phase, PlanTerms
 from iop.store import db, hours_queries
 
-NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
-MON = date(2026, 3, 2)    # an ordinary week: Mon 2 March .. Sun 8 March 2026 (clocks spring forward on the 8th)
-WED, FRI, SUN = MON + timedelta(days=2), MON + timedelta(days=4), MON + timedelta(days=6)
-
-
-def at(day: date, hhmm: str, second: int = 0, micro: int = 0) -> datetime:
-    hour, minute = map(int, hhmm.split(":"))
-    return datetime.combine(day, time(hour, minute, second, micro), tzinfo=NY)
-
-
 START, END = at(MON, "09:00"), at(MON, "12:00")  # Monday's morning group, 180 minutes
 
 
@@ -280,72 +272,6 @@ def test_text_forms():
 
 # ---- the same rules through the database (week_figures) -------------------------------------------
 
-# Three groups: Mon/Wed/Fri mornings, Monday evenings, and a Sunday late group for the week's edge.
-NOW_WED = at(WED, "10:00")              # mid-week, Wednesday's morning group running
-NOW_AFTER = at(SUN + timedelta(days=1), "00:30")  # the week is over (Monday 00:30 local)
-
-
-def _history(world, now):
-    """One client per case, as the database stands at `now` (what has not happened yet is not
-    there; who is in the room has no check-out yet). Every figure below is worked out by hand."""
-    world.group("RP-AM", weekdays="Mon Wed Fri", start=time(9), end=time(12))
-    world.group("TS-PM", name="Evening", track="twelve-step", weekdays="Mon", start=time(18), end=time(21))
-    world.group("LATE", name="Sunday late", weekdays="Sun", start=time(22), end=time(23, 30))
-    mon_am, wed_am, fri_am = (world.session("RP-AM", day) for day in (MON, WED, FRI))
-    mon_pm = world.session("TS-PM", MON)
-    sun_late = world.session("LATE", SUN)
-    old = date(2026, 2, 2)
-    people = {}
-
-    def attend(person_, group_session, check_in, check_out, **kwargs):
-        if check_in is not None and check_in > now:
-            return
-        world.attendance(person_, group_session, check_in, check_out if check_out is None or check_out <= now else None,
-                         **kwargs)
-
-    def person(client_id, **kwargs):
-        people[client_id] = world.client(client_id=client_id, first=client_id.title(), last="Case", **kwargs)
-        return people[client_id]
-
-    # C-FULL: in early, out late, three full days; at NOW_WED in the room since 08:45 (60 minutes so far)
-    c = person("C-FULL", groups=["RP-AM"], plan_start=old)
-    attend(c, mon_am, at(MON, "08:45"), at(MON, "12:00"))
-    attend(c, wed_am, at(WED, "08:45"), at(WED, "12:10"))
-    attend(c, fri_am, at(FRI, "09:00"), at(FRI, "12:00"))
-    # C-LATE: late past the grace Monday (09:25-12:00 = 155), left early Friday (09:00-11:15 = 135)
-    c = person("C-LATE", groups=["RP-AM"], plan_start=old)
-    attend(c, mon_am, at(MON, "09:25"), at(MON, "12:00"))
-    attend(c, fri_am, at(FRI, "09:00"), at(FRI, "11:15"))
-    # C-TWO: two sessions Monday (180 + 90 = 270, one full day), plan of 6 h
-    c = person("C-TWO", groups=["RP-AM", "TS-PM"], plan_start=old, weekly_hours=6, days=2)
-    attend(c, mon_am, at(MON, "09:00"), at(MON, "12:00"))
-    attend(c, mon_pm, at(MON, "18:05"), at(MON, "19:35"))
-    # C-OPEN: Monday 179 (not a full day); in since 09:00 Wednesday and never checks out (the close job does)
-    c = person("C-OPEN", groups=["RP-AM"], plan_start=old)
-    attend(c, mon_am, at(MON, "09:00"), at(MON, "11:59"))
-    attend(c, wed_am, at(WED, "09:00"), None)
-    # C-RISK: Monday only (180); at Wednesday 10:00 at most 120 + 180 more: 480 < 540 -> at_risk
-    c = person("C-RISK", groups=["RP-AM"], plan_start=old)
-    attend(c, mon_am, at(MON, "09:00"), at(MON, "12:00"))
-    # C-WEDS: plan starts Wednesday: target 330; excused Wednesday; Friday 180 (at NOW_WED 300 < 330 remain)
-    c = person("C-WEDS", groups=["RP-AM"], plan_start=WED)
-    attend(c, wed_am, None, None, status="excused", source="manual")
-    attend(c, fri_am, at(FRI, "09:00"), at(FRI, "12:00"))
-    # C-STEP: plan started Wed 4 Feb, steps down to 6 h in plan week 5 (this week); Mon + Wed = 360
-    c = person("C-STEP", groups=["RP-AM"], plan_start=date(2026, 2, 4), phases=[(1, 4, 9, 3), (5, 8, 6, 2)])
-    attend(c, mon_am, at(MON, "09:00"), at(MON, "12:00"))
-    attend(c, wed_am, at(WED, "09:00"), at(WED, "12:00"))
-    # C-NOPLAN: attends without a plan (120)
-    c = person("C-NOPLAN", groups=["RP-AM"])
-    attend(c, mon_am, at(MON, "10:00"), at(MON, "12:00"))
-    # C-SUNDAY: Sunday 22:00-23:30 (90) belongs to this week; plan 1 h 30
-    c = person("C-SUNDAY", groups=["LATE"], plan_start=old, weekly_hours=1.5, days=1)
-    attend(c, sun_late, at(SUN, "22:00"), at(SUN, "23:30"))
-    # C-GONE: plan ended last week, nothing attended: not on the week at all
-    person("C-GONE", groups=["RP-AM"], plan_start=date(2026, 1, 5), plan_end=date(2026, 2, 27))
-    return people
-
-
 # client_id: (level, target, attended at NOW_WED, days, status at NOW_WED, attended after, days, full, status after)
 DB_CASES = {
     "C-FULL": ("2.1", 540, 180 + 60, 2, "on_track", 540, 3, 3, "met"),
@@ -367,7 +293,7 @@ def _figures(app, now, people):
 
 
 def test_week_figures_mid_week(app, world):
-    people = _history(world, NOW_WED)
+    people = build_week(world, NOW_WED)
     got = _figures(app, NOW_WED, people)
     assert "C-GONE" not in got
     expected = {cid: (row[0], row[1], row[2], row[3], row[4]) for cid, row in DB_CASES.items()}
@@ -376,7 +302,7 @@ def test_week_figures_mid_week(app, world):
 
 
 def test_week_figures_after_the_week(app, world):
-    people = _history(world, NOW_AFTER)
+    people = build_week(world, NOW_AFTER)
     with app.app_context():
         # The close job has run: C-OPEN was still in on Wednesday and is checked out at the end.
         from sqlalchemy import select
@@ -393,7 +319,7 @@ def test_week_figures_after_the_week(app, world):
 
 
 def test_the_week_ends_at_sunday_midnight_local(app, world):
-    people = _history(world, NOW_AFTER)
+    people = build_week(world, NOW_AFTER)
     # Sunday 23:45 local (after the late group, before midnight): the week still runs.
     got = _figures(app, at(SUN, "23:45"), people)
     assert got["C-RISK"].status == "at_risk" and got["C-SUNDAY"].status == "met"
@@ -403,13 +329,13 @@ def test_the_week_ends_at_sunday_midnight_local(app, world):
 
 
 def test_an_excused_absence_earns_nothing_and_keeps_the_target(app, world):
-    people = _history(world, NOW_AFTER)
+    people = build_week(world, NOW_AFTER)
     got = _figures(app, NOW_AFTER, people)["C-WEDS"]
     assert (got.target_minutes, got.attended_minutes, got.days_attended) == (330, 180, 1)
 
 
 def test_a_named_client_without_plan_or_attendance_is_no_plan(app, world):
-    people = _history(world, NOW_AFTER)
+    people = build_week(world, NOW_AFTER)
     with app.app_context():
         got = hours_queries.week_figures(MON, NOW_WED, NY, client_keys=[people["C-GONE"].id])
     figure = got[people["C-GONE"].id]
@@ -417,7 +343,7 @@ def test_a_named_client_without_plan_or_attendance_is_no_plan(app, world):
 
 
 def test_cancelled_and_closed_sessions_offer_no_more_minutes(app, world):
-    people = _history(world, NOW_WED)
+    people = build_week(world, NOW_WED)
     from sqlalchemy import select
 
     from iop.store.models import GroupSession
@@ -446,7 +372,7 @@ def test_week_across_november_dst(app, world):
 
 
 def test_client_weeks_match_week_figures(app, world):
-    people = _history(world, NOW_AFTER)
+    people = build_week(world, NOW_AFTER)
     with app.app_context():
         history = hours_queries.client_weeks(people["C-STEP"].id, date(2026, 2, 23), MON + timedelta(days=7), NOW_AFTER, NY)
         assert [w.week_start for w in history] == [date(2026, 2, 23), MON, MON + timedelta(days=7)]

@@ -9,7 +9,7 @@ import sys
 from datetime import date
 
 import pytest
-from conftest import local
+from helpers.world import local
 from sqlalchemy import func, select, text
 
 from iop.files import imports

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import csrf_from
+from helpers.web import csrf_from
 from sqlalchemy import select
 
 from iop import clock

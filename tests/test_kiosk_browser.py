@@ -5,7 +5,8 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, local
+from helpers.web import CHROMIUM, CHROMIUM_ARGS
+from helpers.world import local
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -30,7 +31,7 @@ def scan_like_a_scanner(page, code):
     page.keyboard.press("Enter")
 
 
-def live_attendances(app):
+def unvoided_attendances(app):
     with app.app_context():
         return db.session().scalars(select(Attendance).where(Attendance.voided_at.is_(None))
                                     .order_by(Attendance.check_in_at)).all()
@@ -60,7 +61,7 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
     name_size = greeting.get_by_role("heading").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     assert name_size >= 48
     assert "Gonzalez" not in page.content()
-    [record] = [r for r in live_attendances(app) if r.check_out_at is None]
+    [record] = [r for r in unvoided_attendances(app) if r.check_out_at is None]
     assert record.check_in_at == local(wednesday, 9, 5).astimezone(timezone.utc)
 
     # after five seconds the kiosk is ready again, with no trace of Maria anywhere in the page
@@ -77,7 +78,7 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
     expect(goodbye).to_contain_text("Today: 0 h 06")
     expect(page.locator("#state-ready")).to_be_visible(timeout=8000)
     assert "Maria" not in page.content()
-    today = [r for r in live_attendances(app) if r.check_in_at >= local(wednesday, 0).astimezone(timezone.utc)]
+    today = [r for r in unvoided_attendances(app) if r.check_in_at >= local(wednesday, 0).astimezone(timezone.utc)]
     assert len(today) == 1 and today[0].check_out_at == local(wednesday, 9, 11).astimezone(timezone.utc)
 
 
@@ -153,13 +154,13 @@ def test_offline_scans_wait_in_order_and_sync_with_their_own_times(kiosk_scene, 
         scan_like_a_scanner(page, kiosk_scene.card(person))
         expect(page.locator("#state-saved")).to_contain_text("Saved. We'll sync it when the network is back.")
     expect(page.locator("#pending")).to_have_text(re.compile("3 waiting to sync"))
-    assert live_attendances(app) == []
+    assert unvoided_attendances(app) == []
 
     clock.advance(timedelta(minutes=20))  # the network comes back at 9:25
     page.unroute("**/kiosk/api/scan")
     page.evaluate("window.dispatchEvent(new Event('online'))")
     expect(page.locator("#pending")).to_be_hidden(timeout=10_000)
-    records = live_attendances(app)
+    records = unvoided_attendances(app)
     assert len(records) == 3
     assert {r.client_key for r in records} == {kiosk_scene.maria.id, james.id, aisha.id}
     for record in records:  # recorded when scanned, not when synced
@@ -176,7 +177,7 @@ def test_a_server_error_is_queued_too(kiosk_scene, live_server, page, app):
     page.unroute("**/kiosk/api/scan")
     page.evaluate("window.dispatchEvent(new Event('online'))")
     expect(page.locator("#pending")).to_be_hidden(timeout=10_000)
-    assert len(live_attendances(app)) == 1
+    assert len(unvoided_attendances(app)) == 1
 
 
 def test_enrolling_through_a_real_link(app, live_server, page):
@@ -235,7 +236,7 @@ def test_the_camera_checks_a_client_in(kiosk_scene, live_server, playwright_inst
         expect(page.locator("#state-in").get_by_role("heading")).to_have_text("Welcome, Maria G.")
         assert decoder_loaded and all(url.startswith(live_server.url) for url in decoder_loaded)
         assert page.evaluate("document.getElementById('camera-video').srcObject") is None  # camera released
-        assert len(live_attendances(app)) == 1
+        assert len(unvoided_attendances(app)) == 1
     finally:
         browser.close()
 

@@ -82,7 +82,7 @@ def test_rename_revoke_and_chime(app, client, coordinator, world):
 def test_the_kiosk_page_shows_last_activity(app, client, coordinator, world, freeze):
     from datetime import date
 
-    from conftest import local
+    from helpers.world import local
 
     freeze(local(date(2026, 3, 2), 9, 41))
     world.kiosk("Front desk")
@@ -99,7 +99,7 @@ def test_print_cards_for_chosen_clients(app, client, coordinator, world, tmp_pat
     assert answer.status_code == 200 and answer.mimetype == "application/pdf"
     pdf = tmp_path / "chosen.pdf"
     pdf.write_bytes(answer.data)
-    from test_cards import decode_pdf
+    from helpers.printed_cards import decode_pdf
 
     with app.app_context():
         assert decode_pdf(pdf) == [cards.card_code(maria.id, 1)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import LIVE_DAY, AuthActions, local
+from helpers.web import AuthActions
+from helpers.world import LIVE_DAY, local
 
 from iop import clock, socketio
 from iop.clinic import attendance
@@ -288,7 +289,7 @@ def test_roster_flags_on_time_late_left_early_new_and_at_risk(app, live_group, w
     with app.app_context():
         with db.transaction() as s:
             s.add(WeekFlag(client_key=group.clients[0].id, week_start=LIVE_DAY - timedelta(days=2), status="at_risk"))
-            record = attendance.live_attendance(group.session_id, group.clients[1].id)
+            record = attendance.unvoided_attendance(group.session_id, group.clients[1].id)
             attendance.check_out(record, local(LIVE_DAY, 9, 19))
         entries = {e["name"]: e for e in roster.roster_payload(db.session().get(GroupSession, group.session_id))["entries"]}
     maria, james = entries["Maria G."], entries["James W."]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
-import servers
+from helpers import servers
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -10,7 +10,7 @@ import os
 import time
 
 import pytest
-import servers
+from helpers import servers
 
 pytestmark = pytest.mark.slow
 

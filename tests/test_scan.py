@@ -1,4 +1,4 @@
-"""POST /kiosk/api/scan as CONTRACT.md has it: check in, check out, retries, and every bad input."""
+"""POST /kiosk/api/scan as docs/interface.md has it: check in, check out, retries, and every bad input."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
-from conftest import local
+from helpers.world import local
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
@@ -188,13 +188,13 @@ def test_forged_truncated_and_foreign_cards_are_unknown(kiosk_scene, app):
 
 def test_a_card_signed_with_a_retired_key_still_works(app_config, freeze):
     """IOP_SECRET_KEY_FALLBACKS: printed cards survive a key rotation."""
-    from conftest import KioskScene, World, _reset_schema
+    from helpers.world import KioskScene, World, reset_schema
 
     from iop import create_app
 
     old_key = "old-key-" + "o" * 40
     rotated = create_app({**app_config, "SECRET_KEY_FALLBACKS": [old_key]})
-    _reset_schema(rotated)
+    reset_schema(rotated)
     try:
         scene = KioskScene(rotated, World(rotated), rotated.test_client())
         freeze(local(scene.day, 9, 5))

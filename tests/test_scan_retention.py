@@ -7,7 +7,7 @@ import time as wall
 from datetime import timedelta, timezone
 
 import pytest
-from conftest import KIOSK_DAY, local
+from helpers.world import KIOSK_DAY, local
 from sqlalchemy import event, func, select
 
 from iop import clock, create_app

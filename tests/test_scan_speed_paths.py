@@ -16,9 +16,10 @@ import time as wall
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
-from conftest import AuthActions, local
+from helpers.hand_worked_week import FRI, MON, NOW_AFTER, NOW_WED, SUN, WED, at, build_week
+from helpers.web import AuthActions
+from helpers.world import NY, local
 from sqlalchemy import event, func, select
-from test_hours_rules import FRI, MON, NOW_AFTER, NOW_WED, NY, SUN, WED, _history, at
 
 from iop import clock, socketio
 from iop.clinic import kiosks
@@ -53,12 +54,12 @@ MOMENTS = [
 
 @pytest.mark.parametrize("now", MOMENTS, ids=[m.isoformat() for m in MOMENTS])
 def test_client_week_equals_week_figures_on_the_worked_cases(app, world, now):
-    people = _history(world, now)
+    people = build_week(world, now)
     assert assert_client_week_is_week_figures(app, MON, now, [c.id for c in people.values()]) == len(people)
 
 
 def test_client_week_follows_cancelled_and_closed_sessions(app, world):
-    people = _history(world, NOW_WED)
+    people = build_week(world, NOW_WED)
     with app.app_context():
         with db.transaction() as s:
             s.scalar(select(GroupSession).where(GroupSession.date == FRI)).status = "cancelled"

@@ -81,7 +81,7 @@ def test_a_scan_sent_twice_in_one_batch_is_counted_once(app, ctx, kiosk_scene, p
 def test_the_greetings_of_a_batch_show_each_clients_own_week(app, ctx, kiosk_scene, people, world, freeze):
     """Hours are read for the whole batch at once: each answer still counts only its own client's
     minutes and plan."""
-    from conftest import local
+    from helpers.world import local
 
     maria, ana, _ben = people
     kiosk = kiosk_scene.device.id

@@ -1,4 +1,4 @@
-"""SECURITY.md, checked so that a new route or form cannot forget it:
+"""docs/security.md, checked so that a new route or form cannot forget it:
 - every route outside a short public list carries the one role check and refuses anonymous users and
   lower roles (the test walks app.url_map);
 - every POST needs the CSRF token (only the kiosk's JSON API is exempt, by design), and every form on
@@ -225,16 +225,16 @@ def test_the_staff_session_cookie_is_httponly_and_samesite_lax(app, client, auth
 
 
 def test_over_https_the_cookie_is_secure_too(app_config, tmp_path):
-    from conftest import AuthActions
+    from helpers.web import AuthActions
 
     from iop import config, create_app
 
     assert config.from_environment({"IOP_HTTPS": "on", "IOP_INSTANCE_PATH": str(tmp_path)})[
         "PREFERRED_URL_SCHEME"] == "https"
     secure_app = create_app({**app_config, "PREFERRED_URL_SCHEME": "https"})
-    from conftest import _reset_schema
+    from helpers.world import reset_schema
 
-    _reset_schema(secure_app)
+    reset_schema(secure_app)
     http = secure_app.test_client()
     http.environ_base["wsgi.url_scheme"] = "https"  # the browser reached us over TLS (directly or via the proxy)
     http.environ_base["HTTP_REFERER"] = "https://localhost/login"  # over HTTPS, CSRF also checks the referrer

@@ -275,10 +275,10 @@ $("close-form").addEventListener("submit", (event) => {
 
 // ---- the connection --------------------------------------------------------------------------
 
-function connection(live) {
+function connection(online) {
   const mark = $("connection");
-  mark.textContent = live ? "Live" : "Reconnecting…";
-  mark.classList.toggle("down", !live);
+  mark.textContent = online ? "Live" : "Reconnecting…";
+  mark.classList.toggle("down", !online);
 }
 
 const socket = connectLive({

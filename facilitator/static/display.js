@@ -56,7 +56,7 @@ connectLive({
   sessionId: state.session_id,
   auth: { display_token: data.token },
   onState: (next) => { syncClock(next); show(next); },
-  onConnection: (live) => { $("reconnecting").hidden = live; },
+  onConnection: (online) => { $("reconnecting").hidden = online; },
   onRefused: (error) => {
     if (error && error.code === "display_ended") { ended(error.message); }
   },

@@ -66,7 +66,7 @@ class ClientFacts(NamedTuple):
 
 
 class Visit(NamedTuple):
-    """A live attendance as the kiosk decides on it (plain values, no ORM object to build)."""
+    """An unvoided attendance as the kiosk decides on it (plain values, no ORM object to build)."""
 
     id: int
     session_id: int
@@ -86,14 +86,14 @@ class SessionsNear(NamedTuple):
     day: date  # the moment's local date
     groups: list[tuple]  # (id, active, weekdays, start, end), in group code order
     sessions: dict[tuple[int, date], OpenSession]  # by (group id, date), dated `day` or the day after
-    visits: dict[int, Visit]  # the client's live record in each of those sessions, by session id
+    visits: dict[int, Visit]  # the client's unvoided record in each of those sessions, by session id
     open_visits: int  # the client's records checked in, not out, in sessions ending after the moment
 
 
 @functools.cache
 def client_sessions_statement():
     """Each named client's (:client_keys) row, each of their groups (by code), its sessions dated :day
-    or :next_day and the client's live record in each; and how many of the client's records are
+    or :next_day and the client's unvoided record in each; and how many of the client's records are
     open in sessions ending after :at. Callers may add columns after these (the scan adds whether
     its scan_id is known)."""
     from sqlalchemy import and_, func
@@ -189,7 +189,8 @@ def _open_session(group_session: GroupSession) -> OpenSession:
                        group_session.closed_at, group_session.group.name, group_session.group.room or "")
 
 
-def live_attendance(session_id: int, client_key: int) -> Attendance | None:
+def unvoided_attendance(session_id: int, client_key: int) -> Attendance | None:
+    """The client's record at this session that counts (docs/architecture.md, glossary: unvoided)."""
     return db.session().scalar(select(Attendance).where(
         Attendance.session_id == session_id, Attendance.client_key == client_key, Attendance.voided_at.is_(None)))
 
@@ -203,7 +204,7 @@ def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, re
 def check_in(group_session: GroupSession, client: Client, at: datetime, source: str = "kiosk",
              by_user: StaffUser | None = None, reason: str | None = None) -> Attendance:
     """A new check-in. Any other open attendance of the client ends at `at` (they moved rooms)."""
-    if live_attendance(group_session.id, client.id) is not None:
+    if unvoided_attendance(group_session.id, client.id) is not None:
         raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
     for other in db.session().scalars(select(Attendance).join(GroupSession).where(
             Attendance.client_key == client.id, Attendance.voided_at.is_(None),
@@ -252,7 +253,7 @@ def _visits_statement():
 
 def kiosk_visits(session_id: int, client_key: int, at: datetime, near: SessionsNear | None = None
                  ) -> tuple[Visit | None, list[Visit]]:
-    """The client's live record in this session (or None), and their records open in other sessions
+    """The client's unvoided record in this session (or None), and their records open in other sessions
     that end after `at` (check_in ends those: one room at a time). From `near`, when given: read in
     this transaction for `at`, with the session found in it or made since (so it has no record yet);
     it tells both unless a record is open elsewhere. Else in one query."""
@@ -288,7 +289,7 @@ def kiosk_check_in(session_id: int, client_key: int, at: datetime, elsewhere: li
                    check_out_at: datetime | None = None, check_out_source: str | None = None,
                    batch: CheckIns | None = None) -> None:
     """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
-    The caller found no live record here (kiosk_visits); a racing one meets the unique index
+    The caller found no unvoided record here (kiosk_visits); a racing one meets the unique index
     (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session).
     With `batch`, the new record is written when the batch is flushed."""
     connection = db.session().connection()
@@ -304,7 +305,7 @@ def kiosk_check_in(session_id: int, client_key: int, at: datetime, elsewhere: li
 
 
 def kiosk_check_out(visit: Visit, at: datetime) -> None:
-    """check_out(source="kiosk") of a live record the caller read in this transaction."""
+    """check_out(source="kiosk") of an unvoided record the caller read in this transaction."""
     if visit.check_in_at is None or visit.check_out_at is not None or at < visit.check_in_at:
         raise AttendanceError("cannot_check_out", "This visit cannot be checked out now.")
     _kiosk_check_out(db.session().connection(), visit.id, at, "kiosk")
@@ -326,7 +327,7 @@ def excuse(group_session: GroupSession, client: Client, by_user: StaffUser, reas
     reason = (reason or "").strip()
     if not reason:
         raise AttendanceError("reason_required", "Please give a reason for the excused absence.")
-    existing = live_attendance(group_session.id, client.id)
+    existing = unvoided_attendance(group_session.id, client.id)
     if existing is not None:
         if existing.status == "excused":
             return existing

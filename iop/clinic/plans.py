@@ -1,8 +1,8 @@
 """Treatment plans and levels of care: what makes a plan valid, saving it (audited), and the
 flag for a plan that stays under its level's weekly minimum for too long.
 
-The targets themselves are DOMAIN.md rule 5, in iop.hours; this module keeps the records those
-rules read.
+The targets themselves are docs/domain.md rule 5, in iop.rules.hours; this module keeps the
+records those rules read.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The kiosk scan: one card, one answer, at most one attendance (CONTRACT.md, POST /kiosk/api/scan).
+"""The kiosk scan: one card, one answer, at most one attendance (docs/interface.md, POST /kiosk/api/scan).
 
 A scan is written in one transaction together with its `Scan` row, whose primary key is the
 kiosk's scan_id: a retry of the same scan_id collides on that key and gets the stored answer, so
 it is counted once however the retries race. Parallel scans of one card with different scan_ids
-meet the partial unique index on live attendance, and the losers answer already_checked_in.
+meet the partial unique index on unvoided attendance, and the losers answer already_checked_in.
 
 Decisions (README "Kiosk"):
 - A second scan at least REPEAT_SCAN_MINUTES after the check-in checks out (rule 2); sooner, it
@@ -124,7 +124,7 @@ def parse_request(data: object) -> ScanRequest:
 
 
 def scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
-    """When the scan happened: now for a live scan, the kiosk's time for a replayed one.
+    """When the scan happened: now for an online scan, the kiosk's time for a replayed one.
 
     Raises ScanRefused('scanned_at_invalid') for a time in the future beyond clock skew or
     older than OFFLINE_SCAN_MAX_AGE_HOURS."""

@@ -1,4 +1,4 @@
-"""Exports for payers, audits and the clinical record (CONTRACT.md): hours, attendance, days.
+"""Exports for payers, audits and the clinical record (docs/interface.md): hours, attendance, days.
 
 Rows stream from the database (yield_per: a server-side cursor on PostgreSQL) straight into the
 CSV or XLSX writer, so a year of a large program never sits in memory. Every figure comes from
@@ -113,7 +113,7 @@ def _streamed(query):
 
 
 def attendance_query(first: date, last: date, now: datetime):
-    """The attendance export's statement: each live attendance whose session date is in the range, with
+    """The attendance export's statement: each unvoided attendance whose session date is in the range, with
     its credited minutes (iop.hours), in the export's order. The FHIR export adds columns to it."""
     credited = hours_queries.credited_minutes_sql(Attendance, GroupSession, now)
     return (

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -34,6 +33,7 @@ from iop import clock
 from iop.config import signing_keys
 from iop.files import exports
 from iop.files.exports import ExportError
+from iop.rules.service_codes import service_code_system
 from iop.store import db
 from iop.store.models import Attendance, ClientGroup, Group, GroupSession, StaffUser
 
@@ -44,29 +44,16 @@ ZIP_MIMETYPE = "application/zip"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 UCUM = "http://unitsofmeasure.org"
-CPT = "http://www.ama-assn.org/go/cpt"
-HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 ENCOUNTER_CLASSES = {"in_person": ("AMB", "ambulatory"), "telehealth": ("VR", "virtual")}
 PRIMARY_PERFORMER = [{"coding": [{"system": PARTICIPATION_TYPE, "code": "PPRF", "display": "primary performer"}]}]
 
 # The program's identifier systems: arcs under its own OID (Ids.oid).
 CLIENT_IDS, ENCOUNTER_IDS, GROUP_CODES, PRACTITIONER_IDS = 1, 2, 3, 4
 
-_CPT = re.compile(r"[0-9]{4}[0-9FTU]")  # CPT: five digits, or four and F, T or U (categories II, III, PLA)
-_HCPCS = re.compile(r"[A-V][0-9]{4}")  # HCPCS Level II: a letter A-V and four digits (H0015, S9480)
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))  # not allowed in a FHIR string
 
 
 # ---- the mapping rules (pure) --------------------------------------------------------------------
-
-def service_code_system(code: str) -> str | None:
-    """The code system of a service code by its shape (CPT or HCPCS Level II), None when it is neither."""
-    if _CPT.fullmatch(code):
-        return CPT
-    if _HCPCS.fullmatch(code):
-        return HCPCS
-    return None
-
 
 def encounter_class(modality: str) -> dict:
     """Encounter.class for an attendance's modality: in person is ambulatory (AMB), telehealth virtual (VR)."""

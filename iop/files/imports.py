@@ -1,4 +1,4 @@
-"""Bulk loads from CSV (CONTRACT.md): groups, clients with plans, attendance.
+"""Bulk loads from CSV (docs/interface.md): groups, clients with plans, attendance.
 
 Every row is checked first, against the file and against the database; one bad row means
 nothing is loaded, and each bad row is reported as "line N: reason". The load is one unit of
@@ -617,7 +617,7 @@ class _AttendanceImport(_Import):
         first = min(item.day for item in self.parsed) - timedelta(days=1)
         last = max(item.day for item in self.parsed) + timedelta(days=1)
         client_keys = {item.client.id for item in self.parsed}
-        # (status, check-in, check-out) of each live record, by client, group and date: plain
+        # (status, check-in, check-out) of each unvoided record, by client, group and date: plain
         # columns, not ORM objects, since a year-long file meets a year of records.
         recorded: dict[tuple[int, int, date], tuple] = {}
         visits: dict[int, list[_Visit]] = {}

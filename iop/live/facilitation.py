@@ -274,7 +274,7 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
         raise LiveError("session_closed", "This group has ended; a coordinator can correct its records.", 409)
     client = db.session().scalar(select(Client).where(Client.public_id == str(client_public_id or "")[:24]))
     members = {member.id for member in attendance.session_members(group_session)}
-    if client is None or (client.id not in members and attendance.live_attendance(group_session.id, client.id) is None):
+    if client is None or (client.id not in members and attendance.unvoided_attendance(group_session.id, client.id) is None):
         raise LiveError("unknown_client", "Please pick a client of this group from the list.")
     reason = (reason if isinstance(reason, str) else "").strip()[:300]
     try:
@@ -282,7 +282,7 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
             attendance.excuse(group_session, client, by_user, reason)
             return f"{client.display_name} is marked excused."
         at = _hand_time(group_session, at_text, now)
-        existing = attendance.live_attendance(group_session.id, client.id)
+        existing = attendance.unvoided_attendance(group_session.id, client.id)
         if action == "check_in" and existing is not None and existing.status == "excused":
             # Marked excused, then came after all: the excused record is corrected, not edited.
             attendance.correct(existing, at, None, by_user, reason or "Came after being marked excused")

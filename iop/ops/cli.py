@@ -1,4 +1,4 @@
-"""The `iop` commands (CONTRACT.md). Each is a thin shell over a domain module."""
+"""The `iop` commands (docs/interface.md). Each is a thin shell over a domain module."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""The hours rules of DOMAIN.md as pure functions (their SQL is in iop.store.hours_queries).
+"""The hours rules of docs/domain.md as pure functions (their SQL is in iop.store.hours_queries).
 
 Every figure the system shows or exports comes from here. Nothing derived is stored: credited
 minutes are computed from check-in/check-out and the session's scheduled window, in Python for

@@ -13,7 +13,7 @@ from iop.store import db
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-# The configurable levels of care (DOMAIN.md): codes with their weekly floors, editable later.
+# The configurable levels of care (docs/domain.md): codes with their weekly floors, editable later.
 DEFAULT_LEVELS = [
     ("1", "Outpatient", 0, 9 * 60 - 1),
     ("2.1", "Intensive outpatient", 9 * 60, 19 * 60),

@@ -195,7 +195,7 @@ class PlanPhase(Base):
 
 
 class GroupSession(Base):
-    """One dated session of a group, with its module and the live step."""
+    """One dated session of a group, with its module and its current step."""
 
     __tablename__ = "group_session"
     __table_args__ = (UniqueConstraint("group_id", "date"),)
@@ -231,7 +231,7 @@ class Attendance(Base):
 
     __tablename__ = "attendance"
     __table_args__ = (
-        # One live record per client per session: retries and parallel scans cannot double it.
+        # One unvoided record per client per session: retries and parallel scans cannot double it.
         Index(
             "uq_attendance_live",
             "session_id",

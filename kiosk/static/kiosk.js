@@ -217,9 +217,9 @@
     // Earlier scans go first; if they still cannot be sent, this one waits behind them.
     return flush().then(function () {
       if (loadQueue().length || navigator.onLine === false) { offline(); return; }
-      // A live scan is timed by the server; only a queued one carries the kiosk's time.
-      var live = { code: scan.code, scan_id: scan.scan_id };
-      return post(root.dataset.scanUrl, live).then(function (r) {
+      // An online scan is timed by the server; only a queued one carries the kiosk's time.
+      var online = { code: scan.code, scan_id: scan.scan_id };
+      return post(root.dataset.scanUrl, online).then(function (r) {
         clearTimeout(spinner);
         if (retryable(r.status) && r.status !== 429) { offline(); return; }
         if (r.status === 200 && r.data.result) { greet(r.data); return; }

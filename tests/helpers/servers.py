@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from helpers.web import csrf_from
 
 BIN = Path(sys.executable).parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 # ---- the services the scale-out tests need -----------------------------------------------------
@@ -68,11 +68,11 @@ def required_redis() -> str:
 
 
 @contextlib.contextmanager
-def fresh_schema(base_url: str):
+def fresh_schema(base_url: str, prefix: str = "iop_scale"):
     """A PostgreSQL schema of its own (dropped afterwards); yields the URL that selects it."""
     from sqlalchemy import create_engine, text
 
-    schema = f"iop_scale_{secrets.token_hex(4)}"
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -233,9 +233,7 @@ class PrivateRedis(Process):
 # ---- what people do, over HTTP ---------------------------------------------------------------
 
 def csrf_token(http: requests.Session, url: str) -> str:
-    match = CSRF_META.search(http.get(url, timeout=10).text)
-    assert match, f"no CSRF token on {url}"
-    return match.group(1)
+    return csrf_from(http.get(url, timeout=10).text)
 
 
 def staff_session(base_url: str, username: str, password: str) -> requests.Session:
@@ -536,7 +534,7 @@ class Nginx(Process):
 
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
-        site = (Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf").read_text()
+        site = (Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf").read_text()
         cert, key = folder / "nginx.crt", folder / "nginx.key"
         sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                 "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)
