@@ -25,7 +25,8 @@ def describe(found: list[dict]) -> str:
     for violation in found:
         lines.append(f"{violation['id']} ({violation.get('impact')}): {violation['help']}")
         for node in violation["nodes"][:5]:
-            lines.append(f"    {' '.join(map(str, node['target']))}: {node.get('failureSummary', '').splitlines()[-1:]}")
+            why = " ".join(line.strip() for line in node.get("failureSummary", "").splitlines()[1:])
+            lines.append(f"    {' '.join(map(str, node['target']))}: {why}")
     return "\n".join(lines)
 
 

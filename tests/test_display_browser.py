@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from a11y import assert_accessible
 from iop.store import db
 from iop.store.models import Client
 
@@ -58,6 +59,8 @@ def test_the_room_display_follows_the_control_page_live(app, live_server, browse
         display.goto(live_server.url + control.get_by_role("link", name="Room display").get_attribute("href"))
         heading = display.get_by_role("heading", level=1)
         expect(heading).to_have_text("Opening check-in")
+        assert_accessible(display, "the room display before the start")
+        assert_accessible(control, "the control page before the start")
 
         control.get_by_role("button", name="Start group").click()
         expect(display.locator("#position")).to_have_text("Step 1 of 7")
@@ -67,12 +70,20 @@ def test_the_room_display_follows_the_control_page_live(app, live_server, browse
         expect(control.locator("#step-notes")).to_contain_text("Explain in plain words")
         expect(display.locator("#step-room")).to_contain_text("A trigger is anything that sparks the wish to use.")
         expect(display.locator("#timer")).to_have_text("25:00")
+        assert_accessible(display, "the room display during a step")
+        assert_accessible(control, "the control page during a step")
 
         display.reload()  # a display that reloads shows the same step at once
         expect(heading).to_have_text("What is a trigger?")
 
         control.keyboard.press("ArrowRight")  # a presentation clicker
         expect(heading).to_have_text("My trigger map")
+        # The curriculum's markup as written, pushed live: the list, then its own paragraph (not run into
+        # the last item as "Feelings and thoughts Put a star...").
+        for screen in (display, control):
+            room = screen.locator("#step-room")
+            expect(room.locator("ul > li").last).to_have_text("Feelings and thoughts")
+            expect(room.locator("ul + p")).to_have_text("Put a star by your three strongest triggers.")
         control.keyboard.press("PageUp")
         expect(heading).to_have_text("What is a trigger?")
         control.get_by_role("button", name="Previous").click()

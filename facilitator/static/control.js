@@ -1,6 +1,6 @@
 // The facilitator's control page: step through the module, keep time, watch the roster live,
 // check clients in or out by hand, and hear (see) when someone at the kiosk needs help.
-import { connectLive, hoursMinutes, minSec, renderRoomText, secondsLeft, serverNow, syncClock } from "./live-common.js";
+import { connectLive, hoursMinutes, minSec, secondsLeft, serverNow, syncClock } from "./live-common.js";
 
 const data = JSON.parse(document.getElementById("live-data").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -23,8 +23,9 @@ function showStep(next) {
   if (step) {
     $("step-title").textContent = step.title;
     $("step-position").textContent = `Step ${state.step_index + 1} of ${data.steps.length}`;
-    renderRoomText($("step-room"), step.room);
-    renderRoomText($("step-notes"), step.notes, true);
+    // Rendered by the server from the curriculum's markup (escaped), as the room display shows it.
+    $("step-room").innerHTML = step.room_html;
+    $("step-notes").innerHTML = step.notes_html;
   }
   document.querySelectorAll(".step-jump").forEach((button) => {
     if (Number(button.dataset.index) === state.step_index) {
