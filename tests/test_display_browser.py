@@ -143,3 +143,43 @@ def test_checking_in_by_hand_and_closing_from_the_browser(app, live_server, brow
     finally:
         control_context.close()
         display_context.close()
+
+
+def test_the_control_page_fits_a_1366x768_laptop_before_and_after_the_start(app, live_server, browser, live_group):
+    """The current step in view without scrolling, step titles on a line or two (never a word a line),
+    and three times that cannot be taken one for another."""
+    live_group()
+    context, control = window(browser, 1366, 768)
+    try:
+        sign_in(control, live_server.url)
+        control.get_by_role("link", name="Group RP-AM").click()
+        expect(control.locator("#connection")).to_have_text("Live")
+
+        def step_in_view():
+            box = control.locator("#step-room").bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 768, box
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 1366, box
+            assert control.evaluate("window.scrollY") == 0
+
+        step_in_view()
+        for title in control.locator(".step-name").all():
+            lines = title.evaluate("el => Math.round(el.getBoundingClientRect().height"
+                                   " / parseFloat(getComputedStyle(el).lineHeight))")
+            words = len(title.inner_text().split())
+            assert lines <= 2 and (words == 1 or lines < words), (title.inner_text(), lines)
+        expect(control.locator("#countdown")).to_have_text("20:00")
+        expect(control.locator("#countdown-label")).to_have_text("min:s for this step")
+        expect(control.locator("#elapsed")).to_have_text("Not started")
+
+        control.get_by_role("button", name="Start group").click()
+        expect(control.locator("#countdown-label")).to_have_text("min:s left in this step")
+        step_in_view()
+        # The group's running time in words (h and min), never "0:20" beside the step's "19:40".
+        expect(control.locator("#elapsed")).to_have_text(re.compile(r"^Running (\d+ min|\d+ h \d\d min)$"))
+        expect(control.locator("#countdown")).to_have_text(re.compile(r"^\d{1,2}:\d\d$"))
+        control.get_by_role("button", name="Next").click()
+        expect(control.locator("#step-title")).to_have_text("What is a trigger?")
+        step_in_view()
+        assert_accessible(control, "the control page at 1366x768")
+    finally:
+        context.close()

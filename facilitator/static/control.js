@@ -1,6 +1,6 @@
 // The facilitator's control page: step through the module, keep time, watch the roster live,
 // check clients in or out by hand, and hear (see) when someone at the kiosk needs help.
-import { connectLive, hoursMinutes, minSec, secondsLeft, serverNow, syncClock } from "./live-common.js";
+import { connectLive, durationWords, minSec, secondsLeft, serverNow, syncClock } from "./live-common.js";
 
 const data = JSON.parse(document.getElementById("live-data").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -82,10 +82,12 @@ document.addEventListener("keydown", (event) => {
 
 // ---- clocks ----------------------------------------------------------------------------------
 
+// Three times side by side, each in a form that cannot be taken for another: the time of day, the
+// group's running time in words (h and min), and the step's countdown in minutes:seconds, labelled.
 function tick() {
   $("clock-now").textContent = timeFormat.format(new Date(serverNow()));
   if (state.started && state.started_at) {
-    $("elapsed").textContent = "Running " + hoursMinutes((serverNow() - Date.parse(state.started_at)) / 1000);
+    $("elapsed").textContent = "Running " + durationWords((serverNow() - Date.parse(state.started_at)) / 1000);
   } else {
     $("elapsed").textContent = "Not started";
   }
@@ -93,7 +95,7 @@ function tick() {
   const countdown = $("countdown");
   countdown.textContent = minSec(left);
   countdown.classList.toggle("over", left < 0);
-  $("countdown-label").textContent = !state.started ? "for this step" : (left < 0 ? "over this step's time" : "left in this step");
+  $("countdown-label").textContent = !state.started ? "min:s for this step" : (left < 0 ? "min:s over this step's time" : "min:s left in this step");
 }
 setInterval(tick, 1000);
 

@@ -27,9 +27,10 @@ export function minSec(seconds) {
   return m + ":" + String(s % 60).padStart(2, "0");
 }
 
-export function hoursMinutes(seconds) {
+// A running time in words: "45 min", "1 h 05 min" (never "1:05", which reads like a countdown).
+export function durationWords(seconds) {
   const m = Math.max(0, Math.floor(seconds / 60));
-  return Math.floor(m / 60) + ":" + String(m % 60).padStart(2, "0");
+  return m < 60 ? m + " min" : Math.floor(m / 60) + " h " + String(m % 60).padStart(2, "0") + " min";
 }
 
 // A Socket.IO connection that joins the session on every (re)connect, so a server restart
