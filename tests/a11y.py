@@ -34,3 +34,36 @@ def assert_accessible(page, what: str = "") -> None:
     """Fail with each violation, the rule and where, when the page breaks a WCAG A/AA rule."""
     found = violations(page)
     assert not found, f"accessibility violations on {what or page.url}:\n{describe(found)}"
+
+
+# Where the focus is, and whether a person sees it: on screen, not clipped away, not covered (the
+# middle of the element hits the element itself, a part of it, or its label).
+_FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body || el === document.documentElement) return null;
+  const r = el.getBoundingClientRect();
+  const onScreen = r.width >= 2 && r.height >= 2 && r.bottom > 0 && r.right > 0
+    && r.top < window.innerHeight && r.left < window.innerWidth;
+  let hit = null;
+  if (onScreen) {
+    const x = Math.min(Math.max(r.left + r.width / 2, 0), window.innerWidth - 1);
+    const y = Math.min(Math.max(r.top + r.height / 2, 0), window.innerHeight - 1);
+    hit = document.elementFromPoint(x, y);
+  }
+  const seen = onScreen && hit !== null && (hit === el || el.contains(hit) || (hit.control === el)
+    || (el.labels && Array.from(el.labels).some((label) => label.contains(hit))));
+  return {seen: seen, what: el.outerHTML.slice(0, 160)};
+}"""
+
+
+def tab_through(page, most: int = 200) -> list[dict]:
+    """Press Tab from the top of the page until the focus comes round again; each stop, seen or not."""
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    stops: list[dict] = []
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(_FOCUSED)
+        if stop is None or (stops and stop["what"] == stops[0]["what"]):
+            break
+        stops.append(stop)
+    return stops
