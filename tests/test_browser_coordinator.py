@@ -88,3 +88,30 @@ def test_at_200_percent_zoom_every_focus_is_seen_and_the_cards_still_sort(live_s
         assert [stop["what"] for stop in tab_through(page) if not stop["seen"]] == []
     finally:
         context.close()
+
+
+def test_the_exports_page_describes_each_exports_columns_itself(live_server, auth, world, page, app):
+    """A coordinator opens each export's columns on the page: every column the file has, in its order,
+    with what it holds; no sending people to a README."""
+    from iop.files import exports
+
+    auth.make_user("pat", role="coordinator", password="a long password")
+    browser_sign_in(page, live_server.url, "pat", "a long password")
+    page.goto(live_server.url + "/coordinator/exports")
+    assert "README" not in page.locator("main").inner_text()
+    for kind, count in (("hours", 9), ("attendance", 11), ("days", 6)):
+        columns = page.locator(f"#columns-{kind}")
+        columns.get_by_text(f"The {count} columns").click()
+        names = columns.locator("dt").all_inner_texts()
+        assert names == exports.header(kind)  # the file's own header, in order
+        meanings = columns.locator("dd").all_inner_texts()
+        assert all(len(meaning.split()) >= 2 for meaning in meanings), meanings
+        expect(columns.locator("dd").first).to_be_visible()
+    days = page.locator("#columns-days")
+    expect(days).to_contain_text("a full day (180 minutes)")
+    expect(page.locator("#columns-attendance")).to_contain_text("kiosk, manual (by staff) or import")
+    fhir = page.locator("#columns-fhir")
+    fhir.get_by_text("The 4 files").click()
+    assert fhir.locator("dt").all_inner_texts() == ["Encounter.ndjson", "Patient.ndjson", "Practitioner.ndjson",
+                                                    "Group.ndjson"]
+    assert_accessible(page, "the Exports page with every export's columns open")
