@@ -318,12 +318,29 @@ def browser(playwright_instance):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
+    """A fresh browser tab. Whatever page a test leaves it on is checked with axe-core (tests/a11y.py)
+    when the test passed, so every browser test also proves its last page has no WCAG A/AA violation."""
+    from a11y import assert_accessible
+
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
-    context.close()
+    try:
+        passed = not getattr(request.node, "failed_call", False)
+        if passed and not page.is_closed() and page.url.startswith("http"):
+            assert_accessible(page, f"the last page of {request.node.name} ({page.url})")
+    finally:
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Marks a test whose body failed, so fixtures skip checks that would only repeat the failure."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:
+        item.failed_call = True
 
 def browser_sign_in(page, base: str, username: str, password: str, lands: str = "/coordinator/") -> None:
     """Sign in through the real form and wait for the role's landing page."""

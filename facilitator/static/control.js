@@ -9,6 +9,7 @@ const HIGHLIGHT_MS = 8000;
 
 let state = data.state;
 let wanted = state.step_index;  // where presses have asked to go (before the server has answered)
+let startAsked = state.started; // a step was asked for, which starts the group (before the answer)
 let knownIn = null;             // ids in the room at the last roster, to spot new arrivals
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: data.timezone });
 
@@ -47,16 +48,18 @@ function showStep(next) {
 function goTo(index) {
   if (index < 0 || index >= data.steps.length) { return; }
   wanted = index;
+  startAsked = true;
   socket.emit("step", { session_id: data.session_id, index });
 }
 
 function next() {
   // Before the group starts, Next starts it on the step shown (a clicker's first press).
-  goTo(state.started ? wanted + 1 : state.step_index);
+  // Start then Next pressed quickly (before the server's answer) goes on to the second step.
+  goTo(state.started || startAsked ? wanted + 1 : state.step_index);
 }
 
 function previous() {
-  if (state.started) { goTo(wanted - 1); }
+  if (state.started || startAsked) { goTo(wanted - 1); }
 }
 
 $("next").addEventListener("click", next);
@@ -302,7 +305,7 @@ const socket = connectLive({
       // Closed from another screen (a coordinator, a second laptop): go to the summary.
       if (!closing) { window.location.assign(data.summary_url); }
     },
-    error: (error) => { wanted = state.step_index; say(error.message || "That did not work.", "error"); },
+    error: (error) => { wanted = state.step_index; startAsked = state.started; say(error.message || "That did not work.", "error"); },
   },
 });
 
