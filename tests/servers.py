@@ -165,7 +165,8 @@ class WebProcess(Process):
                        "--threads", str(threads), "--bind", f"127.0.0.1:{self.port}",
                        "--graceful-timeout", "2", "--log-level", "warning", "iop.wsgi:app"]
         else:
-            command = [str(BIN / "iop"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            command = [str(BIN / "iop"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--threads", str(threads)]
         super().__init__(name, command, env, log_dir)
 
     def wait_healthy(self, timeout: float = 30.0) -> dict:
