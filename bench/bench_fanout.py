@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import servers  # noqa: E402
 import socketio  # noqa: E402
+
+from helpers import servers  # noqa: E402
 
 
 def percentile(values, fraction):

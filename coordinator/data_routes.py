@@ -56,6 +56,8 @@ def _page(status: int = 200, export_error: str = "", import_failure: tuple[str, 
     remembered = _remembered_range()
     return render_template(
         "coordinator/exports.html", export_titles=EXPORT_TITLES, import_titles=IMPORT_TITLES,
+        export_columns={kind: exports.column_meanings(kind) for kind in EXPORT_TITLES},
+        fhir_files=fhir.RESOURCE_GUIDE,
         first=first if first is not None else remembered[0], last=last if last is not None else remembered[1],
         export_error=export_error, import_failure=import_failure, problems_shown=PROBLEMS_SHOWN,
         upload_limit_mb=imports.UPLOAD_MAX_BYTES // (1024 * 1024),

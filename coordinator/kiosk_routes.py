@@ -1,9 +1,7 @@
 """Coordinators' kiosk tablets and QR cards: thin views over iop.kiosks and iop.cards."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from coordinator import bp
@@ -26,25 +24,18 @@ def _link_qr_svg(link: str) -> str:
     return qr.make_image().to_string(encoding="unicode")
 
 
-def _enrollment_links(path: str) -> list[str]:
-    """The link as this browser reached the server, and by the LAN address when that was loopback."""
+def _tablet_links():
+    """Links a tablet can open (never one that cannot work), from how this server listens."""
     from iop.ops import serving
 
-    base = request.host_url.rstrip("/")
-    links = [base + path]
-    parts = urlsplit(base)
-    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        _names, addresses = serving.local_names()
-        port = f":{parts.port}" if parts.port else ""
-        links += [f"{parts.scheme}://{address}{port}{path}" for address in addresses
-                  if address not in ("127.0.0.1", "::1")]
-    return links
+    return serving.tablet_links(current_app.config.get("SERVE_REACH"), request.host_url.rstrip("/"))
 
 
 @bp.route("/kiosks", methods=["GET"])
 @staff_required("coordinator")
 def kiosks_page():
-    return render_template("coordinator/kiosks.html", devices=kiosks.all_devices(), now=clock.now(), created=None)
+    return render_template("coordinator/kiosks.html", devices=kiosks.all_devices(), now=clock.now(), created=None,
+                           reach=_tablet_links(), https=request.scheme == "https")
 
 
 @bp.route("/kiosks", methods=["POST"])
@@ -59,11 +50,12 @@ def kiosk_create():
     except kiosks.KioskError as exc:
         flash(str(exc))
         return redirect(url_for("coordinator.kiosks_page"))
-    links = _enrollment_links(path)
-    created = {"name": device.name, "links": links, "qr": _link_qr_svg(links[-1]),
-               "expires": device.enrollment_expires_at}
+    reach = _tablet_links()
+    links = [base + path for base in reach.bases]
+    created = {"name": device.name, "links": links, "qr": _link_qr_svg(links[0]) if links else None,
+               "here": request.host_url.rstrip("/") + path, "expires": device.enrollment_expires_at}
     response = Response(render_template("coordinator/kiosks.html", devices=kiosks.all_devices(), now=clock.now(),
-                                        created=created))
+                                        created=created, reach=reach, https=request.scheme == "https"))
     response.headers["Cache-Control"] = "no-store"  # the link is a secret until used
     return response
 

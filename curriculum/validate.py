@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from curriculum import markup
 from curriculum.model import STEP_KINDS, Catalog, Module, Step, Track
 
 MIN_STEPS, MAX_STEPS = 5, 9
@@ -175,6 +176,15 @@ def room_text_problem(room: str) -> str | None:
     return None
 
 
+def _markup(file: _File, node: Node, what: str, text: str, kind: str) -> None:
+    """Name each line whose markup would show differently from how it reads (curriculum.markup)."""
+    for line, message in markup.problems(text.rstrip("\n"), kind):
+        # A `|` block keeps its lines, so a line of the text is a line of the file (the text starts on the
+        # line after the `|`); other styles fold lines, so the value's own line is named.
+        file.problem(node.start_mark.line + 1 + line if node.style == "|" else _line(node),
+                     f"{what}: this line {message}")
+
+
 def _step(file: _File, node: Node, data: Any, number: int) -> Step | None:
     what = f"step {number}"
     if not isinstance(data, dict):
@@ -200,6 +210,9 @@ def _step(file: _File, node: Node, data: Any, number: int) -> Step | None:
     if room is not None and (why := room_text_problem(room)):
         file.problem(value_node("room"), f"{what}: {why}")
     notes = _text(file, value_node("notes"), f"{what}: 'notes'", data.get("notes")) if "notes" in data else None
+    for field, text in (("room", room), ("notes", notes)):
+        if text is not None:
+            _markup(file, value_node(field), f"{what}, '{field}'", data[field], field)
     if len(file.problems) > before:
         return None
     return Step(title=title, kind=kind, minutes=minutes, room=room, notes=notes)

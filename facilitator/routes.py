@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
+from curriculum import markup
 from facilitator import bp
 from iop import clock
 from iop.clinic import audit
@@ -22,32 +23,7 @@ STATUS_WORDS = {"scheduled": "Not started", "open": "Open", "closed": "Closed", 
 @bp.context_processor
 def _helpers():
     return {"time_text": clock.time_text, "date_text": facilitation.date_text, "status_text": status_text,
-            "text_blocks": text_blocks}
-
-
-CLOSING_PUNCTUATION = (".", "!", "?", ":", ";", ")", '"', "\u201d")
-
-
-def text_blocks(text: str | None, prose: bool = False) -> list[tuple[str, list[str]]]:
-    """Curriculum text as ("p", [text]) and ("ul", [items]) blocks, as live-common.js textBlocks() lays
-    it out: a line that is indented or follows one without closing punctuation continues it."""
-    blocks: list[tuple[str, list[str]]] = []
-    current: tuple[str, list[str]] | None = None
-    for raw in (text or "").split("\n"):
-        line = raw.strip()
-        if not line:
-            current = None
-        elif line.startswith("- "):
-            if current is None or current[0] != "ul":
-                current = ("ul", [])
-                blocks.append(current)
-            current[1].append(line[2:])
-        elif current is not None and (prose or raw[:1].isspace() or not current[1][-1].endswith(CLOSING_PUNCTUATION)):
-            current[1][-1] += " " + line
-        else:
-            current = ("p", [line])
-            blocks.append(current)
-    return blocks
+            "step_html": markup.to_html}
 
 
 def status_text(group_session) -> str:
@@ -113,7 +89,8 @@ def control(session_id: int):
     live_data = {
         "session_id": group_session.id,
         "state": state,
-        "steps": [{"title": s.title, "kind": s.kind, "minutes": s.minutes, "room": s.room, "notes": s.notes}
+        "steps": [{"title": s.title, "kind": s.kind, "minutes": s.minutes,
+                   "room_html": markup.to_html(s.room, "room"), "notes_html": markup.to_html(s.notes, "notes")}
                   for s in (module.steps if module else ())],
         "attendance_url": url_for("facilitator.attendance", session_id=group_session.id),
         "summary_url": url_for("facilitator.summary", session_id=group_session.id),
@@ -181,6 +158,20 @@ def close(session_id: int):
     if _wants_json():
         return jsonify(ok=True, checked_out=checked_out, summary=summary_url)
     return redirect(summary_url, code=303)
+
+
+# ---- a module, to read or print before the group ----------------------------------------------
+
+@bp.route("/modules/<module_id>")
+@staff_required("facilitator")
+def module_page(module_id: str):
+    """Every step of a module: its room text as the display shows it, and the presenter notes."""
+    from curriculum.catalog import catalog
+
+    module = catalog().module(module_id)
+    if module is None:
+        return render_template("error.html", status=404, message="There is no such module."), 404
+    return render_template("facilitator/module.html", module=module, track=catalog().tracks.get(module.track))
 
 
 # ---- the session summary and its group note --------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from iop import config as config_module
 from iop.config import ConfigError
-from iop.extensions import csrf, socketio
+from iop.extensions import compress, csrf, socketio
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     csrf.init_app(app)
+    compress.init_app(app)
     socketio.init_app(
         app,
         async_mode="threading",

@@ -33,6 +33,18 @@ DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
+    # Text responses (pages, CSS, JS, JSON) compressed when the browser asks (Flask-Compress).
+    # Static files are streamed, so gzip is allowed for streams too (browsers on plain http ask for
+    # gzip only); CSV, XLSX and zip exports are not in the list and stream untouched. Socket.IO is
+    # served before Flask and never compressed here.
+    "COMPRESS_ALGORITHM": ["br", "gzip"],
+    "COMPRESS_ALGORITHM_STREAMING": ["br", "gzip"],
+    "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/javascript", "application/javascript",
+                           "application/json", "image/svg+xml"],
+    # A compressed file's ETag gets the encoding's name: revalidate with it, or a cached script
+    # would be sent again whole each time.
+    "COMPRESS_STREAMING_ENDPOINT_CONDITIONAL": ["static", "kiosk.static", "facilitator.static",
+                                                "coordinator.static"],
 }
 
 

@@ -8,14 +8,14 @@ rows. (IOP_TEST_POSTGRES_URL alone only lets the real-process tests run; see the
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 
 import pytest
+
 from helpers import exports_program
 from helpers.servers import fresh_schema
 from helpers.web import CHROMIUM, CHROMIUM_ARGS, AuthActions, LiveServer
 from helpers.world import KIOSK_DAY, LIVE_DAY, TEST_SECRET, KioskScene, LiveGroup, World, local, reset_schema
-
 from iop import clock, create_app
 from iop.store import db
 
@@ -162,12 +162,29 @@ def browser(playwright_instance):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
+    """A fresh browser tab. Whatever page a test leaves it on is checked with axe-core (tests/a11y.py)
+    when the test passed, so every browser test also proves its last page has no WCAG A/AA violation."""
+    from helpers.a11y import assert_accessible
+
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
-    context.close()
+    try:
+        passed = not getattr(request.node, "failed_call", False)
+        if passed and not page.is_closed() and page.url.startswith("http"):
+            assert_accessible(page, f"the last page of {request.node.name} ({page.url})")
+    finally:
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Marks a test whose body failed, so fixtures skip checks that would only repeat the failure."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:
+        item.failed_call = True
 
 
 # ---- a group running now (live facilitation tests) ------------------------------------------

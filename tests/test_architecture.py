@@ -54,7 +54,7 @@ def room(module: str) -> str:
             return "foundations"
         return parts[1]
     if parts[0] == "curriculum":
-        return "curriculum" if parts[1:2] in (["model"], ["validate"], ["catalog"]) else "curriculum in the clinic"
+        return "curriculum" if parts[1:2] in (["model"], ["markup"], ["validate"], ["catalog"]) else "curriculum in the clinic"
     return parts[0]
 
 

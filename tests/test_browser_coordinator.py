@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
+from helpers.a11y import assert_accessible, tab_through
 from helpers.web import browser_sign_in
 from iop import clock
 from iop.clock import local_date
@@ -13,7 +15,8 @@ from iop.rules.hours import week_start
 pytestmark = pytest.mark.browser
 
 
-def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world, page, app):
+def three_clients_this_week(world, app):
+    """Zoe Adams C300 (3 h), Abe Young C100 (1 h), Mia Lopez C200 (2 h) in this week's group."""
     tz = app.config["PROGRAM_TZ"]
     monday = week_start(local_date(clock.now(), tz))
     world.group("ALL", weekdays="Mon Tue Wed Thu Fri", start=time(9), end=time(12))
@@ -23,6 +26,10 @@ def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world
         person = world.client(client_id, first, last, groups=["ALL"], plan_start=monday - timedelta(weeks=2))
         starts = datetime.combine(monday, time(9), tzinfo=tz)
         world.attendance(person, group_session, starts, starts + timedelta(hours=hours_attended))
+
+
+def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world, page, app):
+    three_clients_this_week(world, app)
     auth.make_user("pat", role="coordinator", password="a long password")
 
     browser_sign_in(page, live_server.url, "pat", "a long password")
@@ -48,3 +55,63 @@ def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world
     assert page.get_by_role("heading", name="Weekly hours").is_visible()
     assert page.locator("svg.chart").is_visible()
     assert "2 h 00" in page.locator("table.attendance").inner_text()
+
+
+def test_at_200_percent_zoom_every_focus_is_seen_and_the_cards_still_sort(live_server, auth, world, browser, app):
+    """A 1280x800 screen at 200% zoom is a 640x400 CSS-pixel page drawn at twice the density."""
+    three_clients_this_week(world, app)
+    auth.make_user("pat", role="coordinator", password="a long password")
+    context = browser.new_context(viewport={"width": 640, "height": 400}, device_scale_factor=2)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        browser_sign_in(page, live_server.url, "pat", "a long password")
+        board = page.locator("table#board")
+        stops = tab_through(page)
+        assert [stop["what"] for stop in stops if not stop["seen"]] == []
+        assert any("board-sort" in stop["what"] for stop in stops)
+        expect(board.locator("thead")).to_be_hidden()  # the card layout
+        assert not any("data-sort-type" in stop["what"] for stop in stops)  # the hidden headers take no focus
+
+        ids = lambda: board.locator("tbody .client-id").all_inner_texts()  # noqa: E731
+        sort = page.get_by_label("Sort by")
+        sort.select_option(label="Attended, most first")
+        assert ids() == ["C300", "C200", "C100"]
+        sort.select_option(label="Client, A to Z")
+        assert ids() == ["C100", "C200", "C300"]  # Abe, Mia, Zoe
+        assert_accessible(page, "the week board at 200% zoom")
+
+        page.set_viewport_size({"width": 1280, "height": 800})  # back at 100%: the column buttons sort
+        expect(sort).to_be_hidden()
+        page.get_by_role("button", name="Attended").click()
+        assert ids() == ["C100", "C200", "C300"]
+        assert [stop["what"] for stop in tab_through(page) if not stop["seen"]] == []
+    finally:
+        context.close()
+
+
+def test_the_exports_page_describes_each_exports_columns_itself(live_server, auth, world, page, app):
+    """A coordinator opens each export's columns on the page: every column the file has, in its order,
+    with what it holds; no sending people to a README."""
+    from iop.files import exports
+
+    auth.make_user("pat", role="coordinator", password="a long password")
+    browser_sign_in(page, live_server.url, "pat", "a long password")
+    page.goto(live_server.url + "/coordinator/exports")
+    assert "README" not in page.locator("main").inner_text()
+    for kind, count in (("hours", 9), ("attendance", 11), ("days", 6)):
+        columns = page.locator(f"#columns-{kind}")
+        columns.get_by_text(f"The {count} columns").click()
+        names = columns.locator("dt").all_inner_texts()
+        assert names == exports.header(kind)  # the file's own header, in order
+        meanings = columns.locator("dd").all_inner_texts()
+        assert all(len(meaning.split()) >= 2 for meaning in meanings), meanings
+        expect(columns.locator("dd").first).to_be_visible()
+    days = page.locator("#columns-days")
+    expect(days).to_contain_text("a full day (180 minutes)")
+    expect(page.locator("#columns-attendance")).to_contain_text("kiosk, manual (by staff) or import")
+    fhir = page.locator("#columns-fhir")
+    fhir.get_by_text("The 4 files").click()
+    assert fhir.locator("dt").all_inner_texts() == ["Encounter.ndjson", "Patient.ndjson", "Practitioner.ndjson",
+                                                    "Group.ndjson"]
+    assert_accessible(page, "the Exports page with every export's columns open")

@@ -5,9 +5,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.printed_cards import PDFTOTEXT, decode_pdf
 from sqlalchemy import select
 
+from helpers.printed_cards import PDFTOTEXT, decode_pdf
 from iop.clinic import cards
 from iop.store import db
 from iop.store.models import AuditEvent

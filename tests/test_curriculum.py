@@ -6,10 +6,10 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from helpers.curriculum_trees import FIXTURES, make_tree
 
 from curriculum.catalog import TRACKS_DIR, catalog
 from curriculum.validate import check_tree, display_path
+from helpers.curriculum_trees import make_tree
 
 
 def where(root: Path, name: str, line: int) -> str:
@@ -48,6 +48,10 @@ BROKEN = [
     ("wrong-order", 11, "the first step must be a check-in (kind: check-in), not teaching."),
     ("wrong-order", 39, "the last step must be a wrap-up (kind: wrap-up), not discussion."),
     ("wrong-order", 10, "the module needs a step of kind exercise"),
+    ("run-into-list", 32, "step 3, 'room': this line follows the list item “Feelings and thoughts” with no blank "
+                          "line, so it shows as part of that item; put a blank line before it"),
+    ("odd-markup", 25, "step 2, 'notes': this line is indented 2 spaces; remove them"),
+    ("odd-markup", 42, "step 4, 'notes': this line is numbered 4, but shows as 3"),
 ]
 
 

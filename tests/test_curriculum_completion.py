@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from helpers.world import local
-
 from curriculum.completion import modules_had, modules_not_had, new_to_module
+from helpers.world import local
 from iop import clock
 from iop.store import db
 from iop.store.models import Attendance

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import shutil
 
-from helpers.curriculum_trees import FIXTURES, make_tree
 from sqlalchemy import select
 
+from helpers.curriculum_trees import FIXTURES, make_tree
 from iop.store import db
 from iop.store.models import AuditEvent
 

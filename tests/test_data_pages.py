@@ -6,9 +6,9 @@ import io
 from datetime import date, time
 
 import pytest
-from helpers.world import local
 from sqlalchemy import func, select
 
+from helpers.world import local
 from iop.store import db
 from iop.store.models import Attendance, AuditEvent, Group
 

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from helpers.a11y import assert_accessible
 from iop.store import db
 from iop.store.models import Client
 
@@ -58,6 +59,8 @@ def test_the_room_display_follows_the_control_page_live(app, live_server, browse
         display.goto(live_server.url + control.get_by_role("link", name="Room display").get_attribute("href"))
         heading = display.get_by_role("heading", level=1)
         expect(heading).to_have_text("Opening check-in")
+        assert_accessible(display, "the room display before the start")
+        assert_accessible(control, "the control page before the start")
 
         control.get_by_role("button", name="Start group").click()
         expect(display.locator("#position")).to_have_text("Step 1 of 7")
@@ -67,12 +70,20 @@ def test_the_room_display_follows_the_control_page_live(app, live_server, browse
         expect(control.locator("#step-notes")).to_contain_text("Explain in plain words")
         expect(display.locator("#step-room")).to_contain_text("A trigger is anything that sparks the wish to use.")
         expect(display.locator("#timer")).to_have_text("25:00")
+        assert_accessible(display, "the room display during a step")
+        assert_accessible(control, "the control page during a step")
 
         display.reload()  # a display that reloads shows the same step at once
         expect(heading).to_have_text("What is a trigger?")
 
         control.keyboard.press("ArrowRight")  # a presentation clicker
         expect(heading).to_have_text("My trigger map")
+        # The curriculum's markup as written, pushed live: the list, then its own paragraph (not run into
+        # the last item as "Feelings and thoughts Put a star...").
+        for screen in (display, control):
+            room = screen.locator("#step-room")
+            expect(room.locator("ul > li").last).to_have_text("Feelings and thoughts")
+            expect(room.locator("ul + p")).to_have_text("Put a star by your three strongest triggers.")
         control.keyboard.press("PageUp")
         expect(heading).to_have_text("What is a trigger?")
         control.get_by_role("button", name="Previous").click()
@@ -132,3 +143,43 @@ def test_checking_in_by_hand_and_closing_from_the_browser(app, live_server, brow
     finally:
         control_context.close()
         display_context.close()
+
+
+def test_the_control_page_fits_a_1366x768_laptop_before_and_after_the_start(app, live_server, browser, live_group):
+    """The current step in view without scrolling, step titles on a line or two (never a word a line),
+    and three times that cannot be taken one for another."""
+    live_group()
+    context, control = window(browser, 1366, 768)
+    try:
+        sign_in(control, live_server.url)
+        control.get_by_role("link", name="Group RP-AM").click()
+        expect(control.locator("#connection")).to_have_text("Live")
+
+        def step_in_view():
+            box = control.locator("#step-room").bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 768, box
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 1366, box
+            assert control.evaluate("window.scrollY") == 0
+
+        step_in_view()
+        for title in control.locator(".step-name").all():
+            lines = title.evaluate("el => Math.round(el.getBoundingClientRect().height"
+                                   " / parseFloat(getComputedStyle(el).lineHeight))")
+            words = len(title.inner_text().split())
+            assert lines <= 2 and (words == 1 or lines < words), (title.inner_text(), lines)
+        expect(control.locator("#countdown")).to_have_text("20:00")
+        expect(control.locator("#countdown-label")).to_have_text("min:s for this step")
+        expect(control.locator("#elapsed")).to_have_text("Not started")
+
+        control.get_by_role("button", name="Start group").click()
+        expect(control.locator("#countdown-label")).to_have_text("min:s left in this step")
+        step_in_view()
+        # The group's running time in words (h and min), never "0:20" beside the step's "19:40".
+        expect(control.locator("#elapsed")).to_have_text(re.compile(r"^Running (\d+ min|\d+ h \d\d min)$"))
+        expect(control.locator("#countdown")).to_have_text(re.compile(r"^\d{1,2}:\d\d$"))
+        control.get_by_role("button", name="Next").click()
+        expect(control.locator("#step-title")).to_have_text("What is a trigger?")
+        step_in_view()
+        assert_accessible(control, "the control page at 1366x768")
+    finally:
+        context.close()

@@ -10,9 +10,9 @@ import io
 from datetime import date, datetime, time
 
 import pytest
-from helpers.world import local
 from sqlalchemy import select
 
+from helpers.world import local
 from iop.files import exports
 from iop.store import db
 from iop.store.models import AuditEvent, GroupSession

@@ -6,10 +6,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from helpers.web import AuthActions, csrf_from
-from helpers.world import LIVE_DAY, local
 from sqlalchemy import select
 
+from helpers.web import AuthActions, csrf_from
+from helpers.world import LIVE_DAY, local
 from iop import clock
 from iop.clinic import attendance
 from iop.live import facilitation

@@ -16,8 +16,9 @@ from contextlib import ExitStack
 
 import pytest
 import requests
-from helpers import servers
 from sqlalchemy import create_engine, text
+
+from helpers import servers
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +187,6 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
 
 def test_database_outage_answers_try_again_writes_nothing_half_and_recovers_by_itself(tmp_path):
     from helpers.web import LiveServer
-
     from iop import config, create_app
     from iop.store import db
 
@@ -330,7 +330,6 @@ def test_redis_down_each_process_serves_its_own_screens_and_health_says_degraded
 @pytest.mark.browser
 def test_the_kiosk_page_keeps_scans_while_the_database_is_away_and_sends_them_after(tmp_path, page):
     from helpers.web import LiveServer
-
     from iop import config, create_app
     from iop.store import db
 

@@ -19,10 +19,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers.web import browser_sign_in
-from helpers.world import TEST_SECRET, local
 from sqlalchemy import delete, select, update
 
+from helpers.web import browser_sign_in
+from helpers.world import TEST_SECRET, local
 from iop import create_app
 from iop.config import ConfigError, finish, from_environment
 from iop.files import fhir

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import os
 
-from helpers.web import AuthActions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers.web import AuthActions
 from iop.extensions import socketio
 from iop.live import facilitation
 from iop.store import db

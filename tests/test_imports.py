@@ -9,9 +9,9 @@ import sys
 from datetime import date
 
 import pytest
-from helpers.world import local
 from sqlalchemy import func, select, text
 
+from helpers.world import local
 from iop.files import imports
 from iop.store import db
 from iop.store.models import Attendance, AuditEvent, Client, Group, GroupSession, Plan

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers.web import csrf_from
 from sqlalchemy import select
 
+from helpers.web import csrf_from
 from iop import clock
 from iop.clinic import kiosks
 from iop.store import db

@@ -5,11 +5,12 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
-from helpers.web import CHROMIUM, CHROMIUM_ARGS
-from helpers.world import local
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from helpers.a11y import assert_accessible
+from helpers.web import CHROMIUM, CHROMIUM_ARGS
+from helpers.world import local
 from iop import clock
 from iop.clinic import kiosks
 from iop.store import db
@@ -55,8 +56,8 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
     expect(greeting).to_be_visible()
     expect(greeting.get_by_role("heading")).to_have_text("Welcome, Maria G.")
     expect(greeting).to_contain_text("Morning Relapse Prevention · Room B")
-    expect(greeting).to_contain_text("3 h 00 of 9 h this week")
-    expect(greeting.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "180")
+    expect(greeting).to_contain_text("3 h this week — your goal is 9 h")
+    expect(greeting.get_by_role("progressbar", name="Your hours this week")).to_have_attribute("aria-valuenow", "180")
     expect(greeting).to_contain_text("Checked in")  # words and an icon, not colour alone
     name_size = greeting.get_by_role("heading").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     assert name_size >= 48
@@ -75,7 +76,7 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
     goodbye = page.locator("#state-out")
     expect(goodbye).to_be_visible()
     expect(goodbye.get_by_role("heading")).to_have_text("See you next time, Maria G.")
-    expect(goodbye).to_contain_text("Today: 0 h 06")
+    expect(goodbye).to_contain_text("Today: 6 min")
     expect(page.locator("#state-ready")).to_be_visible(timeout=8000)
     assert "Maria" not in page.content()
     today = [r for r in unvoided_attendances(app) if r.check_in_at >= local(wednesday, 0).astimezone(timezone.utc)]
@@ -120,7 +121,8 @@ def test_spanish_for_the_person_who_asks(kiosk_scene, live_server, page):
     expect(page.get_by_label("Escanee su tarjeta")).to_be_focused()  # the click did not steal the scanner's focus
     scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
     expect(page.locator("#state-in").get_by_role("heading")).to_have_text("Hola, Maria G.")
-    expect(page.locator("#state-in")).to_contain_text("0 h 00 de 9 h esta semana")
+    expect(page.locator("#state-in")).to_contain_text("0 min esta semana — su meta es 9 h")
+    expect(page.get_by_role("progressbar", name="Sus horas de esta semana")).to_be_visible()
     page.reload()  # the choice stays with the kiosk
     expect(page.get_by_role("button", name="Español")).to_have_attribute("aria-pressed", "true")
 
@@ -264,3 +266,28 @@ def test_reduced_motion_stills_the_page_and_portrait_fits(kiosk_scene, live_serv
     for name in ("Forgot your card?", "Use the camera"):
         box = page.get_by_role("button", name=name).bounding_box()
         assert box["y"] + box["height"] <= 1024 and box["x"] >= 0 and box["x"] + box["width"] <= 768
+
+
+def test_the_week_reads_at_a_glance_with_a_mark_and_words_when_the_goal_is_met(kiosk_scene, live_server, page,
+                                                                                world, freeze):
+    monday, wednesday, friday = (kiosk_scene.day + timedelta(days=n) for n in (0, 2, 4))
+    ana = world.client("C2", "Ana", "Lopez", groups=[kiosk_scene.group], plan_start=monday - timedelta(days=14),
+                       weekly_hours=5)
+    for day in (monday, wednesday):
+        world.attendance(ana, world.session(kiosk_scene.group, day, status="closed"), local(day, 9), local(day, 12))
+    freeze(local(friday, 9, 5))
+    open_kiosk(page, live_server, kiosk_scene)
+    scan_like_a_scanner(page, kiosk_scene.card(ana))
+    greeting = page.locator("#state-in")
+    expect(greeting.locator(".week-text")).to_have_text("✓Goal met: 6 h this week — your goal is 5 h")
+    expect(greeting.locator(".week-mark")).to_be_visible()
+    bar = greeting.get_by_role("progressbar", name="Your hours this week")
+    expect(bar).to_have_attribute("aria-valuetext", "Goal met: 6 h this week — your goal is 5 h")
+    assert_accessible(page, "the kiosk's checked-in state, goal met")
+
+    expect(page.locator("#state-ready")).to_be_visible(timeout=8000)
+    page.get_by_role("button", name="Español").click()
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))  # 0 of 9 h: no mark, the plain sentence
+    expect(greeting.locator(".week-text")).to_have_text("0 min esta semana — su meta es 9 h")
+    expect(greeting.locator(".week-mark")).to_be_hidden()
+    expect(greeting.get_by_role("progressbar", name="Sus horas de esta semana")).to_be_visible()

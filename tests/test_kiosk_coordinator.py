@@ -32,19 +32,25 @@ def test_kiosk_and_card_pages_need_a_coordinator(client, auth):
         assert db.session().scalars(select(KioskDevice)).all() == []
 
 
-def test_a_setup_link_is_shown_once_with_a_qr_code_and_works(app, client, coordinator):
+def test_a_setup_link_is_shown_once_with_a_qr_code_and_works(app, client, coordinator, monkeypatch):
+    from iop.ops import serving
+
+    # `iop serve --host 0.0.0.0` on a computer whose network address is 192.168.1.20.
+    monkeypatch.setattr(serving, "lan_addresses", lambda: ["192.168.1.20"])
+    app.config["SERVE_REACH"] = serving.Reach("0.0.0.0", 5000, https=False)
     page = client.get("/coordinator/kiosks").get_data(as_text=True)
     made = client.post("/coordinator/kiosks", data={"name": "Front desk", "csrf_token": form_token(page)})
     html = made.get_data(as_text=True)
     assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
-    link = re.search(r'<code class="setup-link">(http://localhost/kiosk/enroll/[^<]+)</code>', html).group(1)
-    assert "<svg" in html  # the link as a QR code for the tablet's camera
+    link = re.search(r'<code class="setup-link">(http://192.168.1.20:5000/kiosk/enroll/[^<]+)</code>', html).group(1)
+    assert '<div class="setup-qr"><svg' in html  # the link as a QR code for the tablet's camera
     again = client.get("/coordinator/kiosks").get_data(as_text=True)
     assert link not in again and "Front desk" in again and "Link not used yet" in again
     tablet = app.test_client()
-    confirm = tablet.get(link.removeprefix("http://localhost"))
+    confirm = tablet.get(link.removeprefix("http://192.168.1.20:5000"))
     assert "Set up this tablet as kiosk “Front desk”" in confirm.get_data(as_text=True)
-    tablet.post(link.removeprefix("http://localhost"), data={"csrf_token": form_token(confirm.get_data(as_text=True))})
+    tablet.post(link.removeprefix("http://192.168.1.20:5000"),
+                data={"csrf_token": form_token(confirm.get_data(as_text=True))})
     assert 'id="scan-input"' in tablet.get("/kiosk/").get_data(as_text=True)
     assert "Working" in client.get("/coordinator/kiosks").get_data(as_text=True)
 
@@ -147,3 +153,53 @@ def test_setting_up_a_tablet_while_signed_in_on_it_signs_staff_out(app, client, 
     kiosk_page = client.get("/kiosk/").get_data(as_text=True)
     assert 'id="scan-input"' in kiosk_page and "idle.js" not in kiosk_page and "Sign out" not in kiosk_page
     assert client.get("/coordinator/kiosks").status_code == 302  # signed out
+
+
+# ---- links that can work, from how the server listens ----------------------------------------------
+
+def make_link(client, **headers) -> str:
+    page = client.get("/coordinator/kiosks", headers=headers).get_data(as_text=True)
+    return client.post("/coordinator/kiosks", data={"name": "Front desk", "csrf_token": form_token(page)},
+                       headers=headers).get_data(as_text=True)
+
+
+def test_on_loopback_only_the_page_says_why_tablets_cannot_reach_it_and_offers_no_tablet_link(app, client,
+                                                                                             coordinator):
+    from iop.ops.serving import Reach
+
+    app.config["SERVE_REACH"] = Reach("127.0.0.1", 5000, https=False)  # `iop serve` as the README starts it
+    page = client.get("/coordinator/kiosks").get_data(as_text=True)
+    assert "Tablets cannot reach this server yet" in page and "iop serve --host 0.0.0.0" in page
+    html = make_link(client)
+    assert re.findall(r'<code class="setup-link">([^<]+)</code>', html) == [
+        re.search(r"(http://localhost/kiosk/enroll/[^<]+)</code>", html).group(1)]
+    assert "this computer's browser" in html and '<div class="setup-qr">' not in html
+
+
+def test_on_the_network_the_link_uses_each_lan_address_with_a_qr_code(app, client, coordinator, monkeypatch):
+    from iop.ops import serving
+
+    monkeypatch.setattr(serving, "lan_addresses", lambda: ["192.168.1.20", "10.0.0.5"])
+    app.config["SERVE_REACH"] = serving.Reach("0.0.0.0", 5000, https=True)
+    page = client.get("/coordinator/kiosks").get_data(as_text=True)
+    assert "cannot reach" not in page
+    links = re.findall(r'<code class="setup-link">([^<]+)</code>', make_link(client))
+    assert [link.split("/kiosk/enroll/")[0] for link in links] == ["https://192.168.1.20:5000", "https://10.0.0.5:5000"]
+    monkeypatch.setattr(serving, "lan_addresses", lambda: [])
+    html = make_link(client)
+    assert "this computer has no network address" in html and '<div class="setup-qr">' not in html
+
+
+def test_behind_another_server_a_page_opened_on_this_computer_says_so(client, coordinator):
+    html = make_link(client)  # the test client's address is localhost, and no `iop serve` reach is known
+    assert "only this computer can open" in html and '<div class="setup-qr">' not in html
+
+
+def test_behind_a_proxy_the_link_is_the_address_the_coordinator_used():
+    from iop.ops.serving import Reach, tablet_links
+
+    assert tablet_links(None, "https://iop.clinic.example").bases == ["https://iop.clinic.example"]
+    assert tablet_links(None, "http://127.0.0.1:8001").why_none == "opened_on_this_computer"
+    assert tablet_links(Reach("::1", 5000, False), "http://[::1]:5000").why_none == "this_computer_only"
+    assert tablet_links(Reach("192.168.1.20", 5000, False), "http://192.168.1.20:5000").bases == [
+        "http://192.168.1.20:5000"]

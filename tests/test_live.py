@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from helpers.web import AuthActions
 from helpers.world import LIVE_DAY, local
-
 from iop import clock, socketio
 from iop.clinic import attendance
 from iop.live import facilitation, roster

@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import servers
 from playwright.sync_api import expect
+
+from helpers import servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

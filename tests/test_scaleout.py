@@ -10,6 +10,7 @@ import os
 import time
 
 import pytest
+
 from helpers import servers
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
-from helpers.world import local
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
+from helpers.world import local
 from iop import clock
 from iop.store import db
 from iop.store.models import Attendance, AuditEvent, Client, GroupSession, KioskDevice, Scan
@@ -189,7 +189,6 @@ def test_forged_truncated_and_foreign_cards_are_unknown(kiosk_scene, app):
 def test_a_card_signed_with_a_retired_key_still_works(app_config, freeze):
     """IOP_SECRET_KEY_FALLBACKS: printed cards survive a key rotation."""
     from helpers.world import KioskScene, World, reset_schema
-
     from iop import create_app
 
     old_key = "old-key-" + "o" * 40

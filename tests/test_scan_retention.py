@@ -7,9 +7,9 @@ import time as wall
 from datetime import timedelta, timezone
 
 import pytest
-from helpers.world import KIOSK_DAY, local
 from sqlalchemy import event, func, select
 
+from helpers.world import KIOSK_DAY, local
 from iop import clock, create_app
 from iop.config import DEFAULTS, ConfigError, finish, from_environment
 from iop.ops import scheduler

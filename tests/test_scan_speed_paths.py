@@ -16,11 +16,11 @@ import time as wall
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
+from sqlalchemy import event, func, select
+
 from helpers.hand_worked_week import FRI, MON, NOW_AFTER, NOW_WED, SUN, WED, at, build_week
 from helpers.web import AuthActions
 from helpers.world import NY, local
-from sqlalchemy import event, func, select
-
 from iop import clock, socketio
 from iop.clinic import kiosks
 from iop.live import roster

@@ -226,7 +226,6 @@ def test_the_staff_session_cookie_is_httponly_and_samesite_lax(app, client, auth
 
 def test_over_https_the_cookie_is_secure_too(app_config, tmp_path):
     from helpers.web import AuthActions
-
     from iop import config, create_app
 
     assert config.from_environment({"IOP_HTTPS": "on", "IOP_INSTANCE_PATH": str(tmp_path)})[

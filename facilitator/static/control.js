@@ -1,6 +1,6 @@
 // The facilitator's control page: step through the module, keep time, watch the roster live,
 // check clients in or out by hand, and hear (see) when someone at the kiosk needs help.
-import { connectLive, hoursMinutes, minSec, renderRoomText, secondsLeft, serverNow, syncClock } from "./live-common.js";
+import { connectLive, durationWords, minSec, secondsLeft, serverNow, syncClock } from "./live-common.js";
 
 const data = JSON.parse(document.getElementById("live-data").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -9,6 +9,7 @@ const HIGHLIGHT_MS = 8000;
 
 let state = data.state;
 let wanted = state.step_index;  // where presses have asked to go (before the server has answered)
+let startAsked = state.started; // a step was asked for, which starts the group (before the answer)
 let knownIn = null;             // ids in the room at the last roster, to spot new arrivals
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: data.timezone });
 
@@ -23,8 +24,9 @@ function showStep(next) {
   if (step) {
     $("step-title").textContent = step.title;
     $("step-position").textContent = `Step ${state.step_index + 1} of ${data.steps.length}`;
-    renderRoomText($("step-room"), step.room);
-    renderRoomText($("step-notes"), step.notes, true);
+    // Rendered by the server from the curriculum's markup (escaped), as the room display shows it.
+    $("step-room").innerHTML = step.room_html;
+    $("step-notes").innerHTML = step.notes_html;
   }
   document.querySelectorAll(".step-jump").forEach((button) => {
     if (Number(button.dataset.index) === state.step_index) {
@@ -46,16 +48,18 @@ function showStep(next) {
 function goTo(index) {
   if (index < 0 || index >= data.steps.length) { return; }
   wanted = index;
+  startAsked = true;
   socket.emit("step", { session_id: data.session_id, index });
 }
 
 function next() {
   // Before the group starts, Next starts it on the step shown (a clicker's first press).
-  goTo(state.started ? wanted + 1 : state.step_index);
+  // Start then Next pressed quickly (before the server's answer) goes on to the second step.
+  goTo(state.started || startAsked ? wanted + 1 : state.step_index);
 }
 
 function previous() {
-  if (state.started) { goTo(wanted - 1); }
+  if (state.started || startAsked) { goTo(wanted - 1); }
 }
 
 $("next").addEventListener("click", next);
@@ -81,10 +85,12 @@ document.addEventListener("keydown", (event) => {
 
 // ---- clocks ----------------------------------------------------------------------------------
 
+// Three times side by side, each in a form that cannot be taken for another: the time of day, the
+// group's running time in words (h and min), and the step's countdown in minutes:seconds, labelled.
 function tick() {
   $("clock-now").textContent = timeFormat.format(new Date(serverNow()));
   if (state.started && state.started_at) {
-    $("elapsed").textContent = "Running " + hoursMinutes((serverNow() - Date.parse(state.started_at)) / 1000);
+    $("elapsed").textContent = "Running " + durationWords((serverNow() - Date.parse(state.started_at)) / 1000);
   } else {
     $("elapsed").textContent = "Not started";
   }
@@ -92,7 +98,7 @@ function tick() {
   const countdown = $("countdown");
   countdown.textContent = minSec(left);
   countdown.classList.toggle("over", left < 0);
-  $("countdown-label").textContent = !state.started ? "for this step" : (left < 0 ? "over this step's time" : "left in this step");
+  $("countdown-label").textContent = !state.started ? "min:s for this step" : (left < 0 ? "min:s over this step's time" : "min:s left in this step");
 }
 setInterval(tick, 1000);
 
@@ -299,7 +305,7 @@ const socket = connectLive({
       // Closed from another screen (a coordinator, a second laptop): go to the summary.
       if (!closing) { window.location.assign(data.summary_url); }
     },
-    error: (error) => { wanted = state.step_index; say(error.message || "That did not work.", "error"); },
+    error: (error) => { wanted = state.step_index; startAsked = state.started; say(error.message || "That did not work.", "error"); },
   },
 });
 

@@ -1,7 +1,7 @@
 // The room display: follows the facilitator's step live, keeps the step timer, shows the headcount.
 // It never receives a name. When the connection drops the content stays and a small mark says so;
 // on reconnect the server sends the current state from the database.
-import { connectLive, minSec, renderRoomText, secondsLeft, syncClock } from "./live-common.js";
+import { connectLive, minSec, secondsLeft, syncClock } from "./live-common.js";
 
 const data = JSON.parse(document.getElementById("display-data").textContent);
 const $ = (id) => document.getElementById(id);
@@ -20,7 +20,8 @@ function show(next) {
   shownKey = key;
   const apply = () => {
     $("step-title").textContent = state.step_title || "Welcome";
-    renderRoomText($("step-room"), state.step_room);
+    // The server renders the curriculum's markup (escaped), the same HTML as the first paint.
+    $("step-room").innerHTML = state.step_room_html || "";
     $("position").textContent = !state.step_count ? "" :
       (state.started ? `Step ${state.step_index + 1} of ${state.step_count}` : "Starting soon");
     $("headcount").textContent = state.headcount;

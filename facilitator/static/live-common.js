@@ -1,5 +1,5 @@
 // What the control page and the room display share: the socket, the server-corrected clock,
-// step timers and the room text's simple layout. Plain ES module, no build step.
+// step timers. Plain ES module, no build step.
 
 // Milliseconds to add to this screen's clock to get the server's (TVs often keep bad time).
 let offsetMs = 0;
@@ -27,54 +27,10 @@ export function minSec(seconds) {
   return m + ":" + String(s % 60).padStart(2, "0");
 }
 
-export function hoursMinutes(seconds) {
+// A running time in words: "45 min", "1 h 05 min" (never "1:05", which reads like a countdown).
+export function durationWords(seconds) {
   const m = Math.max(0, Math.floor(seconds / 60));
-  return Math.floor(m / 60) + ":" + String(m % 60).padStart(2, "0");
-}
-
-// Curriculum text as blocks: "- " lines are list items, blank lines end a block, and a line that is
-// indented or follows a line without closing punctuation continues the one before (YAML keeps the
-// author's hard wraps). In prose (presenter notes) every line continues until a blank line.
-// facilitator/routes.py text_blocks() does the same for the first paint.
-export function textBlocks(text, prose = false) {
-  const blocks = [];
-  let current = null;  // {kind: "p"|"ul", items: [..]}
-  for (const raw of String(text || "").split("\n")) {
-    const line = raw.trim();
-    if (!line) { current = null; continue; }
-    if (line.startsWith("- ")) {
-      if (!current || current.kind !== "ul") { current = { kind: "ul", items: [] }; blocks.push(current); }
-      current.items.push(line.slice(2));
-      continue;
-    }
-    const last = current ? current.items[current.items.length - 1] : "";
-    if (current && (prose || /^\s/.test(raw) || !/[.!?:;)"”]$/.test(last))) {
-      current.items[current.items.length - 1] = last + " " + line;
-      continue;
-    }
-    current = { kind: "p", items: [line] };
-    blocks.push(current);
-  }
-  return blocks;
-}
-
-export function renderRoomText(el, text, prose = false) {
-  el.replaceChildren();
-  for (const block of textBlocks(text, prose)) {
-    if (block.kind === "ul") {
-      const list = document.createElement("ul");
-      for (const item of block.items) {
-        const li = document.createElement("li");
-        li.textContent = item;
-        list.append(li);
-      }
-      el.append(list);
-    } else {
-      const p = document.createElement("p");
-      p.textContent = block.items[0];
-      el.append(p);
-    }
-  }
+  return m < 60 ? m + " min" : Math.floor(m / 60) + " h " + String(m % 60).padStart(2, "0") + " min";
 }
 
 // A Socket.IO connection that joins the session on every (re)connect, so a server restart

@@ -44,26 +44,53 @@ class Column:
     name: str
     kind: str = "text"  # text | int | date | time | hours (minutes written as hours, 2 decimals)
     width: int = 12
+    meaning: str = ""  # what the column holds, in the coordinator's words (the Exports page lists it)
 
 
+STATUS_WORDS = "met, on_track, at_risk, short or no_plan"
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "hours": (
-        Column("client_id", width=12), Column("client_name", width=24), Column("week_start", "date"),
-        Column("level_of_care", width=13), Column("target_minutes", "int", 15), Column("attended_minutes", "int", 17),
-        Column("attended_hours", "hours", 15), Column("days_attended", "int", 14), Column("status", width=10),
+        Column("client_id", width=12, meaning="the program's id of the client"),
+        Column("client_name", width=24, meaning="first and last name"),
+        Column("week_start", "date", meaning="the Monday of the week"),
+        Column("level_of_care", width=13, meaning="the level of care of the plan in effect that week"),
+        Column("target_minutes", "int", 15, meaning="the week's target in minutes, from the plan's phase in effect"),
+        Column("attended_minutes", "int", 17, meaning="credited minutes attended that week"),
+        Column("attended_hours", "hours", 15, meaning="the same in hours, with two decimals"),
+        Column("days_attended", "int", 14, meaning="days with any credited minutes"),
+        Column("status", width=10, meaning=f"the week against the target: {STATUS_WORDS}"),
     ),
     "attendance": (
-        Column("date", "date"), Column("client_id"), Column("client_name", width=24), Column("group", width=10),
-        Column("track", width=18), Column("module", width=28), Column("check_in", "time", 9),
-        Column("check_out", "time", 10), Column("credited_minutes", "int", 17), Column("status", width=9),
-        Column("source", width=9),
+        Column("date", "date", meaning="the session's date"),
+        Column("client_id", meaning="the program's id of the client"),
+        Column("client_name", width=24, meaning="first and last name"),
+        Column("group", width=10, meaning="the group's code"),
+        Column("track", width=18, meaning="the group's curriculum track"),
+        Column("module", width=28, meaning="the curriculum module the session ran (its id)"),
+        Column("check_in", "time", 9, meaning="local time, HH:MM (empty when excused)"),
+        Column("check_out", "time", 10, meaning="local time, HH:MM (empty while still in, or when excused)"),
+        Column("credited_minutes", "int", 17, meaning="minutes credited by the hours rules (within the session's "
+                                                      "times)"),
+        Column("status", width=9, meaning="present or excused"),
+        Column("source", width=9, meaning="how the check-in was recorded: kiosk, manual (by staff) or import"),
     ),
     "days": (
-        Column("date", "date"), Column("client_id"), Column("client_name", width=24),
-        Column("credited_minutes", "int", 17), Column("sessions", "int", 9), Column("full_day", width=9),
+        Column("date", "date", meaning="the day"),
+        Column("client_id", meaning="the program's id of the client"),
+        Column("client_name", width=24, meaning="first and last name"),
+        Column("credited_minutes", "int", 17, meaning="credited minutes that day, all sessions together"),
+        Column("sessions", "int", 9, meaning="sessions attended that day"),
+        Column("full_day", width=9, meaning="yes when the day's credited minutes reach a full day "
+                                            "({full_day} minutes), else no"),
     ),
 }
 KINDS = tuple(COLUMNS)
+
+
+def column_meanings(kind: str) -> list[tuple[str, str]]:
+    """(column, what it holds) of an export, in file order, as the Exports page lists them."""
+    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
+    return [(column.name, column.meaning.format(full_day=full_day)) for column in COLUMNS[kind]]
 
 
 def header(kind: str) -> list[str]:

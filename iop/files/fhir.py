@@ -38,6 +38,20 @@ from iop.store import db
 from iop.store.models import Attendance, ClientGroup, Group, GroupSession, StaffUser
 
 RESOURCE_TYPES = ("Encounter", "Patient", "Practitioner", "Group")
+# What each file holds, in a coordinator's words (the Exports page lists it).
+RESOURCE_GUIDE = (
+    ("Encounter.ndjson", "a client at a session, one a line: exactly the rows of the attendance export. Status "
+                         "finished (in-progress while still in a running group; cancelled when excused); class "
+                         "AMB in person or VR telehealth; type the service code; subject the Patient; participant "
+                         "the facilitator; period the check-in to check-out (local time with its UTC offset); "
+                         "length the credited minutes; location the room; partOf the session's Encounter. And "
+                         "one Encounter per group session: its scheduled times, status and group."),
+    ("Patient.ndjson", "each client with an Encounter: the program's client_id as identifier, and the name."),
+    ("Practitioner.ndjson", "each facilitator of an exported session: an id, the full name as on group notes, "
+                            "and the credentials."),
+    ("Group.ndjson", "each group with an exported session: its code, name, whether it still meets, and its "
+                     "members (the clients with an Encounter in it; inactive when no longer on its roster)."),
+)
 FORMAT = "ndjson"
 ZIP_MIMETYPE = "application/zip"
 

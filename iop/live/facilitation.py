@@ -13,6 +13,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
+from curriculum import markup
 from curriculum.catalog import catalog
 from curriculum.model import Module, Step
 from iop import clock
@@ -183,6 +184,7 @@ def public_state(group_session: GroupSession, now: datetime | None = None) -> di
         "step_title": step.title if step else "",
         "step_kind": step.kind if step else "",
         "step_room": step.room if step else "",
+        "step_room_html": str(markup.to_html(step.room if step else "", "room")),  # as every screen shows it
         "step_minutes": step.minutes if step else 0,
         "step_started_at": iso(group_session.step_started_at),
         "headcount": roster.headcount(group_session.id),

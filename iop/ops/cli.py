@@ -1,7 +1,6 @@
 """The `iop` commands (docs/interface.md). Each is a thin shell over a domain module."""
 from __future__ import annotations
 
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -11,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from iop.ops import UserError
+from iop.ops.serving import DEFAULT_THREADS
 
 
 def _date(value: str, name: str) -> date:
@@ -47,34 +47,41 @@ def demo_command():
 # ---- serving -------------------------------------------------------------------------------
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: 127.0.0.1 is this computer only; 0.0.0.0 lets tablets on the network in.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(4, 1000),
+              help="Screens and kiosk requests served at once (each open room display or control page holds one).")
 @click.option("--demo", "with_demo", is_flag=True, help="Load the demo program first.")
 @click.option("--https", "use_https", is_flag=True, help="Serve TLS (tablet cameras need it off localhost).")
 @click.option("--cert", type=click.Path(dir_okay=False), help="Certificate file (PEM) for --https.")
 @click.option("--key", type=click.Path(dir_okay=False), help="Private key file (PEM) for --https.")
 @with_appcontext
-def serve_command(host, port, with_demo, use_https, cert, key):
+def serve_command(host, port, threads, with_demo, use_https, cert, key):
     """Run the web and realtime server (and the scheduler unless IOP_SCHEDULER=off)."""
-    from iop.extensions import socketio
     from iop.ops import demo, scheduler, serving
     from iop.store import migrate
 
     app = current_app._get_current_object()
+    if problem := serving.port_problem(host, port):
+        raise UserError(f"Cannot start: {problem}")
     migrate.upgrade(app)
     ssl_context = serving.ssl_context(app, cert, key) if use_https else None
     if ssl_context:  # served over TLS: staff cookies never travel in clear text (as with IOP_HTTPS=on)
         app.config.update(PREFERRED_URL_SCHEME="https", SESSION_COOKIE_SECURE=True)
-    base = serving.base_url(host, port, https=bool(ssl_context))
+    reach = serving.Reach(host, port, https=bool(ssl_context))
+    app.config["SERVE_REACH"] = reach  # the Kiosks page offers only links that can work
     if with_demo:
-        click.echo(demo.describe(demo.load(), base_url=base))
-    if app.config["SCHEDULER"]:
-        scheduler.start(app)
-    click.echo(serving.where_to_go(base))
-    # FlaskGroup marks the process as a CLI run, which makes app.run() a no-op; this command is the server.
-    os.environ.pop("FLASK_RUN_FROM_CLI", None)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, ssl_context=ssl_context,
-                 use_reloader=False, log_output=False)
+        tablets = reach.tablet_bases()
+        click.echo(demo.describe(demo.load(), base_url=(tablets or [reach.local_base()])[0], tablets_reach=bool(tablets)))
+        click.echo()
+    click.echo(serving.where_to_go(reach, threads))
+
+    def in_the_serving_process():
+        if app.config["SCHEDULER"]:
+            scheduler.start(app)
+
+    serving.run(app, host, port, threads, ssl_context, on_start=in_the_serving_process)
 
 
 @click.command("scheduler")

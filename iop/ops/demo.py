@@ -86,11 +86,12 @@ def load() -> DemoSummary:
     return summary
 
 
-def describe(summary: DemoSummary, base_url: str = "http://127.0.0.1:5000") -> str:
+def describe(summary: DemoSummary, base_url: str = "http://127.0.0.1:5000", tablets_reach: bool = True) -> str:
     lines = ["Demo program loaded." if summary.created else "Demo program already loaded; refreshed the running group.",
              "", "Staff logins (username / password):"]
     lines += [f"  {role:<12} {username} / {password}" for username, password, role in summary.staff]
-    lines += ["", "Kiosk enrollment link (open it once on the tablet; it works one time):",
+    where = "on the tablet" if tablets_reach else "in this computer's browser (tablets need --host 0.0.0.0)"
+    lines += ["", f"Kiosk enrollment link (open it once {where}; it works one time):",
               f"  {base_url}{summary.enrollment_path}", "",
               "Card codes of clients in the group running now (type or scan one at the kiosk):"]
     lines += [f"  {client_id} {name:<12} {code}" for client_id, name, code in summary.cards]

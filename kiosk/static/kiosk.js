@@ -40,9 +40,11 @@
     tick();
   }
 
-  // ---- hours as the board shows them ("6 h 00"; a whole target as "9 h") --------------------
-  function hoursText(minutes) { return Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0"); }
-  function targetText(minutes) { return minutes % 60 ? hoursText(minutes) : (minutes / 60) + " h"; }
+  // ---- hours in words a client reads at a glance: "45 min", "9 h", "11 h 29 min" --------------
+  function hoursText(minutes) {
+    var h = Math.floor(minutes / 60), m = minutes % 60;
+    return h && m ? h + " h " + m + " min" : h ? h + " h" : m + " min";
+  }
 
   // ---- states -----------------------------------------------------------------------------
   function slot(name) { return root.querySelector('[data-slot="' + name + '"]'); }
@@ -82,7 +84,10 @@
       slot("in-where").textContent = s.room ? t("in.where", { group: s.group, room: s.room }) : s.group;
       var w = answer.week, bar = slot("in-bar");
       if (w.target_minutes > 0) {
-        var text = t("week.progress", { attended: hoursText(w.attended_minutes), target: targetText(w.target_minutes) });
+        var met = w.attended_minutes >= w.target_minutes;
+        var text = t(met ? "week.met" : "week.progress",
+                     { attended: hoursText(w.attended_minutes), target: hoursText(w.target_minutes) });
+        slot("in-mark").textContent = met ? "✓" : "";  // a mark and words, never the bar's colour alone
         bar.hidden = false;
         bar.setAttribute("aria-valuemax", w.target_minutes);
         bar.setAttribute("aria-valuenow", Math.min(w.attended_minutes, w.target_minutes));

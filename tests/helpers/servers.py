@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+
 from helpers.web import csrf_from
 
 BIN = Path(sys.executable).parent
@@ -165,7 +166,8 @@ class WebProcess(Process):
                        "--threads", str(threads), "--bind", f"127.0.0.1:{self.port}",
                        "--graceful-timeout", "2", "--log-level", "warning", "iop.wsgi:app"]
         else:
-            command = [str(BIN / "iop"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            command = [str(BIN / "iop"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--threads", str(threads)]
         super().__init__(name, command, env, log_dir)
 
     def wait_healthy(self, timeout: float = 30.0) -> dict:
