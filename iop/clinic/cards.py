@@ -75,6 +75,7 @@ def current_codes(client_ids: list[str], reissue: bool = False) -> list[str]:
     """Each named client's current card payload, in the order named; reissue revokes old cards first."""
     from iop.store import db
 
+    client_ids = _typed_ids(client_ids)
     with db.transaction():
         found = _clients_named(client_ids)
         codes = []
@@ -82,6 +83,16 @@ def current_codes(client_ids: list[str], reissue: bool = False) -> list[str]:
             client = found[client_id]
             codes.append(issue_new_card(client) if reissue else card_code(client.id, client.card_version))
     return codes
+
+
+def _typed_ids(client_ids: list[str]) -> list[str]:
+    """Client ids as typed (a command's arguments, a form's boxes), read by iop.rules.entry."""
+    from iop.rules import entry
+
+    try:
+        return [entry.client_id(client_id) for client_id in client_ids]
+    except entry.EntryError as exc:
+        raise CardError(exc.message) from None
 
 
 def _clients_named(client_ids: list[str]) -> dict:
@@ -106,6 +117,7 @@ def clients_for_cards(client_ids: list[str]) -> list:
     from iop.store import db
     from iop.store.models import Client
 
+    client_ids = _typed_ids(client_ids)
     if not client_ids:
         return list(db.session().scalars(
             select(Client).where(Client.status == "active").order_by(Client.last_name, Client.first_name,
