@@ -165,6 +165,19 @@ def _forget_after_commit(device_id: int) -> None:
 
 COOKIE_MAX_AGE = int(timedelta(days=365).total_seconds())
 LAST_SEEN_EVERY = timedelta(minutes=1)
+HELP_EVERY = timedelta(seconds=60)
+_HELP_LOCK = threading.Lock()
+
+
+def help_due(kiosk_id: int, now: datetime) -> bool:
+    """Whether a "Forgot your card?" press should alert staff now: once a minute per kiosk, however
+    often the button is pressed (in this process)."""
+    with _HELP_LOCK:
+        last = current_app.extensions.setdefault("iop.kiosk_help", {})
+        due = kiosk_id not in last or now - last[kiosk_id] >= HELP_EVERY
+        if due:
+            last[kiosk_id] = now
+    return due
 
 
 def all_devices() -> list[KioskDevice]:

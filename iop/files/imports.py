@@ -115,6 +115,19 @@ def import_file(kind: str, path: Path, progress: bool = False, actor=None) -> Im
     return import_csv(kind, raw, progress=progress, actor=actor, via="cli")
 
 
+class UploadTooLarge(ImportFailed):
+    """An upload over UPLOAD_MAX_BYTES (nothing past the limit was read)."""
+
+
+def import_upload(kind: str, stream, actor=None) -> ImportResult:
+    """Load a CSV uploaded on the Exports page, reading at most UPLOAD_MAX_BYTES of it."""
+    raw = stream.read(UPLOAD_MAX_BYTES + 1)
+    if len(raw) > UPLOAD_MAX_BYTES:
+        raise UploadTooLarge(f"Nothing was imported: the file is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
+                             "Split it, or load it with the `iop import` command.")
+    return import_csv(kind, raw, actor=actor, via="web")
+
+
 def import_csv(kind: str, raw: bytes, progress: bool = False, actor=None, via: str = "web") -> ImportResult:
     """Check every row of `raw`, then load them all in one unit of work, or raise ImportFailed."""
     if kind not in LAYOUTS:
