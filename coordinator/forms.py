@@ -230,7 +230,7 @@ class LevelForm(DeskForm):
 
 # ---- kiosks and cards ----------------------------------------------------------------------------
 
-class KioskNameForm(FlaskForm):
+class KioskNameForm(DeskForm):
     """Set up a tablet, or rename one."""
 
     name = EntryField("Kiosk name", field=entry.KIOSK_NAME)

@@ -52,7 +52,7 @@ def kiosk_create():
     form = forms.KioskNameForm()
     try:
         if not form.validate_on_submit():
-            raise kiosks.KioskError(" ".join(form.name.errors))
+            raise kiosks.KioskError(" ".join(form.problems))
         with db.transaction():
             device = kiosks.issue_enrollment(form.name.value, created_by_id=current_user().id)
             path = kiosks.enrollment_path(device)
@@ -81,7 +81,7 @@ def kiosk_rename(public_id: str):
     form = forms.KioskNameForm()
     try:
         if not form.validate_on_submit():
-            raise kiosks.KioskError(" ".join(form.name.errors))
+            raise kiosks.KioskError(" ".join(form.problems))
         with db.transaction():
             device = kiosks.rename(_device_or_404(public_id), form.name.value, current_user())
         flash(f"The kiosk is now called “{device.name}”.")

@@ -15,7 +15,7 @@ from coordinator import bp, forms
 from iop import clock
 from iop.clinic import audit, plans, program
 from iop.clock import local_date, program_tz
-from iop.rules import hours
+from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import (
     WEEKDAY_NAMES,
@@ -97,15 +97,16 @@ class BoardRow:
         return (STATUS_ORDER[self.figures.status], self.percent, self.client.client_id)
 
 
+WEEK_ASKED = entry.Field("week", "The week", needed=False)
+
+
 def _week_asked(today: date) -> date:
-    raw = request.args.get("week", "").strip()
-    if not raw:
-        return hours.week_start(today)
     try:
-        return hours.week_start(date.fromisoformat(raw))
-    except ValueError:
+        asked = entry.day(request.args.get("week", ""), WEEK_ASKED)
+    except entry.EntryError:
         flash("That week could not be read; showing this week. Pick a date like 2026-03-02.")
-        return hours.week_start(today)
+        asked = None
+    return hours.week_start(asked or today)
 
 
 @bp.route("/")
