@@ -19,6 +19,17 @@ from iop.rules.hours import PlanTerms
 PHASE_ROWS = 6
 
 
+def _read(box) -> None:
+    """Run the box's rule: `value` is what the text means, or the rule's sentence shows beside the box."""
+    box.value = None
+    if box.rule is None:
+        return
+    try:
+        box.value = box.rule(box.data, box.entry_field)
+    except entry.EntryError as exc:
+        raise StopValidation(exc.message) from None
+
+
 class EntryField(StringField):
     """A text box read by one rule of iop.rules.entry (`rule(text, field)`)."""
 
@@ -27,11 +38,7 @@ class EntryField(StringField):
         self.rule, self.entry_field, self.value = rule, field, None
 
     def pre_validate(self, form):
-        self.value = None
-        try:
-            self.value = self.rule(self.data, self.entry_field)
-        except entry.EntryError as exc:
-            raise StopValidation(exc.message) from None
+        _read(self)
 
 
 class TickedField(Field):
@@ -45,13 +52,7 @@ class TickedField(Field):
         self.data = list(valuelist)
 
     def pre_validate(self, form):
-        self.value = None
-        if self.rule is None:
-            return
-        try:
-            self.value = self.rule(self.data, self.entry_field)
-        except entry.EntryError as exc:
-            raise StopValidation(exc.message) from None
+        _read(self)
 
 
 class KeysField(TickedField):
@@ -62,12 +63,12 @@ class KeysField(TickedField):
 
 
 def _keys(values) -> list[int]:
+    """Whole numbers a record key can be (a column's integer), in order."""
     keys = []
     for value in values:
-        try:
+        if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()
+                                      and len(value) <= 18):
             keys.append(int(value))
-        except (TypeError, ValueError):
-            continue
     return keys
 
 
@@ -215,7 +216,7 @@ WEEKLY_MAXIMUM = entry.Field("maximum", "The weekly maximum", needed=False)
 
 class LevelForm(DeskForm):
     existing = HiddenField()
-    code = EntryField("Code", rule=entry.level_code, field=entry.LEVEL)
+    code = EntryField("Code", rule=entry.level_code, field=entry.LEVEL_CODE)
     name = EntryField("Name", field=entry.LEVEL_NAME)
     minimum = EntryField("Weekly minimum (hours)", rule=entry.hours, field=WEEKLY_MINIMUM)
     maximum = EntryField("Weekly maximum (hours, optional)", rule=entry.hours, field=WEEKLY_MAXIMUM)

@@ -110,7 +110,7 @@ def test_every_field_fits_its_column():
     columns = {
         entry.CLIENT_ID: Client.client_id, entry.FIRST_NAME: Client.first_name, entry.LAST_NAME: Client.last_name,
         entry.GROUP_CODE: Group.code, entry.GROUP_NAME: Group.name, entry.ROOM: Group.room, entry.TRACK: Group.track,
-        entry.LEVEL: LevelOfCare.code, entry.LEVEL_NAME: LevelOfCare.name, entry.USERNAME_FIELD: StaffUser.username,
+        entry.LEVEL_CODE: LevelOfCare.code, entry.LEVEL_NAME: LevelOfCare.name, entry.USERNAME: StaffUser.username,
         entry.DISPLAY_NAME: StaffUser.display_name, entry.CREDENTIALS: StaffUser.credentials,
         entry.KIOSK_NAME: KioskDevice.name, entry.REASON: Attendance.reason,
     }

@@ -25,7 +25,7 @@ class StaffError(ValueError):
 # ---- accounts -------------------------------------------------------------------------------
 
 def validate_username(username: str) -> str:
-    return _entry(entry.username, username, entry.USERNAME_FIELD)
+    return _entry(entry.username, username, entry.USERNAME)
 
 
 def _entry(rule, value, field):

@@ -38,7 +38,7 @@ LINE_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 UNPRINTABLE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # tab and \n pass
 ONE_WORD = re.compile(r"\s")
-LEVEL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*", re.ASCII)
+LEVEL_CODE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*", re.ASCII)
 HOURS = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,6})?", re.ASCII)
 WHOLE = re.compile(r"[0-9]{1,4}", re.ASCII)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -94,9 +94,9 @@ TRACK = Field("track", "The curriculum track", 60)
 WEEKDAYS = Field("weekdays", "The weekdays", missing="Choose at least one weekday.")
 START = Field("start", "The start time")
 END = Field("end", "The end time")
-LEVEL = Field("code", "The level code", 20)
+LEVEL_CODE = Field("code", "The level code", 20)
 LEVEL_NAME = Field("name", "The level's name", 120)
-USERNAME_FIELD = Field("username", "The username", 64)
+USERNAME = Field("username", "The username", 64)
 DISPLAY_NAME = Field("name", "The name", 120, needed=False)
 CREDENTIALS = Field("credentials", "The credentials", 60, needed=False)
 KIOSK_NAME = Field("name", "The kiosk name", 80, missing="A kiosk needs a name (for example: Front desk).")
@@ -161,15 +161,15 @@ def group_codes(value: object, field: Field = GROUP_CODES) -> list[str]:
     return codes
 
 
-def level_code(value: object, field: Field = LEVEL) -> str:
+def level_code(value: object, field: Field = LEVEL_CODE) -> str:
     code = text(value, field)
-    if not LEVEL_CODE.fullmatch(code):
+    if not LEVEL_CODE_SHAPE.fullmatch(code):
         raise EntryError(field, "bad_level_code",
                          f"is up to {field.most} letters, digits, dots or dashes, like 2.1 or 2.1-A", code)
     return code
 
 
-def username(value: object, field: Field = USERNAME_FIELD) -> str:
+def username(value: object, field: Field = USERNAME) -> str:
     name = text(value, field)
     if not all(ch.isalnum() or ch in "._-" for ch in name):
         raise EntryError(field, "bad_username", "may use only letters, digits, dots, dashes and underscores")
