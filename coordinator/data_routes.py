@@ -1,16 +1,15 @@
 """Exports and imports for coordinators, and the audit log for admins: thin views over
-iop.exports, iop.files.fhir, iop.imports and the audit table."""
+iop.files.exports, iop.files.fhir and iop.files.imports."""
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 from flask import Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
 
-from coordinator import bp
+from coordinator import bp, forms
 from iop import clock
 from iop.clock import local_date, program_tz
 from iop.files import exports, fhir, imports
-from iop.store import db
 from iop.web.auth import current_user, staff_required
 
 PROBLEMS_SHOWN = 500  # a page of problems is enough to fix a file; the count says how many more
@@ -42,15 +41,6 @@ def _remembered_range() -> tuple[str, str]:
     return first, last
 
 
-def _parse_range(first_text: str, last_text: str) -> tuple[date, date]:
-    try:
-        first, last = date.fromisoformat(first_text.strip()), date.fromisoformat(last_text.strip())
-    except ValueError:
-        raise exports.ExportError("Please give both dates, like 2026-03-02.") from None
-    exports.check_request("hours", first, last, "csv")
-    return first, last
-
-
 def _page(status: int = 200, export_error: str = "", import_failure: tuple[str, imports.ImportFailed] | None = None,
           first: str | None = None, last: str | None = None):
     remembered = _remembered_range()
@@ -75,26 +65,28 @@ def exports_page():
 def export_download(kind: str):
     if kind not in exports.KINDS:
         abort(404)
-    fmt = request.form.get("format", "csv")
-    return _download(lambda first, last: (exports.web_stream(kind, first, last, fmt, current_user()),
-                                          exports.MIMETYPES[fmt], exports.filename(kind, first, last, fmt)))
+    return _download(lambda first, last, fmt: (exports.web_stream(kind, first, last, fmt, current_user()),
+                                               exports.MIMETYPES[fmt], exports.filename(kind, first, last, fmt)))
 
 
 @bp.route("/exports/fhir", methods=["POST"])
 @staff_required("coordinator")
 def fhir_download():
-    return _download(lambda first, last: (fhir.web_stream(first, last, current_user()), fhir.ZIP_MIMETYPE,
-                                          fhir.filename(first, last)))
+    return _download(lambda first, last, _fmt: (fhir.web_stream(first, last, current_user()), fhir.ZIP_MIMETYPE,
+                                                fhir.filename(first, last)))
 
 
 def _download(start):
-    """The form's range as a streamed attachment: `start(first, last)` gives its chunks, type and name."""
-    first_text, last_text = request.form.get("first", ""), request.form.get("last", "")
+    """The form's range as a streamed attachment: `start(first, last, format)` gives its chunks, type and name."""
+    form = forms.ExportForm()
     try:
-        first, last = _parse_range(first_text, last_text)
-        stream, mimetype, name = start(first, last)
+        if not form.validate_on_submit():
+            raise exports.ExportError(" ".join(form.problems))
+        first, last = form.first.value, form.last.value
+        exports.check_range(first, last)
+        stream, mimetype, name = start(first, last, form.format.data or "csv")
     except exports.ExportError as exc:
-        return _page(400, export_error=str(exc), first=first_text, last=last_text)
+        return _page(400, export_error=str(exc), first=form.first.data or "", last=form.last.data or "")
     session[RANGE_KEY] = [first.isoformat(), last.isoformat()]
     return Response(stream_with_context(stream), mimetype=mimetype, headers={
         "Content-Disposition": f'attachment; filename="{name}"',
@@ -107,20 +99,14 @@ def _download(start):
 def import_upload(kind: str):
     if kind not in imports.KINDS:
         abort(404)
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
+    form = forms.ImportForm()
+    if not form.validate_on_submit() or form.chosen is None:
         failure = imports.ImportFailed("Nothing was imported: please choose a CSV file first.")
         return _page(400, import_failure=(kind, failure))
-    raw = upload.stream.read(imports.UPLOAD_MAX_BYTES + 1)
-    if len(raw) > imports.UPLOAD_MAX_BYTES:
-        failure = imports.ImportFailed(
-            f"Nothing was imported: the file is larger than {imports.UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
-            "Split it, or load it with the `iop import` command.")
-        return _page(413, import_failure=(kind, failure))
     try:
-        result = imports.import_csv(kind, raw, actor=current_user(), via="web")
+        result = imports.import_upload(kind, form.chosen.stream, actor=current_user())
     except imports.ImportFailed as failure:
-        return _page(400, import_failure=(kind, failure))
+        return _page(413 if isinstance(failure, imports.UploadTooLarge) else 400, import_failure=(kind, failure))
     flash(result.summary)
     return redirect(url_for("coordinator.exports_page"))
 
@@ -130,20 +116,8 @@ def import_upload(kind: str):
 def _audit_filters() -> tuple[exports.AuditFilter, str]:
     """The filter from the query string, and a message when part of it cannot be read."""
     args = request.args
-    problem = ""
-    days = {}
-    for name in ("first", "last"):
-        text = args.get(name, "").strip()
-        if text:
-            try:
-                days[name] = date.fromisoformat(text)
-            except ValueError:
-                problem = "Dates must look like 2026-03-02."
-    wanted = exports.AuditFilter(username=args.get("user", "").strip(), action=args.get("action", "").strip(),
-                                 first=days.get("first"), last=days.get("last"))
-    if wanted.first and wanted.last and wanted.first > wanted.last:
-        problem = "The range is reversed: the first date is after the last."
-    return wanted, problem
+    return exports.audit_filter(args.get("user", ""), args.get("action", ""), args.get("first", ""),
+                                args.get("last", ""))
 
 
 @bp.route("/audit")
@@ -151,12 +125,7 @@ def _audit_filters() -> tuple[exports.AuditFilter, str]:
 def audit_log():
     wanted, problem = _audit_filters()
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    events, more = [], False
-    if not problem:
-        events = list(db.session().scalars(exports.audit_events_query(wanted)
-                                           .offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE + 1)))
-        more = len(events) > AUDIT_PAGE_SIZE
-        events = events[:AUDIT_PAGE_SIZE]
+    events, more = exports.audit_page(wanted, page, AUDIT_PAGE_SIZE) if not problem else ([], False)
     users, actions = exports.audit_choices()
     return render_template(
         "coordinator/audit.html", events=events, wanted=wanted, problem=problem, page=page, more=more,

@@ -1,14 +1,13 @@
-"""Coordinators' kiosk tablets and QR cards: thin views over iop.kiosks and iop.cards."""
+"""Coordinators' kiosk tablets and QR cards: thin views over iop.clinic.kiosks and iop.clinic.cards."""
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from coordinator import bp
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+
+from coordinator import bp, forms
 from iop import clock
-from iop.clinic import audit, cards, kiosks
+from iop.clinic import cards, kiosks
 from iop.store import db
-from iop.store.models import Client
 from iop.web.auth import current_user, staff_required
 
 
@@ -42,10 +41,12 @@ def kiosks_page():
 @staff_required("coordinator")
 def kiosk_create():
     """A one-time setup link, shown once on this page (with its QR code) and never listed again."""
-    user = current_user()
+    form = forms.KioskNameForm()
     try:
+        if not form.validate_on_submit():
+            raise kiosks.KioskError(" ".join(form.problems))
         with db.transaction():
-            device = kiosks.issue_enrollment(request.form.get("name", ""), created_by_id=user.id)
+            device = kiosks.issue_enrollment(form.name.value, created_by_id=current_user().id)
             path = kiosks.enrollment_path(device)
     except kiosks.KioskError as exc:
         flash(str(exc))
@@ -70,9 +71,12 @@ def _device_or_404(public_id: str):
 @bp.route("/kiosks/<public_id>/rename", methods=["POST"])
 @staff_required("coordinator")
 def kiosk_rename(public_id: str):
+    form = forms.KioskNameForm()
     try:
+        if not form.validate_on_submit():
+            raise kiosks.KioskError(" ".join(form.problems))
         with db.transaction():
-            device = kiosks.rename(_device_or_404(public_id), request.form.get("name", ""), current_user())
+            device = kiosks.rename(_device_or_404(public_id), form.name.value, current_user())
         flash(f"The kiosk is now called “{device.name}”.")
     except kiosks.KioskError as exc:
         flash(str(exc))
@@ -92,7 +96,7 @@ def kiosk_revoke(public_id: str):
 @staff_required("coordinator")
 def kiosk_chime(public_id: str):
     with db.transaction():
-        device = kiosks.set_chime(_device_or_404(public_id), request.form.get("chime") == "on", current_user())
+        device = kiosks.set_chime(_device_or_404(public_id), forms.ChimeForm().on, current_user())
     flash(f"Kiosk “{device.name}”: chime {'on' if device.chime else 'off'} (from its next page load).")
     return redirect(url_for("coordinator.kiosks_page"))
 
@@ -102,28 +106,19 @@ def kiosk_chime(public_id: str):
 @bp.route("/cards", methods=["GET"])
 @staff_required("coordinator")
 def cards_page():
-    clients = db.session().scalars(select(Client).where(Client.status == "active")
-                                   .order_by(Client.last_name, Client.first_name, Client.client_id)).all()
-    return render_template("coordinator/cards.html", clients=clients)
+    return render_template("coordinator/cards.html", clients=cards.clients_for_cards([]))
 
 
 @bp.route("/cards/print", methods=["POST"])
 @staff_required("coordinator")
 def cards_print():
     """A PDF of the chosen clients' current cards (all active clients when none are chosen)."""
-    chosen = [value for value in request.form.getlist("client_id") if value][:2000]
     try:
-        clients = cards.clients_for_cards(chosen)
+        clients, data = cards.cards_to_print(forms.CardsForm().chosen())
     except cards.CardError as exc:
         flash(str(exc))
         return redirect(url_for("coordinator.cards_page"))
-    if not clients:
-        flash("There are no active clients to print cards for.")
-        return redirect(url_for("coordinator.cards_page"))
-    data = cards.cards_pdf([(client, cards.card_code(client.id, client.card_version)) for client in clients])
-    with db.transaction():
-        audit.record("cards.print", target="cards", count=len(clients),
-                     clients=[f"client:{client.public_id}" for client in clients][:200])
+    cards.record_printed(clients, current_user())
     response = Response(data, mimetype="application/pdf")
     response.headers["Content-Disposition"] = 'attachment; filename="cards.pdf"'
     response.headers["Cache-Control"] = "no-store"
@@ -134,11 +129,10 @@ def cards_print():
 @staff_required("coordinator")
 def card_reissue(public_id: str):
     """A lost card: the client gets a new one, and the old one stops working at once."""
-    with db.transaction() as db_session:
-        client = db_session.scalar(select(Client).where(Client.public_id == public_id))
-        if client is None or client.status != "active":
-            abort(404)
-        cards.issue_new_card(client, current_user())
+    with db.transaction():
+        client = cards.reissue_for(public_id, current_user())
+    if client is None:
+        abort(404)
     flash(f"{client.display_name} has a new card (card {client.card_version}); the old card no longer works. "
           "Print it below.")
     return redirect(url_for("coordinator.cards_page") + f"#client-{client.public_id}")

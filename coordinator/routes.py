@@ -1,22 +1,21 @@
 """The coordinator's desk: the week's board, client pages with plans, clients, groups and levels.
 
-Thin views: the figures come from iop.hours, the records' rules from iop.plans and iop.program.
+Thin views: the figures come from iop.rules.hours, the records' rules from iop.clinic.plans and
+iop.clinic.program; the forms (coordinator.forms) read what is typed with iop.rules.entry.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from coordinator import bp
+from coordinator import bp, forms
 from iop import clock
 from iop.clinic import audit, plans, program
 from iop.clock import local_date, program_tz
-from iop.rules import hours
-from iop.rules.hours import Phase, PlanTerms
+from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import (
     WEEKDAY_NAMES,
@@ -25,9 +24,7 @@ from iop.store.models import (
     ClientGroup,
     Group,
     GroupSession,
-    LevelOfCare,
     Plan,
-    StaffUser,
     WeekFlag,
 )
 from iop.web.auth import current_user, staff_required
@@ -37,7 +34,6 @@ STATUS_ORDER = {"at_risk": 0, "short": 1, "on_track": 2, "no_plan": 3, "met": 4}
 STATUS_TEXT = {"met": "Met", "on_track": "On track", "at_risk": "At risk", "short": "Short", "no_plan": "No plan"}
 STATUS_ICON = {"met": "✓", "on_track": "→", "at_risk": "!", "short": "✕", "no_plan": "–"}
 HISTORY_WEEKS = 12
-PHASE_ROWS = 6
 
 
 @bp.app_template_filter("hours_text")
@@ -101,15 +97,16 @@ class BoardRow:
         return (STATUS_ORDER[self.figures.status], self.percent, self.client.client_id)
 
 
+WEEK_ASKED = entry.Field("week", "The week", needed=False)
+
+
 def _week_asked(today: date) -> date:
-    raw = request.args.get("week", "").strip()
-    if not raw:
-        return hours.week_start(today)
     try:
-        return hours.week_start(date.fromisoformat(raw))
-    except ValueError:
+        asked = entry.day(request.args.get("week", ""), WEEK_ASKED)
+    except entry.EntryError:
         flash("That week could not be read; showing this week. Pick a date like 2026-03-02.")
-        return hours.week_start(today)
+        asked = None
+    return hours.week_start(asked or today)
 
 
 @bp.route("/")
@@ -119,7 +116,7 @@ def home():
     monday = _week_asked(today)
     group_code = request.args.get("group", "").strip()
     level_code = request.args.get("level", "").strip()
-    all_groups = list(db.session().scalars(select(Group).order_by(Group.code)))
+    all_groups = program.groups()
     all_levels = plans.levels()
     rows = board_rows(monday, group_code or None, level_code or None)
     counts = {status: sum(1 for row in rows if row.figures.status == status) for status in STATUS_ORDER}
@@ -162,9 +159,7 @@ def board_rows(monday: date, group_code: str | None = None, level_code: str | No
 # ---- clients -----------------------------------------------------------------------------------
 
 def _client_or_404(public_id: str) -> Client:
-    client = db.session().scalar(select(Client).options(
-        selectinload(Client.plans).selectinload(Plan.phases), selectinload(Client.groups))
-        .where(Client.public_id == public_id))
+    client = program.client_record(public_id)
     if client is None:
         abort(404)
     return client
@@ -176,10 +171,7 @@ def clients():
     status = request.args.get("status", "active")
     if status not in ("active", "discharged", "all"):
         status = "active"
-    query = select(Client).options(selectinload(Client.groups), selectinload(Client.plans)).order_by(Client.client_id)
-    if status != "all":
-        query = query.where(Client.status == status)
-    people = list(db.session().scalars(query))
+    people = program.clients(status)
     today = _today()
     return render_template("coordinator/clients.html", people=people, status=status, today=today,
                            plan_on=lambda c: plans.plan_in_effect_on(c, today))
@@ -280,162 +272,45 @@ def _chart(history: list[hours_queries.WeekFigures]) -> dict:
             "width": left + len(history) * (bar_width + gap) + gap}
 
 
-def _client_fields(form) -> program.ClientFields:
-    return program.ClientFields(
-        client_id=form.get("client_id", ""), first_name=form.get("first_name", ""),
-        last_name=form.get("last_name", ""), status=form.get("status", "active"),
-        group_ids=_ints(form.getlist("groups")))
-
-
-def _ints(values) -> list[int]:
-    found = []
-    for value in values:
-        try:
-            found.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return found
-
-
-def _all_groups() -> list[Group]:
-    return list(db.session().scalars(select(Group).order_by(Group.code)))
+def _client_page_form(form: forms.ClientForm, client: Client | None):
+    return render_template("coordinator/client_form.html", client=client, form=form, groups=program.groups()), \
+        400 if form.problems else 200
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])
 @staff_required("coordinator")
 def client_new():
-    problems, fields = [], program.ClientFields("", "", "")
-    if request.method == "POST":
-        fields = _client_fields(request.form)
+    form = forms.ClientForm()
+    if form.validate_on_submit():
         try:
             with db.transaction():
-                client = program.save_client(fields, current_user())
+                client = program.save_client(form.client_fields(), current_user())
         except program.RecordError as exc:
-            problems = exc.problems
+            form.refused(exc)
         else:
             flash(f"Added {client.display_name}. Now give them a plan.")
             return redirect(url_for("coordinator.plan_new", public_id=client.public_id))
-    return render_template("coordinator/client_form.html", client=None, fields=fields, problems=problems,
-                           groups=_all_groups()), 400 if problems else 200
+    return _client_page_form(form, None)
 
 
 @bp.route("/clients/<public_id>/edit", methods=["GET", "POST"])
 @staff_required("coordinator")
 def client_edit(public_id: str):
     client = _client_or_404(public_id)
-    problems = []
-    fields = program.ClientFields(client.client_id, client.first_name, client.last_name, client.status,
-                                  [g.id for g in client.groups])
-    if request.method == "POST":
-        fields = _client_fields(request.form)
+    form = forms.ClientForm() if request.method == "POST" else forms.ClientForm.of(client)
+    if form.validate_on_submit():
         try:
             with db.transaction():
-                program.save_client(fields, current_user(), client)
+                program.save_client(form.client_fields(), current_user(), client)
         except program.RecordError as exc:
-            problems = exc.problems
-            db.session().expire_all()
+            form.refused(exc)
         else:
             flash("Saved.")
             return redirect(url_for("coordinator.client_page", public_id=client.public_id))
-    return render_template("coordinator/client_form.html", client=client, fields=fields, problems=problems,
-                           groups=_all_groups()), 400 if problems else 200
+    return _client_page_form(form, client)
 
 
 # ---- plans -------------------------------------------------------------------------------------
-
-@dataclass
-class PlanForm:
-    """The plan form as typed (strings), so a refused form comes back as the person left it."""
-
-    level_of_care: str = ""
-    start_date: str = ""
-    end_date: str = ""
-    weekly_hours: str = ""
-    days_per_week: str = ""
-    phases: list[tuple[str, str, str, str]] | None = None
-    group_ids: list[int] | None = None
-
-    @classmethod
-    def from_plan(cls, plan: Plan, client: Client) -> PlanForm:
-        return cls(plan.level_of_care, plan.start_date.isoformat(), plan.end_date.isoformat() if plan.end_date else "",
-                   _hours_field(plan.weekly_minutes), str(plan.days_per_week),
-                   [(str(p.first_week), str(p.last_week), _hours_field(p.weekly_minutes), str(p.days_per_week))
-                    for p in plan.phases], [g.id for g in client.groups])
-
-    @classmethod
-    def from_request(cls, form) -> PlanForm:
-        phases = []
-        for index in range(PHASE_ROWS):
-            row = tuple(form.get(f"phase-{index}-{name}", "").strip() for name in ("first", "last", "hours", "days"))
-            if any(row):
-                phases.append(row)
-        return cls(form.get("level_of_care", "").strip(), form.get("start_date", "").strip(),
-                   form.get("end_date", "").strip(), form.get("weekly_hours", "").strip(),
-                   form.get("days_per_week", "").strip(), phases, _ints(form.getlist("groups")))
-
-    def padded_phases(self) -> list[tuple[str, str, str, str]]:
-        given = list(self.phases or [])
-        return given + [("", "", "", "")] * max(0, PHASE_ROWS - len(given))
-
-    def terms(self) -> tuple[PlanTerms | None, list[str]]:
-        problems: list[str] = []
-        start = _date_field(self.start_date, "The start date", problems, needed=True)
-        end = _date_field(self.end_date, "The end date", problems, needed=False)
-        weekly = _hours_value(self.weekly_hours, "Weekly hours", problems)
-        days = _days_value(self.days_per_week, "Days a week", problems)
-        phases = []
-        for number, (first, last, phase_hours, phase_days) in enumerate(self.phases or [], 1):
-            label = f"Phase {number}"
-            try:
-                first_week, last_week = int(first), int(last or first)
-            except ValueError:
-                problems.append(f"{label}: weeks are whole numbers, like 1 and 4.")
-                continue
-            minutes = _hours_value(phase_hours, f"{label} hours", problems)
-            phase_day_count = _days_value(phase_days, f"{label} days", problems)
-            if minutes is not None and phase_day_count is not None:
-                phases.append(Phase(first_week, last_week, minutes, phase_day_count))
-        if problems or start is None or weekly is None or days is None:
-            return None, problems
-        return PlanTerms(start_date=start, end_date=end, weekly_minutes=weekly, days_per_week=days,
-                         level_of_care=self.level_of_care, phases=tuple(phases)), []
-
-
-def _hours_field(minutes: int) -> str:
-    return str(minutes // 60) if minutes % 60 == 0 else f"{minutes / 60:g}"
-
-
-def _date_field(value: str, label: str, problems: list[str], needed: bool) -> date | None:
-    if not value:
-        if needed:
-            problems.append(f"{label} is needed.")
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{label} is not a date like 2026-03-02.")
-        return None
-
-
-def _hours_value(value: str, label: str, problems: list[str]) -> int | None:
-    try:
-        amount = float(value)
-    except ValueError:
-        problems.append(f"{label}: give hours as a number, like 9 or 7.5.")
-        return None
-    minutes = amount * 60
-    if not 0 <= amount <= 168 or abs(minutes - round(minutes)) > 1e-6:
-        problems.append(f"{label} must be from 0 to 168 hours, in whole minutes.")
-        return None
-    return int(round(minutes))
-
-
-def _days_value(value: str, label: str, problems: list[str]) -> int | None:
-    if value.isdigit() and 0 <= int(value) <= 7:
-        return int(value)
-    problems.append(f"{label} must be a whole number from 0 to 7.")
-    return None
-
 
 def _plan_or_404(client: Client, plan_id: int) -> Plan:
     plan = next((p for p in client.plans if p.id == plan_id), None)
@@ -445,25 +320,23 @@ def _plan_or_404(client: Client, plan_id: int) -> Plan:
 
 
 def _save_plan_form(client: Client, plan: Plan | None):
-    form = PlanForm.from_request(request.form)
-    terms, problems = form.terms()
-    if terms is not None:
+    form = forms.PlanForm()
+    if form.validate_on_submit():
         try:
             with db.transaction():
-                plans.save_plan(client, terms, current_user(), plan)
-                program.set_client_groups(client, form.group_ids or [], current_user())
+                plans.save_plan(client, form.terms(), current_user(), plan)
+                program.set_client_groups(client, form.groups.data, current_user())
         except (plans.PlanError, program.RecordError) as exc:
-            problems = exc.problems
-            db.session().expire_all()
-    if not problems:
-        flash("The plan is saved.")
-        return redirect(url_for("coordinator.client_page", public_id=client.public_id))
-    return _plan_page(client, plan, form, problems)
+            form.refused(exc)
+        else:
+            flash("The plan is saved.")
+            return redirect(url_for("coordinator.client_page", public_id=client.public_id))
+    return _plan_page(client, plan, form)
 
 
-def _plan_page(client: Client, plan: Plan | None, form: PlanForm, problems: list[str]):
-    return render_template("coordinator/plan_form.html", client=client, plan=plan, form=form, problems=problems,
-                           levels=plans.levels(), groups=_all_groups()), 400 if problems else 200
+def _plan_page(client: Client, plan: Plan | None, form: forms.PlanForm):
+    return render_template("coordinator/plan_form.html", client=client, plan=plan, form=form,
+                           levels=plans.levels(), groups=program.groups()), 400 if form.problems else 200
 
 
 @bp.route("/clients/<public_id>/plans/new", methods=["GET", "POST"])
@@ -472,9 +345,7 @@ def plan_new(public_id: str):
     client = _client_or_404(public_id)
     if request.method == "POST":
         return _save_plan_form(client, None)
-    form = PlanForm(level_of_care="2.1", start_date=_today().isoformat(), weekly_hours="9", days_per_week="3",
-                    phases=[], group_ids=[g.id for g in client.groups])
-    return _plan_page(client, None, form, [])
+    return _plan_page(client, None, forms.PlanForm.fresh(client, _today()))
 
 
 @bp.route("/clients/<public_id>/plans/<int:plan_id>/edit", methods=["GET", "POST"])
@@ -484,7 +355,7 @@ def plan_edit(public_id: str, plan_id: int):
     plan = _plan_or_404(client, plan_id)
     if request.method == "POST":
         return _save_plan_form(client, plan)
-    return _plan_page(client, plan, PlanForm.from_plan(plan, client), [])
+    return _plan_page(client, plan, forms.PlanForm.of(plan, client))
 
 
 @bp.route("/clients/<public_id>/plans/<int:plan_id>/delete", methods=["POST"])
@@ -506,51 +377,31 @@ def _tracks() -> dict[str, str]:
     return {track_id: track.title for track_id, track in sorted(catalog().tracks.items())}
 
 
-def _facilitators() -> list[StaffUser]:
-    return list(db.session().scalars(select(StaffUser).where(StaffUser.active.is_(True))
-                                     .order_by(StaffUser.display_name)))
-
-
-def _time_field(value: str) -> time | None:
-    try:
-        parsed = time.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(second=0, microsecond=0)
-
-
-def _group_fields(form) -> program.GroupFields:
-    facilitator = _ints([form.get("facilitator_id", "")])
-    return program.GroupFields(
-        code=form.get("code", ""), name=form.get("name", ""), track=form.get("track", ""),
-        room=form.get("room", ""), weekdays=form.getlist("weekdays"), start=_time_field(form.get("start", "")),
-        end=_time_field(form.get("end", "")), facilitator_id=facilitator[0] if facilitator else None,
-        active=form.get("active") == "on")
-
-
 @bp.route("/groups")
 @staff_required("coordinator")
 def groups():
-    return render_template("coordinator/groups.html", groups=_all_groups(), sizes=program.group_sizes(),
+    return render_template("coordinator/groups.html", groups=program.groups(), sizes=program.group_sizes(),
                            tracks=_tracks())
 
 
-def _group_page(group, fields, problems):
-    return render_template("coordinator/group_form.html", group=group, fields=fields, problems=problems,
-                           tracks=_tracks(), facilitators=_facilitators(), weekday_names=WEEKDAY_NAMES), \
-        400 if problems else 200
+def _group_page(group: Group | None, form: forms.GroupForm):
+    return render_template("coordinator/group_form.html", group=group, form=form, tracks=_tracks(),
+                           facilitators=program.facilitators(), weekday_names=WEEKDAY_NAMES), \
+        400 if form.problems else 200
 
 
 def _save_group_form(group: Group | None):
-    fields = _group_fields(request.form)
-    try:
-        with db.transaction():
-            saved = program.save_group(fields, current_user(), list(_tracks()), _today(), group)
-    except program.RecordError as exc:
-        db.session().expire_all()
-        return _group_page(group, fields, exc.problems)
-    flash(f"Group {saved.code} is saved.")
-    return redirect(url_for("coordinator.groups"))
+    form = forms.GroupForm()
+    if form.validate_on_submit():
+        try:
+            with db.transaction():
+                saved = program.save_group(form.group_fields(), current_user(), list(_tracks()), _today(), group)
+        except program.RecordError as exc:
+            form.refused(exc)
+        else:
+            flash(f"Group {saved.code} is saved.")
+            return redirect(url_for("coordinator.groups"))
+    return _group_page(group, form)
 
 
 @bp.route("/groups/new", methods=["GET", "POST"])
@@ -558,59 +409,47 @@ def _save_group_form(group: Group | None):
 def group_new():
     if request.method == "POST":
         return _save_group_form(None)
-    fields = program.GroupFields("", "", next(iter(_tracks()), ""), "", ["Mon", "Wed", "Fri"], time(9), time(12))
-    return _group_page(None, fields, [])
+    return _group_page(None, forms.GroupForm.fresh(next(iter(_tracks()), "")))
 
 
 @bp.route("/groups/<int:group_id>/edit", methods=["GET", "POST"])
 @staff_required("coordinator")
 def group_edit(group_id: int):
-    group = db.session().get(Group, group_id)
+    group = program.group(group_id)
     if group is None:
         abort(404)
     if request.method == "POST":
         return _save_group_form(group)
-    fields = program.GroupFields(group.code, group.name, group.track, group.room, group.weekdays.split(),
-                                 group.start, group.end, group.facilitator_id, group.active)
-    return _group_page(group, fields, [])
+    return _group_page(group, forms.GroupForm.of(group))
 
 
 # ---- levels of care ----------------------------------------------------------------------------
 
-def _level_minutes(value: str, label: str, problems: list[str], needed: bool) -> int | None:
-    value = (value or "").strip()
-    if not value:
-        if needed:
-            problems.append(f"{label} is needed (0 for none).")
-        return None
-    return _hours_value(value, label, problems)
-
-
 @bp.route("/levels", methods=["GET", "POST"])
 @staff_required("coordinator")
 def levels():
-    problems, typed, editing = [], {}, None
-    if request.method == "GET" and request.args.get("edit"):
-        editing = db.session().get(LevelOfCare, request.args["edit"])
-        if editing is None:
-            abort(404)
-        typed = {"code": editing.code, "name": editing.name, "minimum": _hours_field(editing.weekly_minimum_minutes),
-                 "maximum": "" if editing.weekly_maximum_minutes is None else _hours_field(editing.weekly_maximum_minutes)}
+    editing = None
     if request.method == "POST":
-        typed = {name: request.form.get(name, "") for name in ("code", "name", "minimum", "maximum")}
-        editing = db.session().get(LevelOfCare, request.form.get("existing", "")) if request.form.get("existing") else None
-        minimum = _level_minutes(typed["minimum"], "The weekly minimum", problems, needed=True)
-        maximum = _level_minutes(typed["maximum"], "The weekly maximum", problems, needed=False)
-        if not problems:
+        form = forms.LevelForm()
+        editing = plans.level_by_code(form.existing.data)
+        if editing is not None:
+            del form.code  # plans use the code, so it stays as it is
+        if form.validate_on_submit():
             try:
                 with db.transaction():
-                    level = plans.save_level(editing.code if editing else typed["code"], typed["name"], minimum,
-                                             maximum, current_user(), editing)
+                    level = plans.save_level(editing.code if editing else form.code.value, form.name.value,
+                                             form.minimum.value, form.maximum.value, current_user(), editing)
             except plans.PlanError as exc:
-                problems = exc.problems
-                db.session().expire_all()
+                form.refused(exc)
             else:
                 flash(f"Level {level.code} is saved.")
                 return redirect(url_for("coordinator.levels"))
-    return render_template("coordinator/levels.html", levels=plans.levels(), problems=problems, typed=typed,
-                           editing=editing, hours_field=_hours_field), 400 if problems else 200
+    elif request.args.get("edit"):
+        editing = plans.level_by_code(request.args["edit"])
+        if editing is None:
+            abort(404)
+        form = forms.LevelForm.of(editing)
+    else:
+        form = forms.LevelForm()
+    return render_template("coordinator/levels.html", levels=plans.levels(), form=form, editing=editing), \
+        400 if form.problems else 200

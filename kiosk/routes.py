@@ -8,8 +8,6 @@ kiosk named by a SameSite=Strict cookie, which browsers do not attach to cross-s
 from __future__ import annotations
 
 import logging
-import threading
-from datetime import timedelta
 from pathlib import Path
 
 from flask import (
@@ -37,7 +35,6 @@ from kiosk.catalogs import all_catalogs, error_message, request_lang, words
 log = logging.getLogger(__name__)
 
 API_BODY_LIMIT = 4 * 1024
-HELP_EVERY = timedelta(seconds=60)
 
 
 def current_kiosk():
@@ -147,9 +144,6 @@ def api_scan():
     return jsonify(body), answer.status
 
 
-_help_lock = threading.Lock()
-
-
 @bp.route("/api/help", methods=["POST"])
 @csrf.exempt
 def api_help():
@@ -162,13 +156,7 @@ def api_help():
     _data, problem = _json_body()
     if problem is not None:
         return problem
-    now = clock.now()
-    with _help_lock:  # one alert a minute per kiosk, however often the button is pressed
-        last = current_app.extensions.setdefault("iop.kiosk_help", {})
-        due = device.id not in last or now - last[device.id] >= HELP_EVERY
-        if due:
-            last[device.id] = now
-    if due:
+    if kiosks.help_due(device.id, clock.now()):
         try:
             roster.publish_help_request(device.name)
         except Exception:  # noqa: BLE001  (the person still sees that help is coming; staff can be told again)

@@ -1,16 +1,20 @@
-"""A coordinator in a real browser: the week's board, sorting a column, opening a client's page."""
+"""A coordinator in a real browser: the week's board, sorting a column, opening a client's page; a refused form
+showing each problem beside its box."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from helpers.a11y import assert_accessible, tab_through
 from helpers.web import browser_sign_in
 from iop import clock
 from iop.clock import local_date
 from iop.rules.hours import week_start
+from iop.store import db
+from iop.store.models import Plan
 
 pytestmark = pytest.mark.browser
 
@@ -115,3 +119,45 @@ def test_the_exports_page_describes_each_exports_columns_itself(live_server, aut
     assert fhir.locator("dt").all_inner_texts() == ["Encounter.ndjson", "Patient.ndjson", "Practitioner.ndjson",
                                                     "Group.ndjson"]
     assert_accessible(page, "the Exports page with every export's columns open")
+def test_coordinator_sees_each_problem_beside_its_box_then_saves_a_client_and_a_phased_plan(live_server, auth, world,
+                                                                                             page, app):
+    world.group("RP-AM")
+    auth.make_user("pat", role="coordinator", password="a long password")
+    browser_sign_in(page, live_server.url, "pat", "a long password")
+    page.goto(live_server.url + "/coordinator/clients/new")
+
+    page.get_by_label("Client ID").fill("C 42")
+    page.get_by_label("First name").fill("Ana\u202eairaM")  # a right-to-left override hidden in the name
+    page.get_by_label("Last name").fill("Lopez")
+    page.get_by_role("button", name="Add client").click()
+    page.wait_for_load_state()
+
+    first_name = page.get_by_label("First name")
+    assert first_name.get_attribute("aria-invalid") == "true"
+    assert page.locator("#" + first_name.get_attribute("aria-describedby")).inner_text() == \
+        "The first name has a character that cannot be printed."
+    client_id = page.get_by_label("Client ID")
+    assert "cannot contain spaces" in page.locator("#client_id-problem").inner_text()
+    assert "client_id-problem" in client_id.get_attribute("aria-describedby")
+    assert page.get_by_role("alert").inner_text().count("\n") >= 2  # the list above names both
+    assert page.get_by_label("Last name").input_value() == "Lopez"  # kept as typed
+
+    client_id.fill("C42")
+    first_name.fill("Ana")
+    page.get_by_label("RP-AM").check()
+    page.get_by_role("button", name="Add client").click()
+    page.wait_for_url(live_server.url + "/coordinator/clients/*/plans/new")
+
+    page.get_by_label("Hours a week", exact=True).fill("7.5")
+    page.get_by_label("Phase 1 from week").fill("1")
+    page.get_by_label("Phase 1 to week").fill("4")
+    page.get_by_label("Phase 1 hours a week").fill("9")
+    page.get_by_label("Phase 1 days a week").fill("3")
+    page.get_by_role("button", name="Save plan").click()
+    page.wait_for_url(live_server.url + "/coordinator/clients/*")
+    assert page.get_by_role("heading", level=1).inner_text() == "Ana Lopez"
+    assert "The plan is saved." in page.content()
+    with app.app_context():
+        plan = db.session().scalar(select(Plan))
+        assert plan.weekly_minutes == 450
+        assert [(p.first_week, p.last_week, p.weekly_minutes, p.days_per_week) for p in plan.phases] == [(1, 4, 540, 3)]

@@ -153,6 +153,25 @@ def test_excused_needs_a_reason(app, live_group):
         (a, u, {k: d[k] for k in ("reason", "session")}) for a, u, d in audit_actions(app) if a == "attendance.excuse"]
 
 
+@pytest.mark.parametrize("reason, code, words", [
+    ("Forgot\u202e card", "bad_reason", "The reason has a character that cannot be printed."),
+    ("Forgot card\nand phone", "bad_reason", "The reason has a line break; it must be one line."),
+    ("x" * 301, "reason_too_long", "The reason is longer than 300 characters."),
+])
+def test_a_reason_is_read_like_every_other_typed_line(app, live_group, reason, code, words):
+    group = live_group()
+    client = signed_in(app)
+    csrf = page_csrf(client, f"/facilitator/sessions/{group.session_id}")
+    refused = post_hand(client, group.session_id, csrf, action="excuse", client=public_id(app, "C2"), reason=reason)
+    assert refused.status_code == 400 and refused.get_json()["error"] == {"code": code, "message": words}
+    assert records(app, group.session_id) == []
+    fine = post_hand(client, group.session_id, csrf, action="excuse", client=public_id(app, "C2"),
+                     reason="  Court dat\u0065\u0301  ")  # trimmed, and normalised (NFC)
+    assert fine.status_code == 200
+    record, = records(app, group.session_id)
+    assert record.reason == "Court dat\u00e9"
+
+
 def test_an_excused_client_who_comes_after_all_is_corrected_not_edited(app, live_group):
     group = live_group()
     client = signed_in(app)
@@ -323,6 +342,20 @@ def test_an_empty_note_cannot_be_signed(app, live_group):
     csrf = page_csrf(client, f"/facilitator/sessions/{group.session_id}/summary")
     client.post(f"/facilitator/sessions/{group.session_id}/note", data={"csrf_token": csrf, "note_text": " ", "action": "sign"})
     assert stored(app, group.session_id).note_signed_at is None
+
+
+def test_a_note_keeps_its_lines_but_no_other_control_characters(app, live_group):
+    group = live_group()
+    client = signed_in(app)
+    summary_url = f"/facilitator/sessions/{group.session_id}/summary"
+    csrf = page_csrf(client, summary_url)
+    refused = client.post(f"/facilitator/sessions/{group.session_id}/note",
+                          data={"csrf_token": csrf, "note_text": "Goals met.\x1b[2J", "action": "save"})
+    assert "The note has a character that cannot be printed." in client.get(refused.location).get_data(as_text=True)
+    assert stored(app, group.session_id).note_text is None
+    client.post(f"/facilitator/sessions/{group.session_id}/note",
+                data={"csrf_token": csrf, "note_text": "Goals met.\r\n\tAll engaged.\r\n", "action": "save"})
+    assert stored(app, group.session_id).note_text == "Goals met.\n\tAll engaged."
 
 
 # ---- the module chooser -----------------------------------------------------------------------

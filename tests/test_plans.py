@@ -148,8 +148,8 @@ def test_coordinator_adds_a_client_then_a_stepping_down_plan(app, world, desk):
 
 @pytest.mark.parametrize("change,message", [
     ({"end_date": "2026-02-01"}, "The end date is before the start date."),
-    ({"days_per_week": "8"}, "Days a week must be a whole number from 0 to 7."),
-    ({"weekly_hours": "nine"}, "give hours as a number"),
+    ({"days_per_week": "8"}, "Days a week must be a whole number of days from 0 to 7."),
+    ({"weekly_hours": "nine"}, "Weekly hours is not a number of hours like 9 or 7.5."),
     ({"start_date": "03/02/2026"}, "The start date is not a date like 2026-03-02."),
     ({"level_of_care": "9.9"}, "Choose a level of care"),
     ({"phase-0-first": "2", "phase-0-last": "4", "phase-0-hours": "9", "phase-0-days": "3"}, "must start at week 1"),
@@ -253,7 +253,7 @@ def test_coordinator_adds_a_group(app, desk):
     ({"weekdays": []}, "Choose at least one weekday."),
     ({"track": "yoga"}, "Choose a curriculum track"),
     ({"code": "EV MW"}, "one word"),
-    ({"start": "6pm"}, "Start and end need times like 09:00"),
+    ({"start": "6pm"}, "The start time is not a time like 09:00 (24-hour clock)."),
 ], ids=["end before start", "no weekday", "unknown track", "code with space", "start in words"])
 def test_a_bad_group_is_refused(app, desk, change, message):
     response = post(desk, "/coordinator/groups/new", group_form(**change))

@@ -17,8 +17,9 @@ from iop.clinic import audit
 from iop.clinic.sessions import ensure_session
 from iop.clock import local_date, local_to_utc, program_tz
 from iop.rules import hours
+from iop.rules.entry import weekday_numbers
 from iop.store import db
-from iop.store.models import WEEKDAY_NAMES, Attendance, Client, ClientGroup, Group, GroupSession, StaffUser
+from iop.store.models import Attendance, Client, ClientGroup, Group, GroupSession, StaffUser
 
 
 class AttendanceError(ValueError):
@@ -169,7 +170,7 @@ def session_open_for(client_key: int, moment: datetime, near: SessionsNear | Non
         near = client_sessions_near(client_key, moment)[0]
     candidates = []
     for group_id, active, weekdays, start, end in near.groups:
-        meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()} if active else set()
+        meets = set(weekday_numbers(weekdays)) if active else set()
         for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
             if date_.weekday() not in meets:
                 continue

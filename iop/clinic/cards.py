@@ -75,6 +75,7 @@ def current_codes(client_ids: list[str], reissue: bool = False) -> list[str]:
     """Each named client's current card payload, in the order named; reissue revokes old cards first."""
     from iop.store import db
 
+    client_ids = _typed_ids(client_ids)
     with db.transaction():
         found = _clients_named(client_ids)
         codes = []
@@ -82,6 +83,16 @@ def current_codes(client_ids: list[str], reissue: bool = False) -> list[str]:
             client = found[client_id]
             codes.append(issue_new_card(client) if reissue else card_code(client.id, client.card_version))
     return codes
+
+
+def _typed_ids(client_ids: list[str]) -> list[str]:
+    """Client ids as typed (a command's arguments, a form's boxes), read by iop.rules.entry."""
+    from iop.rules import entry
+
+    try:
+        return [entry.client_id(client_id) for client_id in client_ids]
+    except entry.EntryError as exc:
+        raise CardError(exc.message) from None
 
 
 def _clients_named(client_ids: list[str]) -> dict:
@@ -106,6 +117,7 @@ def clients_for_cards(client_ids: list[str]) -> list:
     from iop.store import db
     from iop.store.models import Client
 
+    client_ids = _typed_ids(client_ids)
     if not client_ids:
         return list(db.session().scalars(
             select(Client).where(Client.status == "active").order_by(Client.last_name, Client.first_name,
@@ -281,20 +293,45 @@ def cards_pdf(cards: list[tuple[object, str]]) -> bytes:
     return buffer.getvalue()
 
 
-def write_cards_pdf(client_ids: list[str], output) -> int:
-    """`iop cards`: the named clients' current cards (all active clients when none) into `output`."""
-    from iop.clinic import audit
-    from iop.store import db
-
+def cards_to_print(client_ids: list[str]) -> tuple[list, bytes]:
+    """The named clients (every active client when none are named) and a PDF of their current cards."""
     clients = clients_for_cards(list(client_ids))
     if not clients:
         raise CardError("There are no active clients to print cards for.")
-    data = cards_pdf([(client, card_code(client.id, client.card_version)) for client in clients])
+    return clients, cards_pdf([(client, card_code(client.id, client.card_version)) for client in clients])
+
+
+def record_printed(clients: list, by_user=None) -> None:
+    """The audit log's line for printed cards (by opaque ids, at most 200 named)."""
+    from iop.clinic import audit
+    from iop.store import db
+
+    with db.transaction():
+        audit.record("cards.print", target="cards", user=by_user, count=len(clients),
+                     clients=[f"client:{client.public_id}" for client in clients][:200])
+
+
+def write_cards_pdf(client_ids: list[str], output) -> int:
+    """`iop cards`: the named clients' current cards (all active clients when none) into `output`."""
+    clients, data = cards_to_print(client_ids)
     try:
         Path(output).write_bytes(data)
     except OSError as exc:
         raise CardError(f"Cannot write {output}: {exc.strerror}.") from None
-    with db.transaction():
-        audit.record("cards.print", target="cards", count=len(clients),
-                     clients=[f"client:{client.public_id}" for client in clients][:200])
+    record_printed(clients)
     return len(clients)
+
+
+def reissue_for(public_id: str, by_user=None):
+    """A lost card: the active client with this page id gets a new one (the old one stops working at
+    once); None when there is no such active client. The caller commits."""
+    from sqlalchemy import select
+
+    from iop.store import db
+    from iop.store.models import Client
+
+    client = db.session().scalar(select(Client).where(Client.public_id == public_id))
+    if client is None or client.status != "active":
+        return None
+    issue_new_card(client, by_user)
+    return client

@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from iop import clock
 from iop.clinic import audit
 from iop.config import signing_keys
+from iop.rules import entry
 from iop.store import db
 from iop.store.models import KioskDevice
 
@@ -30,9 +31,7 @@ class KioskError(ValueError):
 
 def issue_enrollment(name: str, created_by_id: int | None = None) -> KioskDevice:
     """A kiosk record with a fresh one-time link (the caller commits). Re-issuing for a name renews it."""
-    name = (name or "").strip()
-    if not name or len(name) > 80:
-        raise KioskError("A kiosk needs a name of 1 to 80 characters (for example: Front desk).")
+    name = kiosk_name(name)
     db_session = db.session()
     device = db_session.scalar(
         select(KioskDevice).where(KioskDevice.name == name, KioskDevice.enrolled_at.is_(None),
@@ -46,6 +45,14 @@ def issue_enrollment(name: str, created_by_id: int | None = None) -> KioskDevice
     db_session.flush()
     audit.record("kiosk.enrollment_link", target=f"kiosk:{device.public_id}", name=name)
     return device
+
+
+def kiosk_name(name: str) -> str:
+    """The name as it will be shown (iop.rules.entry's rules for a kiosk's name); KioskError if refused."""
+    try:
+        return entry.text(name, entry.KIOSK_NAME)
+    except entry.EntryError as exc:
+        raise KioskError(exc.message) from None
 
 
 def enrollment_path(device: KioskDevice) -> str:
@@ -158,6 +165,19 @@ def _forget_after_commit(device_id: int) -> None:
 
 COOKIE_MAX_AGE = int(timedelta(days=365).total_seconds())
 LAST_SEEN_EVERY = timedelta(minutes=1)
+HELP_EVERY = timedelta(seconds=60)
+_HELP_LOCK = threading.Lock()
+
+
+def help_due(kiosk_id: int, now: datetime) -> bool:
+    """Whether a "Forgot your card?" press should alert staff now: once a minute per kiosk, however
+    often the button is pressed (in this process)."""
+    with _HELP_LOCK:
+        last = current_app.extensions.setdefault("iop.kiosk_help", {})
+        due = kiosk_id not in last or now - last[kiosk_id] >= HELP_EVERY
+        if due:
+            last[kiosk_id] = now
+    return due
 
 
 def all_devices() -> list[KioskDevice]:
@@ -174,9 +194,7 @@ def device_by_public_id(public_id: str) -> KioskDevice:
 
 
 def rename(device: KioskDevice, name: str, by_user=None) -> KioskDevice:
-    name = (name or "").strip()
-    if not name or len(name) > 80:
-        raise KioskError("A kiosk needs a name of 1 to 80 characters (for example: Front desk).")
+    name = kiosk_name(name)
     if name != device.name:
         audit.record("kiosk.rename", target=f"kiosk:{device.public_id}", user=by_user, old=device.name, new=name)
         device.name = name

@@ -6,7 +6,6 @@ records those rules read.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Sequence
@@ -14,23 +13,18 @@ from typing import Sequence
 from sqlalchemy import select
 
 from iop.clinic import audit
-from iop.rules import hours
+from iop.rules import entry, hours
 from iop.rules.hours import Phase, PlanTerms
 from iop.store import db
 from iop.store.models import Client, LevelOfCare, Plan, PlanPhase, StaffUser
 
 # ASAM lets a client dip under the level's floor for one or two weeks while stepping down.
 ALLOWED_WEEKS_UNDER_MINIMUM = 2
-MAX_WEEKLY_MINUTES = 168 * 60
-LEVEL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
+MAX_WEEKLY_MINUTES = entry.MAX_WEEKLY_HOURS * 60
 
 
-class PlanError(ValueError):
+class PlanError(entry.Refused):
     """A plan or level that cannot be saved; `problems` are sentences for the coordinator."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__(" ".join(problems))
-        self.problems = problems
 
 
 # ---- what a valid plan is (pure) ------------------------------------------------------------
@@ -147,6 +141,10 @@ def levels() -> list[LevelOfCare]:
     return list(db.session().scalars(select(LevelOfCare).order_by(LevelOfCare.code)))
 
 
+def level_by_code(code: str) -> LevelOfCare | None:
+    return db.session().get(LevelOfCare, code) if code else None
+
+
 def level_minimums() -> dict[str, int]:
     return {level.code: level.weekly_minimum_minutes for level in levels()}
 
@@ -154,19 +152,16 @@ def level_minimums() -> dict[str, int]:
 def save_level(code: str, name: str, minimum_minutes: int, maximum_minutes: int | None,
                by_user: StaffUser, existing: LevelOfCare | None = None) -> LevelOfCare:
     """Add a level (existing None) or change one's name and floor/ceiling; audited. The caller commits."""
-    code, name = (code or "").strip(), (name or "").strip()
-    problems = []
+    problems = entry.Problems()
     if existing is None:
-        if not LEVEL_CODE.match(code):
-            problems.append("A level code is up to 20 letters, digits, dots or dashes, like 2.1 or 2.1-A.")
-        elif db.session().get(LevelOfCare, code) is not None:
-            problems.append(f"Level {code} already exists; edit it instead.")
-    if not name or len(name) > 120:
-        problems.append("A level needs a name of at most 120 characters.")
+        code = problems.check(entry.level_code, code)
+        if code and level_by_code(code) is not None:
+            problems.add(f"Level {code} already exists; edit it instead.", "code")
+    name = problems.check(entry.text, name, entry.LEVEL_NAME)
     if not 0 <= minimum_minutes <= MAX_WEEKLY_MINUTES:
-        problems.append("The weekly minimum must be from 0 to 168 hours.")
+        problems.add("The weekly minimum must be from 0 to 168 hours.", "minimum")
     if maximum_minutes is not None and not minimum_minutes <= maximum_minutes <= MAX_WEEKLY_MINUTES:
-        problems.append("The weekly maximum must be at least the minimum and at most 168 hours (or empty).")
+        problems.add("The weekly maximum must be at least the minimum and at most 168 hours (or empty).", "maximum")
     if problems:
         raise PlanError(problems)
     level = existing or LevelOfCare(code=code)

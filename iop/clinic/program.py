@@ -1,6 +1,7 @@
 """The program's records a coordinator keeps by hand: clients and groups. Validated, audited.
 
-(Bulk loading goes through iop.imports; plans and levels of care through iop.plans.)
+(Bulk loading goes through iop.files.imports; plans and levels of care through iop.clinic.plans.
+What people type is read by iop.rules.entry, the same rules the imports use.)
 """
 from __future__ import annotations
 
@@ -9,29 +10,18 @@ from datetime import date, time
 from typing import Sequence
 
 from sqlalchemy import exists, func, select
+from sqlalchemy.orm import selectinload
 
 from iop.clinic import audit
+from iop.rules import entry
 from iop.store import db
-from iop.store.models import WEEKDAY_NAMES, Attendance, Client, Group, GroupSession, StaffUser
+from iop.store.models import Attendance, Client, ClientGroup, Group, GroupSession, Plan, StaffUser
 
 CLIENT_STATUSES = ("active", "discharged")
 
 
-class RecordError(ValueError):
-    """A record that cannot be saved; `problems` are sentences for the coordinator."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__(" ".join(problems))
-        self.problems = problems
-
-
-def _text(value: str | None, label: str, most: int, problems: list[str], needed: bool = True) -> str:
-    value = (value or "").strip()
-    if needed and not value:
-        problems.append(f"{label} is needed.")
-    elif len(value) > most:
-        problems.append(f"{label} is longer than {most} characters.")
-    return value
+class RecordError(entry.Refused):
+    """A client or group that cannot be saved; `problems` are sentences for the coordinator."""
 
 
 # ---- clients ------------------------------------------------------------------------------------
@@ -47,17 +37,15 @@ class ClientFields:
 
 def save_client(fields: ClientFields, by_user: StaffUser, client: Client | None = None) -> Client:
     """Add a client (client None) or change one; audited with the names of the fields changed."""
-    problems: list[str] = []
-    client_id = _text(fields.client_id, "The client ID", 40, problems)
-    if client_id and any(ch.isspace() for ch in client_id):
-        problems.append("The client ID cannot contain spaces.")
-    first = _text(fields.first_name, "The first name", 80, problems)
-    last = _text(fields.last_name, "The last name", 80, problems)
+    problems = entry.Problems()
+    client_id = problems.check(entry.client_id, fields.client_id)
+    first = problems.check(entry.text, fields.first_name, entry.FIRST_NAME)
+    last = problems.check(entry.text, fields.last_name, entry.LAST_NAME)
     if fields.status not in CLIENT_STATUSES:
-        problems.append("The status must be active or discharged.")
-    taken = db.session().scalar(select(Client.id).where(Client.client_id == client_id))
-    if client_id and taken is not None and (client is None or taken != client.id):
-        problems.append(f"Another client already has the ID {client_id}.")
+        problems.add("The status must be active or discharged.", "status")
+    taken = db.session().scalar(select(Client.id).where(Client.client_id == client_id)) if client_id else None
+    if taken is not None and (client is None or taken != client.id):
+        problems.add(f"Another client already has the ID {client_id}.", "client_id")
     groups = _groups(fields.group_ids, problems)
     if problems:
         raise RecordError(problems)
@@ -83,7 +71,7 @@ def save_client(fields: ClientFields, by_user: StaffUser, client: Client | None 
 
 def set_client_groups(client: Client, group_ids: Sequence[int], by_user: StaffUser) -> None:
     """Change only the client's groups (from the plan form); audited."""
-    problems: list[str] = []
+    problems = entry.Problems()
     groups = _groups(group_ids, problems)
     if problems:
         raise RecordError(problems)
@@ -93,13 +81,13 @@ def set_client_groups(client: Client, group_ids: Sequence[int], by_user: StaffUs
         audit.record("client.updated", target=f"client:{client.public_id}", user=by_user, fields=["groups"])
 
 
-def _groups(group_ids: Sequence[int], problems: list[str]) -> list[Group]:
+def _groups(group_ids: Sequence[int], problems: entry.Problems) -> list[Group]:
     wanted = set(group_ids)
     if not wanted:
         return []
     found = list(db.session().scalars(select(Group).where(Group.id.in_(wanted)).order_by(Group.code)))
     if len(found) != len(wanted):
-        problems.append("One of the chosen groups no longer exists; reload the page.")
+        problems.add("One of the chosen groups no longer exists; reload the page.", "groups")
     return found
 
 
@@ -122,33 +110,27 @@ def save_group(fields: GroupFields, by_user: StaffUser, tracks: Sequence[str], t
                group: Group | None = None) -> Group:
     """Add a group or change one. Sessions already made for today or later that have not begun
     follow the new schedule (a day the group no longer meets is cancelled, never deleted)."""
-    problems: list[str] = []
-    code = _text(fields.code, "The group code", 40, problems)
-    if code and any(ch.isspace() for ch in code):
-        problems.append("The group code is one word, like RP-AM.")
-    taken = db.session().scalar(select(Group.id).where(Group.code == code))
-    if code and taken is not None and (group is None or taken != group.id):
-        problems.append(f"Another group already has the code {code}.")
-    name = _text(fields.name, "The group name", 120, problems)
-    room = _text(fields.room, "The room", 60, problems, needed=False)
+    problems = entry.Problems()
+    code = problems.check(entry.group_code, fields.code)
+    taken = db.session().scalar(select(Group.id).where(Group.code == code)) if code else None
+    if taken is not None and (group is None or taken != group.id):
+        problems.add(f"Another group already has the code {code}.", "code")
+    name = problems.check(entry.text, fields.name, entry.GROUP_NAME)
+    room = problems.check(entry.text, fields.room, entry.ROOM)
     if fields.track not in tracks:
-        problems.append(f"Choose a curriculum track (known: {', '.join(tracks) or 'none loaded'}).")
-    days = [day for day in WEEKDAY_NAMES if day in set(fields.weekdays)]
-    if not days:
-        problems.append("Choose at least one weekday.")
-    if len(days) != len(set(fields.weekdays)):
-        problems.append("A weekday was not recognised.")
+        problems.add(f"Choose a curriculum track (known: {', '.join(tracks) or 'none loaded'}).", "track")
+    days = problems.check(entry.weekdays, fields.weekdays)
     if fields.start is None or fields.end is None:
-        problems.append("Start and end need times like 09:00 (24-hour clock).")
-    elif fields.end <= fields.start:
-        problems.append("The end time must be after the start time (on the same day).")
+        problems.add("Start and end need times like 09:00 (24-hour clock).", "start")
+    else:
+        problems.check(entry.time_range, fields.start, fields.end)
     if fields.facilitator_id is not None:
         person = db.session().get(StaffUser, fields.facilitator_id)
         if person is None or not person.active:
-            problems.append("The chosen facilitator is not an active staff member.")
+            problems.add("The chosen facilitator is not an active staff member.", "facilitator_id")
     if problems:
         raise RecordError(problems)
-    values = {"code": code, "name": name, "track": fields.track, "room": room, "weekdays": " ".join(days),
+    values = {"code": code, "name": name, "track": fields.track, "room": room, "weekdays": days,
               "start": fields.start, "end": fields.end, "facilitator_id": fields.facilitator_id,
               "active": fields.active}
     if group is None:
@@ -194,8 +176,38 @@ def follow_schedule(group: Group, today: date) -> int:
 
 def group_sizes() -> dict[int, int]:
     """{group id: active clients in it}."""
-    from iop.store.models import ClientGroup
-
     return dict(db.session().execute(
         select(ClientGroup.group_id, func.count()).join(Client, Client.id == ClientGroup.client_key)
         .where(Client.status == "active").group_by(ClientGroup.group_id)).all())
+
+
+# ---- lists and look-ups for the coordinator's pages ------------------------------------------------
+
+def groups() -> list[Group]:
+    """Every group, by code."""
+    return list(db.session().scalars(select(Group).order_by(Group.code)))
+
+
+def group(group_id: int) -> Group | None:
+    return db.session().get(Group, group_id)
+
+
+def facilitators() -> list[StaffUser]:
+    """Who may be chosen to run a group: active staff, by name."""
+    return list(db.session().scalars(select(StaffUser).where(StaffUser.active.is_(True))
+                                     .order_by(StaffUser.display_name)))
+
+
+def client_record(public_id: str) -> Client | None:
+    """A client by the opaque id in page addresses, with plans, phases and groups loaded."""
+    return db.session().scalar(select(Client).options(
+        selectinload(Client.plans).selectinload(Plan.phases), selectinload(Client.groups))
+        .where(Client.public_id == public_id))
+
+
+def clients(status: str = "active") -> list[Client]:
+    """Clients of a status (active, discharged, or all) by client ID, with groups and plans loaded."""
+    query = select(Client).options(selectinload(Client.groups), selectinload(Client.plans)).order_by(Client.client_id)
+    if status != "all":
+        query = query.where(Client.status == status)
+    return list(db.session().scalars(query))

@@ -8,6 +8,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from iop import clock
 from iop.clinic import audit
+from iop.rules import entry
 from iop.store import db
 from iop.store.models import ROLES, StaffUser
 
@@ -24,12 +25,15 @@ class StaffError(ValueError):
 # ---- accounts -------------------------------------------------------------------------------
 
 def validate_username(username: str) -> str:
-    username = (username or "").strip()
-    if not username:
-        raise StaffError("A username is needed.")
-    if len(username) > 64 or not all(ch.isalnum() or ch in "._-" for ch in username):
-        raise StaffError("A username may use letters, digits, dots, dashes and underscores (at most 64).")
-    return username
+    return _entry(entry.username, username, entry.USERNAME)
+
+
+def _entry(rule, value, field):
+    """What a person typed, read by iop.rules.entry; StaffError with its sentence when refused."""
+    try:
+        return rule(value, field)
+    except entry.EntryError as exc:
+        raise StaffError(exc.message) from None
 
 
 def add_user(username: str, password: str, role: str, display_name: str = "", credentials: str = "") -> StaffUser:
@@ -46,8 +50,8 @@ def add_user(username: str, password: str, role: str, display_name: str = "", cr
         raise StaffError(f"The username {username!r} is taken.")
     user = StaffUser(
         username=username,
-        display_name=display_name.strip() or username,
-        credentials=credentials.strip(),
+        display_name=_entry(entry.text, display_name, entry.DISPLAY_NAME) or username,
+        credentials=_entry(entry.text, credentials, entry.CREDENTIALS),
         role=role,
         password_hash=generate_password_hash(password),
     )

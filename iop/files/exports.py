@@ -23,7 +23,7 @@ from sqlalchemy import case, func, select
 
 from iop import clock
 from iop.clinic import audit
-from iop.rules import hours
+from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import Attendance, Client, Group, GroupSession
 
@@ -440,6 +440,28 @@ def audit_events_query(wanted: AuditFilter):
     if wanted.last:
         query = query.where(AuditEvent.at < local_to_utc(wanted.last + timedelta(days=1), time(0), tz))
     return query
+
+
+def audit_filter(username: str, action: str, first: str, last: str) -> tuple[AuditFilter, str]:
+    """The filter as typed in the audit log's boxes, and a sentence when part of it cannot be read."""
+    problem = ""
+    days = {}
+    for name, typed in (("first", first), ("last", last)):
+        try:
+            days[name] = entry.day(typed, entry.Field(name, "The date", needed=False))
+        except entry.EntryError:
+            problem = "Dates must look like 2026-03-02."
+    wanted = AuditFilter(username=(username or "").strip(), action=(action or "").strip(),
+                         first=days.get("first"), last=days.get("last"))
+    if wanted.first and wanted.last and wanted.first > wanted.last:
+        problem = "The range is reversed: the first date is after the last."
+    return wanted, problem
+
+
+def audit_page(wanted: AuditFilter, page: int, size: int) -> tuple[list, bool]:
+    """Page `page` (from 1) of the matching events, newest first, and whether older ones follow."""
+    events = list(db.session().scalars(audit_events_query(wanted).offset((page - 1) * size).limit(size + 1)))
+    return events[:size], len(events) > size
 
 
 def audit_choices() -> tuple[list[str], list[str]]:

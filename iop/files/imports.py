@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import sys
+import unicodedata
 import time as wall
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -23,9 +22,9 @@ from sqlalchemy.orm import selectinload
 
 from iop import clock
 from iop.clinic import audit, program
-from iop.rules import hours
+from iop.rules import entry, hours
 from iop.store import db
-from iop.store.models import WEEKDAY_NAMES, Attendance, Client, Group, GroupSession, LevelOfCare, Plan, PlanPhase
+from iop.store.models import Attendance, Client, Group, GroupSession, LevelOfCare, Plan, PlanPhase
 
 # The web form refuses bigger uploads (use `iop import`); the command refuses absurd files.
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
@@ -116,6 +115,19 @@ def import_file(kind: str, path: Path, progress: bool = False, actor=None) -> Im
     return import_csv(kind, raw, progress=progress, actor=actor, via="cli")
 
 
+class UploadTooLarge(ImportFailed):
+    """An upload over UPLOAD_MAX_BYTES (nothing past the limit was read)."""
+
+
+def import_upload(kind: str, stream, actor=None) -> ImportResult:
+    """Load a CSV uploaded on the Exports page, reading at most UPLOAD_MAX_BYTES of it."""
+    raw = stream.read(UPLOAD_MAX_BYTES + 1)
+    if len(raw) > UPLOAD_MAX_BYTES:
+        raise UploadTooLarge(f"Nothing was imported: the file is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
+                             "Split it, or load it with the `iop import` command.")
+    return import_csv(kind, raw, actor=actor, via="web")
+
+
 def import_csv(kind: str, raw: bytes, progress: bool = False, actor=None, via: str = "web") -> ImportResult:
     """Check every row of `raw`, then load them all in one unit of work, or raise ImportFailed."""
     if kind not in LAYOUTS:
@@ -156,6 +168,7 @@ def read_rows(kind: str, raw: bytes) -> list[Row]:
         raise ImportFailed("Nothing was imported: the file is not UTF-8 text. Save it as \"CSV UTF-8\" "
                            "and try again.", [f"line {line}: this line holds bytes that are not UTF-8 text"]) \
             from None
+    text = unicodedata.normalize("NFC", text)  # a name typed two ways is one name (the cells' rules say so too)
     if not text.strip():
         raise ImportFailed("Nothing was imported: the file is empty.",
                            [f"line 1: the file is empty; the first line must be the header "
@@ -204,91 +217,12 @@ def _check_header(header: list[str], layout: Layout) -> list[str]:
 
 
 # ---- values --------------------------------------------------------------------------------
+# Each cell is read by iop.rules.entry, the rules the coordinator's forms use.
 
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-TIME_PATTERN = re.compile(r"^(\d{1,2}):(\d{2})$")
-PHASE_PATTERN = re.compile(r"^(\d+)(?:-(\d+))?:(\d+(?:\.\d+)?)/(\d+)$")
-
-
-def parse_date(value: str, column: str) -> date:
-    if not value:
-        raise RowProblem(f"{column} is empty; it needs a date like 2026-03-02")
-    try:
-        if DATE_PATTERN.match(value):
-            return date.fromisoformat(value)
-    except ValueError:
-        pass
-    raise RowProblem(f"{column} {value!r} is not a date like 2026-03-02")
-
-
-def parse_time(value: str, column: str) -> time:
-    match = TIME_PATTERN.match(value)
-    if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
-        return time(int(match.group(1)), int(match.group(2)))
-    raise RowProblem(f"{column} {value!r} is not a time like 09:00 (24-hour clock)")
-
-
-def parse_hours(value: str, column: str) -> int:
-    """Hours as whole minutes (9, 9.5, 7.25)."""
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise RowProblem(f"{column} {value!r} is not a number of hours like 9 or 7.5") from None
-    minutes = amount * 60
-    if not amount.is_finite() or amount < 0 or amount > 168 or minutes != minutes.to_integral_value():
-        raise RowProblem(f"{column} {value!r} must be hours from 0 to 168, in whole minutes")
-    return int(minutes)
-
-
-def parse_days(value: str, column: str) -> int:
-    if value.isdigit() and 0 <= int(value) <= 7:
-        return int(value)
-    raise RowProblem(f"{column} {value!r} must be a whole number of days from 0 to 7")
-
-
-DAY_WORDS = {
-    **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
-    **{name: number for number, name in enumerate(
-        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))},
-}
-
-
-def parse_weekdays(value: str) -> str:
-    """'Mon Wed Fri' (full names and commas too), stored as 'Mon Wed Fri' in week order."""
-    days = value.replace(",", " ").split()
-    if not days or any(day.lower() not in DAY_WORDS for day in days):
-        raise RowProblem(f"weekdays {value!r} must be day names like Mon Wed Fri")
-    numbers = sorted({DAY_WORDS[day.lower()] for day in days})
-    if len(numbers) != len(days):
-        raise RowProblem(f"weekdays {value!r} names a day twice")
-    return " ".join(WEEKDAY_NAMES[n] for n in numbers)
-
-
-def parse_phases(value: str) -> tuple[hours.Phase, ...]:
-    """`1-4:9/3 5-8:6/2`: weeks 1-4 at 9 hours on 3 days, weeks 5-8 at 6 hours on 2 days."""
-    phases = []
-    for token in value.split():
-        match = PHASE_PATTERN.match(token)
-        if not match:
-            raise RowProblem(f"phase {token!r} is not like 1-4:9/3 (weeks 1-4, 9 hours on 3 days)")
-        first = int(match.group(1))
-        last = int(match.group(2) or first)
-        minutes = parse_hours(match.group(3), f"phase {token!r} hours")
-        days = parse_days(match.group(4), f"phase {token!r} days")
-        phases.append(hours.Phase(first, last, minutes, days))
-    problem = hours.phases_problem(phases)
-    if problem:
-        raise RowProblem(problem[0].lower() + problem[1:].rstrip("."))
-    return tuple(sorted(phases, key=lambda p: p.first_week))
-
-
-def _length(value: str, column: str, most: int, needed: bool = True) -> str:
-    if needed and not value:
-        raise RowProblem(f"{column} is empty")
-    if len(value) > most:
-        raise RowProblem(f"{column} is longer than {most} characters")
-    return value
-
+GROUP_CELL = entry.Field("group", "The group", entry.GROUP_CODE.most)
+DATE_CELL = entry.Field("date", "The date")
+CHECK_IN_CELL = entry.Field("check_in", "The check-in time")
+CHECK_OUT_CELL = entry.Field("check_out", "The check-out time", needed=False)
 
 # ---- the three kinds -----------------------------------------------------------------------
 
@@ -315,6 +249,8 @@ class _Import:
                 self.check_row(row)
             except RowProblem as exc:
                 self.problem(row, str(exc))
+            except entry.EntryError as exc:
+                self.problem(row, exc.in_file)
             row.values = {}  # checked: what is needed was parsed, and big files need the room
             self.bar.update(index)
         self.check_together()
@@ -343,22 +279,18 @@ class _GroupImport(_Import):
         self.seen: dict[str, int] = {}
 
     def check_row(self, row):
-        code = _length(row["code"], "code", 40)
-        if any(ch.isspace() for ch in code):
-            raise RowProblem(f"code {code!r} has a space; group codes are one word like RP-AM")
+        code = entry.group_code(row["code"])
         if code in self.seen:
             raise RowProblem(f"group {code} is already on line {self.seen[code]}")
         self.seen[code] = row.line
-        if row["track"] not in self.tracks:
-            raise RowProblem(f"track {row['track']!r} is not a curriculum track "
-                             f"(known: {', '.join(sorted(self.tracks))})")
-        start, end = parse_time(row["start"], "start"), parse_time(row["end"], "end")
-        if end <= start:
-            raise RowProblem(f"end {row['end']} is not after start {row['start']}")
+        track = entry.text(row["track"], entry.TRACK)
+        if track not in self.tracks:
+            raise RowProblem(f"track {track!r} is not a curriculum track (known: {', '.join(sorted(self.tracks))})")
+        start, end = entry.clock_time(row["start"], entry.START), entry.clock_time(row["end"], entry.END)
+        entry.time_range(start, end)
         self.parsed.append((row, dict(
-            code=code, name=_length(row["name"], "name", 120), track=row["track"],
-            room=_length(row["room"], "room", 60, needed=False), weekdays=parse_weekdays(row["weekdays"]),
-            start=start, end=end)))
+            code=code, name=entry.text(row["name"], entry.GROUP_NAME), track=track,
+            room=entry.text(row["room"], entry.ROOM), weekdays=entry.weekdays(row["weekdays"]), start=start, end=end)))
 
     def load(self):
         for row, values in self.parsed:
@@ -405,19 +337,17 @@ class _ClientImport(_Import):
         self.seen: dict[str, int] = {}
 
     def check_row(self, row):
-        client_id = _length(row["client_id"], "client_id", 40)
+        client_id = entry.client_id(row["client_id"])
         if client_id in self.seen:
             raise RowProblem(f"client {client_id} is already on line {self.seen[client_id]}")
         self.seen[client_id] = row.line
-        first = _length(row["first_name"], "first_name", 80)
-        last = _length(row["last_name"], "last_name", 80)
-        codes = row["groups"].split()
+        first = entry.text(row["first_name"], entry.FIRST_NAME)
+        last = entry.text(row["last_name"], entry.LAST_NAME)
+        codes = entry.group_codes(row["groups"])
         unknown = [code for code in codes if code not in self.groups]
         if unknown:
             raise RowProblem(f"unknown group{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                              "(import groups first)")
-        if len(set(codes)) != len(codes):
-            raise RowProblem("a group is listed twice")
         self.parsed.append(_ClientRow(row, client_id, first, last, codes, self._plan(row)))
 
     def _plan(self, row: Row) -> hours.PlanTerms | None:
@@ -431,18 +361,18 @@ class _ClientImport(_Import):
             return None  # a client without a plan (yet)
         if row["level_of_care"] not in self.levels:
             raise RowProblem(self._unknown_level(row["level_of_care"]))
-        start = parse_date(row["plan_start"], "plan_start")
-        end = parse_date(row["plan_end"], "plan_end") if row["plan_end"] else None
+        start = entry.day(row["plan_start"], entry.PLAN_START)
+        end = entry.day(row["plan_end"], entry.PLAN_END)
         if end is not None and end < start:
             raise RowProblem(f"plan_end {end} is before plan_start {start}")
-        if not row["weekly_hours"]:
-            raise RowProblem("weekly_hours is empty")
-        if not row["days_per_week"]:
-            raise RowProblem("days_per_week is empty")
+        phases = entry.phases(row["phases"])
+        problem = hours.phases_problem(phases)
+        if problem:
+            raise RowProblem(problem[0].lower() + problem[1:].rstrip("."))
         return hours.PlanTerms(
-            start_date=start, end_date=end, weekly_minutes=parse_hours(row["weekly_hours"], "weekly_hours"),
-            days_per_week=parse_days(row["days_per_week"], "days_per_week"), level_of_care=row["level_of_care"],
-            phases=parse_phases(row["phases"]) if row["phases"] else ())
+            start_date=start, end_date=end, weekly_minutes=entry.hours(row["weekly_hours"], entry.WEEKLY_HOURS),
+            days_per_week=entry.days_per_week(row["days_per_week"], entry.DAYS_PER_WEEK),
+            level_of_care=row["level_of_care"], phases=phases)
 
     def _unknown_level(self, code: str) -> str:
         return f"level_of_care {code!r} is not a known level (known: {', '.join(sorted(self.levels))})"
@@ -573,13 +503,15 @@ class _AttendanceImport(_Import):
         self.seen: dict[tuple[int, int, date], int] = {}
 
     def check_row(self, row):
-        client = self.clients.get(row["client_id"])
+        client_id = entry.client_id(row["client_id"])
+        client = self.clients.get(client_id)
         if client is None:
-            raise RowProblem(f"unknown client_id {row['client_id']!r}" if row["client_id"] else "client_id is empty")
-        group = self.groups.get(row["group"])
+            raise RowProblem(f"unknown client_id {client_id!r}")
+        code = entry.group_code(row["group"], GROUP_CELL)
+        group = self.groups.get(code)
         if group is None:
-            raise RowProblem(f"unknown group {row['group']!r}" if row["group"] else "group is empty")
-        day = parse_date(row["date"], "date")
+            raise RowProblem(f"unknown group {code!r}")
+        day = entry.day(row["date"], DATE_CELL)
         if day.weekday() not in group.weekday_numbers:
             raise RowProblem(f"group {group.code} does not meet on {day:%A}s ({day}; it meets {group.weekdays})")
         status = row["status"].lower() or "present"
@@ -592,9 +524,9 @@ class _AttendanceImport(_Import):
         else:
             if not row["check_in"]:
                 raise RowProblem("check_in is empty (leave both times empty only with status excused)")
-            check_in = self._moment(day, parse_time(row["check_in"], "check_in"))
+            check_in = self._moment(day, entry.clock_time(row["check_in"], CHECK_IN_CELL))
             if row["check_out"]:
-                check_out = self._moment(day, parse_time(row["check_out"], "check_out"))
+                check_out = self._moment(day, entry.clock_time(row["check_out"], CHECK_OUT_CELL))
                 if check_out < check_in:
                     raise RowProblem(f"check_out {row['check_out']} is before check_in {row['check_in']}")
             if check_in > self.now:

@@ -21,13 +21,12 @@ from iop.clinic import attendance, audit
 from iop.clinic.staff import has_role
 from iop.clock import iso, program_tz, time_text
 from iop.config import signing_keys
-from iop.rules import hours
+from iop.rules import entry, hours
 from iop.store import db
 from iop.store.models import Attendance, Client, GroupSession, StaffUser
 
 DISPLAY_SALT = "iop.display.v1"
 DISPLAY_MARGIN = timedelta(hours=1)  # a display link outlives the scheduled end by this much, for overruns
-NOTE_MAX_CHARS = 20_000
 ENDED = ("closed", "cancelled")
 
 
@@ -244,21 +243,20 @@ def display_session(token, now: datetime | None = None) -> GroupSession:
 # ---- attendance by hand ----------------------------------------------------------------------
 
 HAND_ACTIONS = ("check_in", "check_out", "excuse")
+HAND_TIME = entry.Field("at", "The time", needed=False)
 
 
 def _hand_time(group_session: GroupSession, value, now: datetime) -> datetime:
     """The time a facilitator gives ("9:05", the session's local date), or now; never in the future."""
-    from datetime import time as time_of_day
-
     from iop.clock import local_to_utc
 
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return now
     try:
-        hour, minute = (int(part) for part in str(value).strip().split(":"))
-        moment = local_to_utc(group_session.date, time_of_day(hour, minute), program_tz())
-    except (ValueError, TypeError):
+        at = entry.clock_time(value, HAND_TIME)
+    except entry.EntryError:
         raise LiveError("bad_time", "Please give the time as hours and minutes, like 9:05.") from None
+    if at is None:
+        return now
+    moment = local_to_utc(group_session.date, at, program_tz())
     if moment > now:
         raise LiveError("future_time", "That time has not come yet.")
     return moment
@@ -278,7 +276,7 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
     members = {member.id for member in attendance.session_members(group_session)}
     if client is None or (client.id not in members and attendance.unvoided_attendance(group_session.id, client.id) is None):
         raise LiveError("unknown_client", "Please pick a client of this group from the list.")
-    reason = (reason if isinstance(reason, str) else "").strip()[:300]
+    reason = _typed(entry.REASON, reason, "reason")
     try:
         if action == "excuse":
             attendance.excuse(group_session, client, by_user, reason)
@@ -392,14 +390,20 @@ def draft_note(report: SessionSummary) -> str:
     return "\n".join(lines)
 
 
+def _typed(field: entry.Field, value, what: str) -> str:
+    """A reason or a note as typed, read by iop.rules.entry; refused as `what`_too_long or bad_`what`."""
+    try:
+        return entry.text(value, field)
+    except entry.EntryError as exc:
+        raise LiveError(f"{what}_too_long" if exc.code == "too_long" else f"bad_{what}", exc.message) from None
+
+
 def save_note(group_session: GroupSession, text, by_user: StaffUser, sign: bool, at: datetime) -> None:
     """Keep the note's draft, or sign it; a signed note is locked. Audited; caller commits."""
     require_may_run(by_user, group_session)
     if group_session.note_signed_at is not None:
         raise LiveError("note_signed", "This note is signed, so it can no longer be changed.", 409)
-    text = (text or "").replace("\r\n", "\n").strip() if isinstance(text, str) else ""
-    if len(text) > NOTE_MAX_CHARS:
-        raise LiveError("note_too_long", f"The note is too long (at most {NOTE_MAX_CHARS} characters).")
+    text = _typed(entry.NOTE, text, "note")
     if sign and not text:
         raise LiveError("note_empty", "Write the note before signing it.")
     group_session.note_text = text

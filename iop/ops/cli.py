@@ -14,9 +14,11 @@ from iop.ops.serving import DEFAULT_THREADS
 
 
 def _date(value: str, name: str) -> date:
+    from iop.rules import entry
+
     try:
-        return date.fromisoformat(value)
-    except ValueError:
+        return entry.day(value, entry.Field(name, name))
+    except entry.EntryError:
         raise UserError(f"{name} must be a date like 2026-03-02, not {value!r}.") from None
 
 

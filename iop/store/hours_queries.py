@@ -30,6 +30,7 @@ from iop.rules.hours import (
     week_target,
     weeks_overlapping,
 )
+from iop.rules.entry import weekday_numbers
 from iop.store.db import one_of
 
 # ---- SQL: rule 1 for many rows at once -------------------------------------------------------
@@ -303,11 +304,9 @@ def _windows_of(monday: date, tz: ZoneInfo, groups, dated) -> dict[int, list[tup
     """group_windows from its rows: `groups` (id, weekdays, start, end) of active groups and the week's
     `dated` sessions {(group_id, day): (status, starts, ends)}. Shared with the one-client week below."""
     from iop.clock import local_to_utc
-    from iop.store.models import WEEKDAY_NAMES
-
     windows: dict[int, list[tuple[datetime, datetime]]] = {}
     for group_id, weekdays, start, end in groups:
-        meets = {WEEKDAY_NAMES.index(name) for name in weekdays.split()}
+        meets = set(weekday_numbers(weekdays))
         for offset in range(7):
             day = monday + timedelta(days=offset)
             session_row = dated.get((group_id, day))

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from iop import clock
+from iop.rules.entry import WEEKDAY_NAMES, weekday_numbers  # noqa: F401  (the weekdays column holds these names)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -33,7 +34,6 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("facilitator", "coordinator", "admin")
-WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class UTCDateTime(TypeDecorator):
@@ -116,7 +116,7 @@ class Group(Base):
 
     @property
     def weekday_numbers(self) -> list[int]:
-        return [WEEKDAY_NAMES.index(day) for day in self.weekdays.split()]
+        return weekday_numbers(self.weekdays)
 
     @property
     def length_minutes(self) -> int:
