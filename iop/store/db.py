@@ -118,8 +118,13 @@ def refresh_statistics() -> None:
     SQLite keeps no statistics unless asked, and its plans here do not depend on them."""
     engine = database().engine
     if engine.dialect.name == "postgresql":
+        from iop.store.models import Base
+
+        # The program's own tables only: a bare ANALYZE visits every table of the database (other
+        # schemas too) and waits on their locks.
+        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
         with engine.connect() as connection:
-            connection.exec_driver_sql("ANALYZE")
+            connection.exec_driver_sql(f"ANALYZE {tables}")
             connection.commit()
 
 
