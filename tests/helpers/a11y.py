@@ -14,8 +14,17 @@ def _axe():
     return Axe()
 
 
+def settled(page) -> None:
+    """Wait until no CSS transition or finite animation runs: a step fading in is read half-transparent,
+    and its contrast then depends on the moment axe looks (a person reads the step once it has arrived).
+    Endless ones (the kiosk's spinner, its card picture) are part of how the page looks."""
+    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running'"
+                           " || (a.effect && a.effect.getComputedTiming().iterations === Infinity))")
+
+
 def violations(page) -> list[dict]:
-    """axe-core's violations of the WCAG A/AA rules on the page as it is now (hidden parts excluded)."""
+    """axe-core's violations of the WCAG A/AA rules on the page once it has settled (hidden parts excluded)."""
+    settled(page)
     options = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]}
     return _axe().run(page, options=options).response["violations"]
 
