@@ -214,49 +214,61 @@ class FacilitatorScreens:
         return count
 
 
-def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, pace: float, threads: int,
-          screens: bool = True) -> dict:
-    with ExitStack() as stack:
+class KioskStand:
+    """A server the production way, a program of `scans` clients (15 to a group, each scan a new
+    check-in) and KIOSKS enrolled kiosks with their own connections, warmed up: what every kiosk
+    benchmark starts from (bench_scan.py, bench_sockets.py)."""
+
+    def __init__(self, stack: ExitStack, database: str, server_kind: str, scans: int, threads: int,
+                 extra_env: dict | None = None):
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iop-bench-")))
         if database == "sqlite":
-            database_url = f"sqlite:///{folder / 'instance' / 'iop.sqlite3'}"
+            self.database_url = f"sqlite:///{folder / 'instance' / 'iop.sqlite3'}"
         else:
             base = os.environ.get("IOP_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
             os.environ["IOP_TEST_POSTGRES_URL"] = base
-            database_url = stack.enter_context(servers.fresh_schema(servers.required_postgres()))
-        env = servers.environment(folder / "instance", database_url)
-        total = KIOSKS * (closed_scans + open_scans + 5) + 20
+            self.database_url = stack.enter_context(servers.fresh_schema(servers.required_postgres()))
+        env = {**servers.environment(folder / "instance", self.database_url), **(extra_env or {})}
+        total = scans + KIOSKS * 5 + 20
         print(f"\n== {database} / {server_kind}: loading {total} clients in {total // PER_GROUP + 1} groups ...",
               flush=True)
-        program = servers.Program(env, folder, clients=total, group="B", groups=total // PER_GROUP + 1)
-        links = [program.kiosk_link(f"Bench kiosk {n}") for n in range(KIOSKS)]
-        server = servers.WebProcess("server", env, folder, kind=server_kind, threads=threads).start()
-        stack.callback(server.stop)
-        server.wait_healthy(60)
-        cookies = [servers.cookie_header(servers.enrolled_kiosk(server.url, link)) for link in links]
-        clients = [Client(server.port, cookie) for cookie in cookies]
-        codes = iter(program.codes)
-        code_lock = threading.Lock()
-
-        def next_code() -> str:
-            with code_lock:
-                return next(codes)
-
-        def ping(client, _number, _n):
-            return client.get("/api/ping")
-
-        def scan(client, _number, _n):
-            return client.scan(next_code())
-
-        def check(bad):
-            if bad:
-                print(server.log()[-4000:])
-                raise SystemExit(f"failures: {bad[:3]}")
-
+        self.program = servers.Program(env, folder, clients=total, group="B", groups=total // PER_GROUP + 1)
+        links = [self.program.kiosk_link(f"Bench kiosk {n}") for n in range(KIOSKS)]
+        self.server = servers.WebProcess("server", env, folder, kind=server_kind, threads=threads).start()
+        stack.callback(self.server.stop)
+        self.server.wait_healthy(60)
+        cookies = [servers.cookie_header(servers.enrolled_kiosk(self.server.url, link)) for link in links]
+        self.clients = [Client(self.server.port, cookie) for cookie in cookies]
+        self._codes = iter(self.program.codes)
+        self._code_lock = threading.Lock()
         # Warm up both paths (connections, pools, caches) and open every group's session once.
-        check(run_closed(clients, ping, 20)[2])
-        check(run_closed(clients, scan, 5)[2])
-        steady_state(database_url)
+        self.check(run_closed(self.clients, self.ping, 20)[2])
+        self.check(run_closed(self.clients, self.scan, 5)[2])
+        steady_state(self.database_url)
+
+    def next_code(self) -> str:
+        with self._code_lock:
+            return next(self._codes)
+
+    def ping(self, client, _number, _n):
+        return client.get("/api/ping")
+
+    def scan(self, client, _number, _n):
+        """A check-in: every scan a client not yet scanned."""
+        return client.scan(self.next_code())
+
+    def check(self, bad):
+        if bad:
+            print(self.server.log()[-4000:])
+            raise SystemExit(f"failures: {bad[:3]}")
+
+
+def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, pace: float, threads: int,
+          screens: bool = True) -> dict:
+    with ExitStack() as stack:
+        stand = KioskStand(stack, database, server_kind, KIOSKS * (closed_scans + open_scans), threads)
+        server, program, database_url, clients = stand.server, stand.program, stand.database_url, stand.clients
+        ping, scan, check = stand.ping, stand.scan, stand.check
         followers = FacilitatorScreens(server, program, database_url) if screens else None
         if followers is not None:
             stack.callback(lambda: followers.worker.kill())

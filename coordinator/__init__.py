@@ -4,7 +4,10 @@ from flask import Blueprint
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator", template_folder="templates",
                static_folder="static")
 
-from coordinator import routes  # noqa: E402,F401
-from coordinator import curriculum_routes  # noqa: E402,F401
-from coordinator import data_routes  # noqa: E402,F401
-from coordinator import kiosk_routes  # noqa: E402,F401
+from coordinator import (
+               curriculum_routes,  # noqa: E402,F401
+               data_routes,  # noqa: E402,F401
+               kiosk_routes,  # noqa: E402,F401
+               routes,  # noqa: E402,F401
+               staff_routes,  # noqa: E402,F401
+)

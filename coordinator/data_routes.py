@@ -8,6 +8,7 @@ from flask import Response, abort, flash, redirect, render_template, request, se
 
 from coordinator import bp, forms
 from iop import clock
+from iop.clinic import audit
 from iop.clock import local_date, program_tz
 from iop.files import exports, fhir, imports
 from iop.web.auth import current_user, staff_required
@@ -117,7 +118,7 @@ def _audit_filters() -> tuple[exports.AuditFilter, str]:
     """The filter from the query string, and a message when part of it cannot be read."""
     args = request.args
     return exports.audit_filter(args.get("user", ""), args.get("action", ""), args.get("first", ""),
-                                args.get("last", ""))
+                                args.get("last", ""), args.get("target", ""))
 
 
 @bp.route("/audit")
@@ -127,9 +128,10 @@ def audit_log():
     page = max(1, request.args.get("page", 1, type=int) or 1)
     events, more = exports.audit_page(wanted, page, AUDIT_PAGE_SIZE) if not problem else ([], False)
     users, actions = exports.audit_choices()
+    target_label = audit.target_labels([wanted.target]).get(wanted.target, wanted.target) if wanted.target else ""
     return render_template(
-        "coordinator/audit.html", events=events, wanted=wanted, problem=problem, page=page, more=more,
-        users=users, actions=actions, tz=program_tz(), query=wanted.query_args(),
+        "coordinator/audit.html", lines=exports.readable(events), wanted=wanted, problem=problem, page=page,
+        more=more, users=users, actions=actions, tz=program_tz(), query=wanted.query_args(), target_label=target_label,
     ), 400 if problem else 200
 
 

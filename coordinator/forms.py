@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, FieldList, Form, FormField, HiddenField, StringField
+from wtforms import BooleanField, FieldList, Form, FormField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields import Field
-from wtforms.validators import StopValidation
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, StopValidation
 
 from iop.clinic import program
 from iop.rules import entry
 from iop.rules.hours import PlanTerms
+from iop.store.models import ROLES
 
 PHASE_ROWS = 6
 
@@ -270,3 +272,38 @@ class ImportForm(FlaskForm):
         """The uploaded file, or None when none was chosen."""
         upload = self.file.data
         return upload if upload is not None and getattr(upload, "filename", "") else None
+
+
+# ---- the Staff page (admins): the rules live in iop.clinic.staff; these only gather what was typed ----
+
+ROLE_CHOICES = [SelectChoice(role, role.title()) for role in ROLES]
+
+
+class NewPasswordFields:
+    """A new password typed twice (the same on every form that sets one)."""
+
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    again = PasswordField("Password again", validators=[DataRequired(), Length(max=256)])
+
+    def passwords_match(self) -> bool:
+        return self.password.data == self.again.data
+
+
+class AddStaffForm(FlaskForm, NewPasswordFields):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    display_name = StringField("Full name (signs group notes)", validators=[DataRequired(), Length(max=200)])
+    credentials = StringField("Credentials (e.g. LCSW, CADC)", validators=[Length(max=200)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default="facilitator")
+
+
+class DetailsForm(FlaskForm):
+    display_name = StringField("Full name (signs group notes)", validators=[DataRequired(), Length(max=200)])
+    credentials = StringField("Credentials (e.g. LCSW, CADC)", validators=[Length(max=200)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class ResetPasswordForm(FlaskForm, NewPasswordFields):
+    pass

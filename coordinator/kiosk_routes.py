@@ -1,7 +1,6 @@
 """Coordinators' kiosk tablets and QR cards: thin views over iop.clinic.kiosks and iop.clinic.cards."""
 from __future__ import annotations
 
-
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 
 from coordinator import bp, forms
@@ -106,7 +105,9 @@ def kiosk_chime(public_id: str):
 @bp.route("/cards", methods=["GET"])
 @staff_required("coordinator")
 def cards_page():
-    return render_template("coordinator/cards.html", clients=cards.clients_for_cards([]))
+    clients = cards.clients_for_cards([])
+    cards.record_listed(clients, current_user())
+    return render_template("coordinator/cards.html", clients=clients)
 
 
 @bp.route("/cards/print", methods=["POST"])

@@ -54,6 +54,7 @@ DESK_LINKS = [
     ("coordinator.cards_page", "Cards", ("coordinator.cards_page",), "coordinator"),
     ("coordinator.kiosks_page", "Kiosks", ("coordinator.kiosks_page",), "coordinator"),
     ("coordinator.curriculum", "Curriculum", ("coordinator.curriculum",), "coordinator"),
+    ("coordinator.staff_page", "Staff", ("coordinator.staff_page", "coordinator.staff_member"), "admin"),
     ("coordinator.audit_log", "Audit log", ("coordinator.audit_log",), "admin"),
 ]
 
@@ -119,6 +120,9 @@ def home():
     all_groups = program.groups()
     all_levels = plans.levels()
     rows = board_rows(monday, group_code or None, level_code or None)
+    with db.transaction():  # a page of names: who looked, at which week, is in the audit log
+        audit.record("board.view", target="board", week=monday.isoformat(), rows=len(rows),
+                     **{name: value for name, value in (("group", group_code), ("level", level_code)) if value})
     counts = {status: sum(1 for row in rows if row.figures.status == status) for status in STATUS_ORDER}
     this_monday = hours.week_start(today)
     return render_template(
@@ -172,6 +176,8 @@ def clients():
     if status not in ("active", "discharged", "all"):
         status = "active"
     people = program.clients(status)
+    with db.transaction():
+        audit.record("clients.view", target="clients", status=status, rows=len(people))
     today = _today()
     return render_template("coordinator/clients.html", people=people, status=status, today=today,
                            plan_on=lambda c: plans.plan_in_effect_on(c, today))

@@ -22,5 +22,5 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = "info"
-# Trust X-Forwarded-* from the proxy on this host only (iop.wsgi applies ProxyFix for one hop).
+# Trust X-Forwarded-* from the proxy on this host only (the app applies ProxyFix for IOP_PROXY_HOPS hops).
 forwarded_allow_ips = "127.0.0.1,::1"

@@ -86,6 +86,8 @@ def control(session_id: int):
         return redirect(url_for("facilitator.summary", session_id=group_session.id))
     module = facilitation.module_of(group_session)
     state = facilitation.staff_state(group_session)
+    with db.transaction():  # the roster names everyone checked in
+        audit.record("session.control_view", target=f"session:{group_session.id}")
     live_data = {
         "session_id": group_session.id,
         "state": state,

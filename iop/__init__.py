@@ -33,10 +33,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(settings)
     app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
+    from iop.web.json_body import RequestJSONProvider
+
+    app.json = RequestJSONProvider(app)
 
     from iop.live import realtime
     from iop.store import db
-    from iop.web import auth, views
+    from iop.web import auth, headers, views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -51,6 +54,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     realtime.refuse_reserved_events(socketio.server)
     auth.init_app(app)
+    headers.init_app(app)
+    if app.config["PROXY_HOPS"]:
+        # Behind a proxy (deploy/nginx.conf): its X-Forwarded-For/-Proto/-Host, for that many hops, give
+        # the browser's address (sign-in slow-down, audit), https links and Secure cookies. Never
+        # trusted by default: a browser reaching the server directly could claim any address.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from coordinator import bp as coordinator_bp
     from facilitator import bp as facilitator_bp

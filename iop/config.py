@@ -1,6 +1,7 @@
 """Settings from the environment (docs/interface.md), read when the app is made, never at import."""
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -28,6 +29,8 @@ DEFAULTS = {
     "SCAN_RETENTION_DAYS": 90,
     "FHIR_SERVICE_CODE": "90853",  # CPT group psychotherapy: the type of the FHIR export's Encounters
     "IDLE_SIGNOUT_MINUTES": 15,
+    "PROXY_HOPS": 0,  # proxies in front whose X-Forwarded-* headers are trusted (deploy/: 1)
+    "SOCKETS_PER_ADDRESS": 100,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
     "SESSION_COOKIE_HTTPONLY": True,
@@ -81,6 +84,10 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["PREFERRED_URL_SCHEME"] = "https"  # people reach us over TLS (a proxy or --https)
     if env.get("IOP_SCAN_RETENTION_DAYS", "").strip():
         settings["SCAN_RETENTION_DAYS"] = _whole_number(env["IOP_SCAN_RETENTION_DAYS"])
+    if env.get("IOP_PROXY_HOPS", "").strip():
+        settings["PROXY_HOPS"] = _whole_number(env["IOP_PROXY_HOPS"])
+    if env.get("IOP_SOCKETS_PER_ADDRESS", "").strip():
+        settings["SOCKETS_PER_ADDRESS"] = _whole_number(env["IOP_SOCKETS_PER_ADDRESS"])
     if env.get("IOP_FHIR_SERVICE_CODE", "").strip():
         settings["FHIR_SERVICE_CODE"] = env["IOP_FHIR_SERVICE_CODE"].strip()
     return settings
@@ -109,6 +116,7 @@ def finish(config: dict) -> None:
     if not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = f"sqlite:///{instance / 'iop.sqlite3'}"
     _check_database_url(config["DATABASE_URL"])
+    protect_instance(instance, config["DATABASE_URL"])
     try:
         ZoneInfo(str(config["TIMEZONE"]))
     except (ZoneInfoNotFoundError, ValueError):
@@ -119,6 +127,9 @@ def finish(config: dict) -> None:
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("IOP_REDIS_URL must start with redis://, rediss:// or unix://.")
     _check_scan_retention(config["SCAN_RETENTION_DAYS"], config["OFFLINE_SCAN_MAX_AGE_HOURS"])
+    _check_count("IOP_PROXY_HOPS", config.setdefault("PROXY_HOPS", DEFAULTS["PROXY_HOPS"]), 0, 5)
+    _check_count("IOP_SOCKETS_PER_ADDRESS", config.setdefault("SOCKETS_PER_ADDRESS", DEFAULTS["SOCKETS_PER_ADDRESS"]),
+                 1, 100_000)
     config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
@@ -151,6 +162,11 @@ def _check_scan_retention(days, offline_hours) -> None:
                           "a kiosk may replay an offline scan.")
 
 
+def _check_count(name: str, value, lowest: int, highest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise ConfigError(f"{name} must be a whole number from {lowest} to {highest}, not {value!r}.")
+
+
 def _service_code(code) -> str:
     """The FHIR export's service code, upper case; refused unless it is shaped like a CPT or HCPCS code."""
     from iop.rules.service_codes import service_code_system
@@ -181,3 +197,63 @@ def _instance_secret(path: Path) -> str:
 def signing_keys(config) -> list[str]:
     """Old keys first, the current key last: itsdangerous signs with the last and accepts all."""
     return [*(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]
+
+
+# ---- files at rest ------------------------------------------------------------------------------
+# The instance folder 0700, and every file the program writes (the database with its WAL and SHM files,
+# the secret key, TLS keys, exports, card PDFs, FHIR folders) 0600, whatever the umask the process was
+# started with. The one place that sets the process's umask is protect_instance, called when the app is
+# made: from then on whatever this process creates (SQLite makes its -wal and -shm files with the
+# database file's own mode) is readable by the service's user alone.
+
+PRIVATE_UMASK = 0o077
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def protect_instance(instance: Path, database_url: str | None) -> None:
+    """Set the umask, close the instance folder, and close up what an older version left readable."""
+    os.umask(PRIVATE_UMASK)
+    _chmod(instance, FOLDER_MODE)
+    for path in (instance / "secret_key", *sqlite_files(database_url)):
+        _chmod(path, FILE_MODE)
+    tls = instance / "tls"
+    if tls.is_dir():
+        _chmod(tls, FOLDER_MODE)
+        for path in tls.iterdir():
+            _chmod(path, FILE_MODE)
+
+
+def sqlite_files(database_url: str | None) -> list[Path]:
+    """The SQLite database file named by the URL and its journal files (none for PostgreSQL or memory)."""
+    if not database_url or not database_url.startswith("sqlite"):
+        return []
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return []
+    database = Path(name)
+    return [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def _chmod(path: Path, mode: int) -> None:
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+
+
+@contextlib.contextmanager
+def replacing(path: Path):
+    """Write beside `path` and rename into place at the end: the file is 0600 even when `path`
+    existed with another mode, and an error leaves no half file. Yields the temporary path."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        yield partial
+        os.chmod(partial, FILE_MODE)  # a writer that replaced the file (openpyxl) made its own
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()

@@ -6,12 +6,9 @@ One worker per process: Socket.IO keeps each screen's connection in the process 
 more processes (behind a proxy with sticky sessions, sharing IOP_REDIS_URL) scale out, not more
 workers. Threads hold the screens' WebSocket connections, so give enough for every connected screen
 plus the kiosks. Settings come from the environment as for `iop serve`; run `iop init` once before.
+Behind the proxy, IOP_PROXY_HOPS=1 (deploy/iop.env) makes its X-Forwarded-* headers trusted.
 """
 from __future__ import annotations
-
-import os
-
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from iop import create_app
 from iop.ops import scheduler
@@ -22,8 +19,3 @@ if app.config["SCHEDULER"]:
     # and run the one `iop scheduler`.
     scheduler.start(app)
 
-# Behind the proxy (deploy/nginx.conf): trust its X-Forwarded-For/-Proto/-Host (one hop), so
-# addresses in the audit log, https links and Secure cookies are right. IOP_PROXY_HOPS=0 turns it off.
-_hops = int(os.environ.get("IOP_PROXY_HOPS", "1") or 0)
-if _hops:
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=_hops, x_proto=_hops, x_host=_hops)

@@ -26,9 +26,10 @@ from flask import (
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from iop import clock
-from iop.clinic import kiosks, scan
+from iop.clinic import kiosks, scan, staff_sessions
 from iop.extensions import csrf
 from iop.store import db
+from iop.web.json_body import json_object
 from kiosk import bp
 from kiosk.catalogs import all_catalogs, error_message, request_lang, words
 
@@ -57,10 +58,10 @@ def _json_body():
         return None, _error("bad_request", 413)
     request.max_content_length = API_BODY_LIMIT  # also bounds a body sent without a length
     try:
-        data = request.get_json(silent=True)
+        data = json_object()
     except RequestEntityTooLarge:
         return None, _error("bad_request", 413)
-    if not isinstance(data, dict):
+    if data is None:
         return None, _error("bad_request", 400)
     return data, None
 
@@ -101,7 +102,13 @@ def enroll_complete(nonce: str):
     except kiosks.KioskError as exc:
         return render_template("kiosk/enroll.html", device=None, error=str(exc)), 404
     # A kiosk is a public screen: no staff sign-in may linger in its browser (the setup may have
-    # been done while signed in, on the tablet itself).
+    # been done while signed in, on the tablet itself): it ends on the server too.
+    from iop.web.auth import TOKEN
+
+    found = staff_sessions.find(session.get(TOKEN))
+    if found is not None:
+        with db.transaction():
+            staff_sessions.end(found[0].id, clock.now(), "sign_out")
     session.clear()
     response = redirect(url_for("kiosk.page"))
     response.set_cookie(kiosks.COOKIE_NAME, kiosks.cookie_value(device), max_age=kiosks.COOKIE_MAX_AGE,
@@ -175,11 +182,3 @@ def api_status():
     response = jsonify(enrolled=True, now=clock.now().isoformat())
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@bp.after_request
-def _no_referrer(response):
-    """Kiosk pages never tell another site where they were (enrollment links carry a secret)."""
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
-

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import exports_program
 from helpers.servers import fresh_schema
-from helpers.web import CHROMIUM, CHROMIUM_ARGS, AuthActions, LiveServer
+from helpers.web import CHROMIUM, CHROMIUM_ARGS, CSP_VIOLATIONS, AuthActions, LiveServer, WatchedBrowser
 from helpers.world import KIOSK_DAY, LIVE_DAY, TEST_SECRET, KioskScene, LiveGroup, World, local, reset_schema
 from iop import clock, create_app
 from iop.store import db
@@ -68,9 +68,12 @@ def app_config(tmp_path, postgres_url):
 
 @pytest.fixture
 def app(app_config):
+    from iop.live import realtime
+
     application = create_app(app_config)
     reset_schema(application)
     yield application
+    realtime.staff_screens(application).stop()  # its watch reads this app's database, which goes now
     db.database(application).engine.dispose()
 
 
@@ -154,10 +157,20 @@ def playwright_instance():
         yield playwright
 
 
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    """Any browser test that met a Content-Security-Policy violation fails (helpers.web watches)."""
+    CSP_VIOLATIONS.clear()
+    yield
+    found, CSP_VIOLATIONS[:] = list(CSP_VIOLATIONS), []
+    if found:
+        pytest.fail("Content-Security-Policy violations in the browser:\n  " + "\n  ".join(found[:10]))
+
+
 @pytest.fixture(scope="session")
 def browser(playwright_instance):
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    yield browser
+    yield WatchedBrowser(browser)
     browser.close()
 
 

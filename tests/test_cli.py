@@ -20,7 +20,7 @@ def counts(app):
 def test_demo_loads_a_program_with_a_session_running_now(runner, app):
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
-    assert "facilitator / demo-facilitator" in result.output
+    assert "facilitator / demo-group-leader" in result.output
     assert "/kiosk/enroll/" in result.output
     loaded = counts(app)
     assert loaded["Client"] == 12 and loaded["StaffUser"] == 3 and loaded["Attendance"] > 50

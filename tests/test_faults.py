@@ -361,7 +361,7 @@ def test_the_kiosk_page_keeps_scans_while_the_database_is_away_and_sends_them_af
 
             proxy.restore()
             page.evaluate("window.dispatchEvent(new Event('online'))")  # what the tablet does when back
-            page.wait_for_function("JSON.parse(localStorage.getItem('iop-kiosk-queue') || '[]').length === 0")
+            page.wait_for_function("() => JSON.parse(localStorage.getItem('iop-kiosk-queue') || '[]').length === 0")
             checked_in = rows(direct_url, "SELECT c.client_id FROM attendance a JOIN client c ON c.id = a.client_key")
             assert [client_id for (client_id,) in checked_in] == [program.client_ids[0]]
         finally:

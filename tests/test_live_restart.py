@@ -27,7 +27,7 @@ def test_a_display_returns_to_the_current_step_after_the_server_restarts(tmp_pat
             page.set_default_timeout(15_000)
         control.goto(first.url + "/login")
         control.get_by_label("Username").fill("facilitator")
-        control.get_by_label("Password").fill("demo-facilitator")
+        control.get_by_label("Password").fill("demo-group-leader")
         control.get_by_role("button", name="Sign in").click()
         control.get_by_role("link", name="Demo Group").click()
         expect(control.locator("#connection")).to_have_text("Live")

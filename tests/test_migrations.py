@@ -87,3 +87,28 @@ def test_an_older_database_keeps_its_rows_when_client_keys_are_renamed(app_confi
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO plan (client_key, level_of_care, start_date, weekly_minutes, "
                                     "days_per_week) VALUES (99, '2.1', '2026-03-02', 540, 3)"))
+
+
+def test_staff_accounts_keep_their_rows_when_sessions_move_to_the_server(app_config):
+    """0004 adds staff_session and sign_in_throttle and drops the account lock's columns: every
+    account (and its password) is kept, and it signs in afterwards."""
+    from werkzeug.security import generate_password_hash
+
+    application = fresh_app(app_config)
+    migrate.upgrade(application, "0003")
+    engine = db.database(application).engine
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO staff_user (id, username, display_name, credentials, role, password_hash, active, "
+            "failed_logins, locked_until, created_at) VALUES (4, 'dana', 'Dana Reyes', 'LCSW', 'facilitator', "
+            ":hash, true, 3, '2026-03-01 00:00:00', '2026-03-01 00:00:00')"),
+            {"hash": generate_password_hash("correct horse 1")})
+    migrate.upgrade(application)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id, username, display_name, active FROM staff_user")).one() == (
+            4, "dana", "Dana Reyes", True)
+        assert {c["name"] for c in inspect(connection).get_columns("staff_user")}.isdisjoint(
+            {"failed_logins", "locked_until"})
+    from helpers.web import AuthActions
+
+    assert AuthActions(application.test_client(), application).login(create=False).status_code == 302

@@ -160,6 +160,43 @@ def test_the_scheduler_process_reaches_screens_on_the_web_processes(deployment, 
 
 
 @pytest.mark.skipif(not os.path.exists(servers.NGINX), reason="nginx is not installed (apt-get install nginx-light)")
+def wait_closed(screens, seconds: float = 5.0) -> None:
+    """Every screen is disconnected by the server within `seconds` (the requirement), and stays so."""
+    deadline = time.monotonic() + seconds
+    while any(screen.client.connected for screen in screens) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(screen.client.connected for screen in screens), [s.name for s in screens if s.client.connected]
+
+
+def test_a_sign_out_on_a_closes_that_persons_screens_on_both_processes(deployment, live):
+    """Sessions live in the database: a sign-out on A ends the sign-in everywhere, and each process closes
+    its own screens of it within seconds (B learns it from the database, not from a message)."""
+    program = deployment.program
+    program.command("user", "add", "robin", "--role", "facilitator", "--password-stdin", stdin="maple harbor lantern\n")
+    robin = servers.staff_session(live["a"].url, "robin", "maple harbor lantern")
+    cookies = servers.cookie_header(robin)
+    on_a = deployment.screen("robin on A", cookies=cookies).connect(live["a"].url)
+    on_b = deployment.screen("robin on B", cookies=cookies).connect(live["b"].url)
+    others = deployment.screen("coordinator on B", cookies=live["cookies"]).connect(live["b"].url)
+    token = servers.csrf_token(robin, live["a"].url + "/facilitator/")
+    assert robin.post(live["a"].url + "/logout", data={"csrf_token": token}, timeout=10).status_code == 200
+    wait_closed([on_a, on_b])
+    assert others.client.connected  # someone else's screen stays
+    refused = servers.Screen("robin again on B", cookies=cookies, reconnection=False)
+    with pytest.raises(Exception):
+        refused.connect(live["b"].url)  # the copied cookie is worthless on B too
+
+
+def test_deactivating_someone_from_the_command_line_closes_their_screens(deployment, live):
+    program = deployment.program
+    program.command("user", "add", "sasha", "--role", "coordinator", "--password-stdin", stdin="river stone quiet\n")
+    sasha = servers.staff_session(live["b"].url, "sasha", "river stone quiet")
+    on_b = deployment.screen("sasha on B", cookies=servers.cookie_header(sasha)).connect(live["b"].url)
+    program.command("user", "deactivate", "sasha")  # another process altogether
+    wait_closed([on_b])
+    assert sasha.get(live["a"].url + "/coordinator/", allow_redirects=False, timeout=10).status_code == 302
+
+
 def test_the_sample_nginx_site_keeps_each_browser_on_one_process_and_upgrades_websockets(deployment, live, tmp_path):
     """deploy/nginx.conf in front of A and B: the long-polling handshake and its follow-up requests only
     work if every request of a browser reaches the same process (sticky cookie); WebSockets upgrade."""

@@ -310,11 +310,11 @@ def test_no_name_or_card_code_in_any_log_line_through_a_whole_day(app, client, r
     # The coordinator runs the demo group: steps, a hand check-in, the close, the summary, the note.
     staff = requests.Session()
     token = re.search(r'name="csrf-token" content="([^"]+)"', staff.get(base + "/login").text).group(1)
-    staff.post(base + "/login", data={"username": "coordinator", "password": "demo-coordinator", "csrf_token": token})
+    staff.post(base + "/login", data={"username": "coordinator", "password": "demo-plans-and-hours", "csrf_token": token})
     assert staff.get(base + "/coordinator/").status_code == 200
     http = app.test_client()
     token = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/login").get_data(as_text=True)).group(1)
-    http.post("/login", data={"username": "coordinator", "password": "demo-coordinator", "csrf_token": token})
+    http.post("/login", data={"username": "coordinator", "password": "demo-plans-and-hours", "csrf_token": token})
     screen = socketio.test_client(app, flask_test_client=http)
     assert screen.is_connected()
     for session_id in session_ids:

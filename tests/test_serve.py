@@ -41,7 +41,7 @@ class Serve(servers.Process):
 def demo_coordinator(page, base: str) -> None:
     from helpers.web import browser_sign_in
 
-    browser_sign_in(page, base, "coordinator", "demo-coordinator")
+    browser_sign_in(page, base, "coordinator", "demo-plans-and-hours")
 
 
 def test_on_this_computer_only_it_says_how_tablets_get_in_and_offers_no_link_that_cannot_work(tmp_path, page):

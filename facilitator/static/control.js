@@ -295,6 +295,11 @@ const socket = connectLive({
   },
   onConnection: connection,
   onRefused: (error) => {
+    if (error && error.code === "signed_out") {
+      // The sign-in ended (signed out elsewhere, idle, a password or role change): sign in again here.
+      window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+      return;
+    }
     say((error && error.message) || "The live connection was refused. Please reload the page.", "error");
   },
   handlers: {

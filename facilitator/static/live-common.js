@@ -35,15 +35,40 @@ export function durationWords(seconds) {
 
 // A Socket.IO connection that joins the session on every (re)connect, so a server restart
 // or a network drop ends with the current state from the database, without a reload.
+// A room display's token goes in the connect URL too: the server checks it before accepting the
+// connection. The server refuses a connection it cannot admit (a sign-in that ended, a display link
+// that expired) with a 401 to the handshake, and closes the screens of a sign-in that ends; the page
+// then asks for itself again to learn why (signed out, link ended) or, when the server is only
+// unreachable for a moment, tries again.
 export function connectLive({ sessionId, auth, onState, onStep, onConnection, onRefused, handlers }) {
-  const socket = window.io({ auth: auth || {}, reconnectionDelay: 500, reconnectionDelayMax: 2000 });
+  const query = auth && auth.display_token ? { display_token: auth.display_token } : {};
+  const socket = window.io({ auth: auth || {}, query, reconnectionDelay: 500, reconnectionDelayMax: 2000 });
+  const retryLater = () => setTimeout(() => socket.connect(), 5000);
+  function recheck() {
+    socket.disconnect();
+    fetch(window.location.href, { redirect: "manual", cache: "no-store", credentials: "same-origin" })
+      .then((page) => {
+        if (page.type === "opaqueredirect" || page.status === 401) {
+          if (onRefused) { onRefused({ code: "signed_out", message: "You were signed out. Please sign in again." }); }
+        } else if (page.status === 403 || page.status === 410) {
+          if (onRefused) { onRefused({ code: "display_ended" }); }
+        } else {
+          retryLater();
+        }
+      })
+      .catch(retryLater);
+  }
   socket.on("connect", () => {
     onConnection(true);
     socket.emit("join", { session_id: sessionId });
   });
-  socket.on("disconnect", () => onConnection(false));
+  socket.on("disconnect", (reason) => {
+    onConnection(false);
+    if (reason === "io server disconnect") { recheck(); }
+  });
   socket.on("connect_error", (err) => {
     onConnection(false);
+    if (err && err.description === 401) { recheck(); return; }
     if (!socket.active) {
       // The server refused us (signed out, link ended): say so, and try again later in case it was
       // a restart that had not yet loaded everything.

@@ -311,11 +311,23 @@ def record_printed(clients: list, by_user=None) -> None:
                      clients=[f"client:{client.public_id}" for client in clients][:200])
 
 
+def record_listed(clients: list, by_user=None) -> None:
+    """The audit log's line for the cards page: a list of names was shown."""
+    from iop.clinic import audit
+    from iop.store import db
+
+    with db.transaction():
+        audit.record("cards.view", target="cards", user=by_user, rows=len(clients))
+
+
 def write_cards_pdf(client_ids: list[str], output) -> int:
     """`iop cards`: the named clients' current cards (all active clients when none) into `output`."""
     clients, data = cards_to_print(client_ids)
+    from iop.config import replacing
+
     try:
-        Path(output).write_bytes(data)
+        with replacing(Path(output)) as partial:
+            partial.write_bytes(data)
     except OSError as exc:
         raise CardError(f"Cannot write {output}: {exc.strerror}.") from None
     record_printed(clients)

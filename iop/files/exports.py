@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
-import secrets
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from typing import Iterator, TextIO
 from flask import current_app
 from sqlalchemy import case, func, select
 
-from iop import clock
+from iop import clock, config
 from iop.clinic import audit
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
@@ -342,20 +340,14 @@ def export_to(kind: str, first: date, last: date, fmt: str, path: Path | None, a
 
 
 def _write_file(kind: str, fmt: str, source: Iterator[tuple], path: Path) -> int:
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     try:
-        if fmt == "csv":
-            with open(partial, "w", encoding="utf-8", newline="") as out:
-                count = write_csv(kind, source, out)
-        else:
-            count = write_xlsx(kind, source, str(partial))
-        os.replace(partial, path)
-        return count
+        with config.replacing(path) as partial:
+            if fmt == "csv":
+                with open(partial, "w", encoding="utf-8", newline="") as out:
+                    return write_csv(kind, source, out)
+            return write_xlsx(kind, source, str(partial))
     except OSError as exc:
         raise ExportError(f"{path} cannot be written ({exc.strerror}).") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
 
 
 def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via: str, complete: bool = True,
@@ -406,7 +398,8 @@ def web_stream(kind: str, first: date, last: date, fmt: str, actor) -> Iterator[
 # ---- the audit log -------------------------------------------------------------------------
 
 NO_USER = "-"  # the filter value for events with no signed-in user: commands and scheduled jobs
-AUDIT_HEADER = ("at", "username", "action", "target", "detail")
+# The codes first (as before), then the same in words: who by name, what happened, what it was about.
+AUDIT_HEADER = ("at", "username", "action", "target", "detail", "who", "what", "about")
 
 
 @dataclass(frozen=True)
@@ -415,9 +408,10 @@ class AuditFilter:
     action: str = ""
     first: date | None = None  # local dates, inclusive
     last: date | None = None
+    target: str = ""  # one thing ("client:<public id>", "staff:<id>"), as the page links it
 
     def query_args(self) -> dict[str, str]:
-        args = {"user": self.username, "action": self.action,
+        args = {"user": self.username, "action": self.action, "target": self.target,
                 "first": self.first.isoformat() if self.first else "", "last": self.last.isoformat() if self.last else ""}
         return {name: value for name, value in args.items() if value}
 
@@ -434,6 +428,8 @@ def audit_events_query(wanted: AuditFilter):
         query = query.where(AuditEvent.username == wanted.username)
     if wanted.action:
         query = query.where(AuditEvent.action == wanted.action)
+    if wanted.target:
+        query = query.where(AuditEvent.target == wanted.target)
     tz = program_tz()
     if wanted.first:
         query = query.where(AuditEvent.at >= local_to_utc(wanted.first, time(0), tz))
@@ -442,7 +438,7 @@ def audit_events_query(wanted: AuditFilter):
     return query
 
 
-def audit_filter(username: str, action: str, first: str, last: str) -> tuple[AuditFilter, str]:
+def audit_filter(username: str, action: str, first: str, last: str, target: str = "") -> tuple[AuditFilter, str]:
     """The filter as typed in the audit log's boxes, and a sentence when part of it cannot be read."""
     problem = ""
     days = {}
@@ -452,7 +448,7 @@ def audit_filter(username: str, action: str, first: str, last: str) -> tuple[Aud
         except entry.EntryError:
             problem = "Dates must look like 2026-03-02."
     wanted = AuditFilter(username=(username or "").strip(), action=(action or "").strip(),
-                         first=days.get("first"), last=days.get("last"))
+                         first=days.get("first"), last=days.get("last"), target=(target or "").strip()[:120])
     if wanted.first and wanted.last and wanted.first > wanted.last:
         problem = "The range is reversed: the first date is after the last."
     return wanted, problem
@@ -464,15 +460,44 @@ def audit_page(wanted: AuditFilter, page: int, size: int) -> tuple[list, bool]:
     return events[:size], len(events) > size
 
 
-def audit_choices() -> tuple[list[str], list[str]]:
-    """Usernames (staff, and any kept on events of removed staff) and actions, for the filter lists."""
+def audit_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(username, name) of staff (and usernames kept on older events) and (action, words), for the filters."""
     from iop.store.models import AuditEvent, StaffUser
 
     session = db.session()
-    users = set(session.scalars(select(StaffUser.username)))
-    users |= set(session.scalars(select(AuditEvent.username).where(AuditEvent.username != "").distinct()))
-    actions = session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
-    return sorted(users), list(actions)
+    users = dict(session.execute(select(StaffUser.username, StaffUser.display_name)).all())
+    for username in session.scalars(select(AuditEvent.username).where(AuditEvent.username != "").distinct()):
+        users.setdefault(username, username)
+    actions = session.scalars(select(AuditEvent.action).distinct())
+    return (sorted(users.items(), key=lambda item: item[1].lower()),
+            sorted(((action, audit.action_words(action)) for action in actions), key=lambda item: item[1]))
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """An audit event as a reviewer reads it."""
+
+    event: object
+    who: str
+    what: str
+    about: str
+
+
+def readable(events) -> list[AuditLine]:
+    """The events with the actor's name, the action in words and the target's label (a few queries)."""
+    events = list(events)
+    names = audit.actor_names(e.user_id for e in events)
+    labels = audit.target_labels(e.target for e in events)
+    return [AuditLine(e, _who(e, names), audit.action_words(e.action, e.detail),
+                      labels.get(e.target, e.target)) for e in events]
+
+
+def _who(event, names: dict[int, str]) -> str:
+    if event.user_id is not None:
+        return names.get(event.user_id, event.username)
+    if event.action == "staff.sign_in_failed":
+        return "Someone signing in"
+    return "Command line" if (event.detail or {}).get("via") == "cli" else "System"
 
 
 def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
@@ -490,14 +515,17 @@ def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
         count, complete = 0, False
         result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))
         try:
-            for event in result.scalars():
-                writer.writerow((event.at.astimezone(tz).isoformat(timespec="seconds"), event.username,
-                                 event.action, event.target, json.dumps(event.detail, sort_keys=True)))
-                count += 1
-                if buffer.tell() >= CHUNK_BYTES:
-                    yield buffer.getvalue().encode("utf-8")
-                    buffer.seek(0)
-                    buffer.truncate()
+            for batch in result.scalars().partitions(FETCH_ROWS):
+                for line in readable(batch):
+                    event = line.event
+                    writer.writerow((event.at.astimezone(tz).isoformat(timespec="seconds"), event.username,
+                                     event.action, event.target, json.dumps(event.detail, sort_keys=True),
+                                     line.who, line.what, line.about))
+                    count += 1
+                    if buffer.tell() >= CHUNK_BYTES:
+                        yield buffer.getvalue().encode("utf-8")
+                        buffer.seek(0)
+                        buffer.truncate()
             yield buffer.getvalue().encode("utf-8")
             complete = True
         finally:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
-import unicodedata
 import time as wall
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path

@@ -268,11 +268,13 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
 
     Returns what happened, in words for the facilitator. Caller commits, then publishes the roster."""
     require_may_run(by_user, group_session)
-    if action not in HAND_ACTIONS:
+    if not isinstance(action, str) or action not in HAND_ACTIONS:
         raise LiveError("bad_request", "That action is not possible here.")
+    if not isinstance(client_public_id, str) or not all(isinstance(v, str) for v in (reason, at_text) if v is not None):
+        raise LiveError("bad_request", "That request could not be read.")
     if group_session.status in ENDED:
         raise LiveError("session_closed", "This group has ended; a coordinator can correct its records.", 409)
-    client = db.session().scalar(select(Client).where(Client.public_id == str(client_public_id or "")[:24]))
+    client = db.session().scalar(select(Client).where(Client.public_id == client_public_id[:24]))
     members = {member.id for member in attendance.session_members(group_session)}
     if client is None or (client.id not in members and attendance.unvoided_attendance(group_session.id, client.id) is None):
         raise LiveError("unknown_client", "Please pick a client of this group from the list.")

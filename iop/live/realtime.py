@@ -1,9 +1,15 @@
-"""The one place that emits to Socket.IO rooms, and the queue's health."""
+"""The one place that emits to Socket.IO rooms, closes screens, and reports the queue's health."""
 from __future__ import annotations
 
-from flask import Flask
+import logging
+import threading
+
+from flask import Flask, current_app
 
 from iop.extensions import socketio
+
+log = logging.getLogger(__name__)
+WATCH_SECONDS = 2.0  # how often each process checks its staff screens' sessions (ended: closed)
 
 
 def session_room(session_id: int) -> str:
@@ -75,3 +81,103 @@ def queue_health(app: Flask) -> str:
     except Exception:  # any failure means the queue is not usable right now
         return "unreachable"
     return "ok"
+
+
+# ---- staff screens: closed when their sign-in ends ---------------------------------------------
+
+class StaffScreens:
+    """The staff screens (sockets) this process holds, by sid: the staff session each came with.
+
+    A sign-in that ends here (sign-out, a password or role change, deactivation) closes its screens at
+    once; one ended by another process, or that went idle, is found by this process's watch within
+    WATCH_SECONDS, because the sessions are rows every process reads (a message on the queue could be
+    lost while Redis restarts; the database cannot). Each event is checked again as well
+    (facilitator.live), so an ended session can do nothing even before its socket is closed."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.server = socketio.server  # this app's Socket.IO server
+        self.lock = threading.Lock()
+        self.screens: dict[str, tuple[str, int]] = {}  # sid -> (staff session key, user id)
+        self.watching = False
+        self.stopped = False
+
+    def stop(self) -> None:
+        """No more watching (an app being shut down: its database may be going away)."""
+        with self.lock:
+            self.stopped = True
+
+    def add(self, sid: str, session_key: str, user_id: int) -> None:
+        with self.lock:
+            self.screens[sid] = (session_key, user_id)
+            start, self.watching = not self.watching, True
+        if start:
+            socketio.start_background_task(self._watch)
+
+    def remove(self, sid: str) -> None:
+        with self.lock:
+            self.screens.pop(sid, None)
+
+    def sids(self, wanted) -> list[str]:
+        with self.lock:
+            return [sid for sid, held in self.screens.items() if wanted(*held)]
+
+    def _watch(self) -> None:
+        from iop import clock
+        from iop.clinic import staff_sessions
+
+        while True:
+            socketio.sleep(WATCH_SECONDS)
+            with self.lock:
+                # Nothing to watch, stopped, or this process now serves another app (tests make many).
+                if not self.screens or self.stopped or socketio.server is not self.server:
+                    self.watching = False
+                    return
+                keys = sorted({key for key, _user in self.screens.values()})
+            try:
+                with self.app.app_context():
+                    live = staff_sessions.live_keys(keys, clock.now(), staff_sessions.idle_time())
+            except Exception as exc:  # the database is away: keep the screens, look again shortly
+                log.warning("staff screens not checked: %s", type(exc).__name__)
+                continue
+            for sid in self.sids(lambda key, _user: key not in live):
+                close_screen(sid)
+
+
+def staff_screens(app: Flask | None = None) -> StaffScreens:
+    app = app or current_app._get_current_object()
+    screens = app.extensions.get("iop.staff_screens")
+    if screens is None:
+        screens = app.extensions.setdefault("iop.staff_screens", StaffScreens(app))
+    return screens
+
+
+def close_screen(sid: str) -> None:
+    """Disconnect a socket of this process, and close its connection too (a refused or ended Socket.IO
+    session would otherwise leave its Engine.IO transport, a server thread, open)."""
+    server = socketio.server
+    eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+    server.disconnect(sid, namespace="/", ignore_queue=True)
+    close_connection(eio_sid)
+
+
+def close_connection(eio_sid: str | None) -> None:
+    """Close an Engine.IO connection without waiting for its last packets to be sent: Engine.IO's own
+    disconnect waits for them, forever when the client has already gone (its writer stops at the first
+    failed send), which hung the request that signed someone out."""
+    connection = socketio.server.eio.sockets.pop(eio_sid, None) if eio_sid is not None else None
+    if connection is not None:
+        connection.close(wait=False, reason=socketio.server.eio.reason.SERVER_DISCONNECT)
+
+
+def close_staff_screens(session_keys) -> None:
+    """Close this process's screens of these staff sessions (the others' watches find them)."""
+    keys = set(session_keys)
+    for sid in staff_screens().sids(lambda key, _user: key in keys):
+        close_screen(sid)
+
+
+def close_staff_screens_of(user_id: int) -> None:
+    """Close this process's screens of this person (the others' watches find them)."""
+    for sid in staff_screens().sids(lambda _key, user: user == user_id):
+        close_screen(sid)

@@ -99,7 +99,49 @@ def scheduler_command():
 
 @click.group("user")
 def user_group():
-    """Staff logins."""
+    """Staff logins: list, add, deactivate, reactivate, set-role, reset-password, unlock."""
+
+
+def _staff_change(change):
+    """Run change() in one unit of work; a StaffError is the person's one-line reason."""
+    from iop.clinic import staff
+    from iop.store import db
+
+    try:
+        with db.transaction():
+            return change()
+    except staff.StaffError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _member(username: str):
+    from iop.clinic import staff
+
+    try:
+        return staff.find(username)
+    except staff.StaffError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
+
+
+@user_group.command("list")
+@with_appcontext
+def user_list_command():
+    """Every staff login (deactivated ones too): username, role, state, name."""
+    from iop import clock
+    from iop.clinic import sign_in_throttle, staff
+
+    slowed = sign_in_throttle.slowed_usernames(clock.now())
+    for user in staff.everyone():
+        state = "active" if user.active else "deactivated"
+        if user.username.lower() in slowed:
+            state += ",slowed-down"
+        click.echo(f"{user.username}\t{user.role}\t{state}\t{user.signature}")
 
 
 @user_group.command("add")
@@ -112,23 +154,80 @@ def user_group():
 def user_add_command(username, role, display_name, credentials, password_stdin):
     """Create a staff login."""
     from iop.clinic import staff
-    from iop.store import db
 
     try:
         username = staff.validate_username(username)
     except staff.StaffError as exc:
         raise UserError(str(exc)) from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
-                                show_default=False)
-    try:
-        with db.transaction():
-            staff.add_user(username, password, role, display_name, credentials)
-    except staff.StaffError as exc:
-        raise UserError(str(exc)) from None
+    password = _new_password(password_stdin)
+    _staff_change(lambda: staff.add_user(username, password, role, display_name, credentials))
     click.echo(f"Added {role} {username}.")
+
+
+@user_group.command("deactivate")
+@click.argument("username")
+@with_appcontext
+def user_deactivate_command(username):
+    """USERNAME can no longer sign in and is signed out everywhere (the account is kept)."""
+    from iop import clock
+    from iop.clinic import staff
+
+    user = _member(username)
+    ended = _staff_change(lambda: staff.deactivate(user, None, clock.now()))
+    click.echo(f"Deactivated {user.username} (signed out of {ended} session(s)).")
+
+
+@user_group.command("reactivate")
+@click.argument("username")
+@with_appcontext
+def user_reactivate_command(username):
+    """USERNAME may sign in again."""
+    from iop.clinic import staff
+
+    user = _member(username)
+    _staff_change(lambda: staff.reactivate(user, None))
+    click.echo(f"Reactivated {user.username}.")
+
+
+@user_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["facilitator", "coordinator", "admin"]))
+@with_appcontext
+def user_set_role_command(username, role):
+    """Give USERNAME another role (they are signed out everywhere, and sign in again with it)."""
+    from iop import clock
+    from iop.clinic import staff
+
+    user = _member(username)
+    _staff_change(lambda: staff.set_role(user, role, None, clock.now()))
+    click.echo(f"{user.username} is now a {role}.")
+
+
+@user_group.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@with_appcontext
+def user_reset_password_command(username, password_stdin):
+    """Set a new password for USERNAME (asked twice, or read from standard input); signs them out everywhere."""
+    from iop import clock
+    from iop.clinic import staff
+
+    user = _member(username)
+    password = _new_password(password_stdin)
+    _staff_change(lambda: staff.reset_password(user, password, None, clock.now()))
+    click.echo(f"{user.username} has a new password.")
+
+
+@user_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def user_unlock_command(username):
+    """Lift the sign-in slow-down of USERNAME (wrong passwords typed for it), from every address."""
+    from iop.clinic import staff
+
+    user = _member(username)
+    cleared = _staff_change(lambda: staff.unlock(user, None))
+    click.echo(f"The sign-in slow-down of {user.username} is lifted ({cleared} count(s) cleared).")
 
 
 @click.group("kiosk")

@@ -20,9 +20,9 @@ from iop.store.models import Attendance, Client, Group, GroupSession, Plan, Plan
 
 STAFF = [
     # username, password, role, name, credentials
-    ("facilitator", "demo-facilitator", "facilitator", "Jordan Ellis", "LCSW, CADC"),
-    ("coordinator", "demo-coordinator", "coordinator", "Priya Natarajan", "MSW"),
-    ("admin", "demo-admin-pass", "admin", "Chris Okafor", ""),
+    ("facilitator", "demo-group-leader", "facilitator", "Jordan Ellis", "LCSW, CADC"),
+    ("coordinator", "demo-plans-and-hours", "coordinator", "Priya Natarajan", "MSW"),
+    ("admin", "demo-keys-to-the-clinic", "admin", "Chris Okafor", ""),
 ]
 
 GROUPS = [

@@ -171,7 +171,9 @@ def level_code(value: object, field: Field = LEVEL_CODE) -> str:
 
 def username(value: object, field: Field = USERNAME) -> str:
     name = text(value, field)
-    if not all(ch.isalnum() or ch in "._-" for ch in name):
+    # ASCII only: a sign-in name is typed on any keyboard, and look-alike letters from other scripts
+    # would make two accounts that read the same.
+    if not all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in name):
         raise EntryError(field, "bad_username", "may use only letters, digits, dots, dashes and underscores")
     return name
 

@@ -13,6 +13,7 @@ from sqlalchemy import Integer, bindparam, case, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from iop.rules.entry import weekday_numbers
 from iop.rules.hours import (
     FULL_DAY_MINUTES,
     SIX_DAYS,
@@ -30,7 +31,6 @@ from iop.rules.hours import (
     week_target,
     weeks_overlapping,
 )
-from iop.rules.entry import weekday_numbers
 from iop.store.db import one_of
 
 # ---- SQL: rule 1 for many rows at once -------------------------------------------------------

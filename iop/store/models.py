@@ -74,15 +74,44 @@ class StaffUser(Base):
     credentials: Mapped[str] = mapped_column(String(60), default="")
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(255))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # deactivated accounts are kept, never deleted
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     @property
     def signature(self) -> str:
         """Name and credentials, as an audit or a group note wants them."""
         return f"{self.display_name}, {self.credentials}" if self.credentials else self.display_name
+
+
+class StaffSession(Base):
+    """A signed-in staff browser, held on the server. The browser's signed cookie carries a random
+    token; this row is keyed by the token's SHA-256, so the table alone signs no one in. Ended rows
+    (sign-out, idle, a password or role change, deactivation) refuse their cookie for good."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_seen_at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64), default="")
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(30))
+
+    user: Mapped[StaffUser] = relationship()
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins, counted by the username tried from an address together, and by the address:
+    the sign-in slow-down's memory, in the database so that every server process shares it."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)  # "pair:<sha256>" or "address:<address>"
+    username: Mapped[str] = mapped_column(String(64), default="", index=True)  # pair rows: an admin lifts them
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime]
+    wait_until: Mapped[datetime | None]
 
 
 class LevelOfCare(Base):

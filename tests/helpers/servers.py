@@ -309,7 +309,13 @@ class Screen:
                 self.on_connect(self)
 
     def connect(self, url: str, auth: dict | None = None, transports=("websocket",)):
+        """A room display sends its link's token in the connect URL too, as the display page does: the
+        server checks it before it accepts the connection."""
+        from urllib.parse import urlencode
+
         headers = {"Cookie": self.cookies} if self.cookies else {}
+        if auth and "display_token" in auth:
+            url = f"{url}?{urlencode({'display_token': auth['display_token']})}"
         self.client.connect(url, headers=headers, auth=auth, transports=list(transports), wait_timeout=10)
         return self
 
@@ -442,7 +448,7 @@ class Program:
     (run in this process, on the deployment's database, to save a Python start per command): a group
     that meets every day around now, and clients only in that group."""
 
-    COORDINATOR = ("coord", "coordinator-pass-1")
+    COORDINATOR = ("coord", "rounds-and-hours-1")
 
     def __init__(self, env: dict, folder: Path, clients: int = 12, group: str = "LIVE", groups: int = 1):
         from datetime import datetime, timedelta

@@ -84,3 +84,42 @@ def browser_sign_in(page, base: str, username: str, password: str, lands: str = 
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(base + lands)
+
+
+# Every page of every browser test reports Content-Security-Policy violations: the browser's own console
+# line ("Refused to ... because it violates the following Content Security Policy directive") and the
+# page's securitypolicyviolation event. A test that met one fails, naming the page and the directive.
+CSP_VIOLATIONS: list[str] = []
+CSP_EVENT = "[securitypolicyviolation]"
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error("%s " + event.violatedDirective + " blocked " + (event.blockedURI || "inline") +
+                " on " + event.documentURI.split("?")[0] + " line " + event.lineNumber);
+});
+""" % CSP_EVENT
+
+
+def watch_for_csp_violations(context):
+    """Add the watch to a browser context (the `page` fixture's, and any a test makes itself)."""
+    context.add_init_script(_CSP_LISTENER)
+
+    def on_console(message):
+        text = message.text
+        if CSP_EVENT in text or "Content Security Policy" in text:
+            CSP_VIOLATIONS.append(f"{message.page.url if message.page else '?'}: {text[:300]}")
+
+    context.on("console", on_console)
+    return context
+
+
+class WatchedBrowser:
+    """The browser, whose every new context watches for CSP violations."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **options):
+        return watch_for_csp_violations(self._browser.new_context(**options))
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
