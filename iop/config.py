@@ -29,6 +29,9 @@ DEFAULTS = {
     "SCAN_RETENTION_DAYS": 90,
     "FHIR_SERVICE_CODE": "90853",  # CPT group psychotherapy: the type of the FHIR export's Encounters
     "IDLE_SIGNOUT_MINUTES": 15,
+    # Services billed only under a payer's authorization: attended days that qualify for one but fall
+    # under no authorization are listed (code[:day|session], space-separated).
+    "SERVICES_NEEDING_AUTHORIZATION": "H0015",
     "PROXY_HOPS": 0,  # proxies in front whose X-Forwarded-* headers are trusted (deploy/: 1)
     "SOCKETS_PER_ADDRESS": 100,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
@@ -88,6 +91,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["PROXY_HOPS"] = _whole_number(env["IOP_PROXY_HOPS"])
     if env.get("IOP_SOCKETS_PER_ADDRESS", "").strip():
         settings["SOCKETS_PER_ADDRESS"] = _whole_number(env["IOP_SOCKETS_PER_ADDRESS"])
+    if "IOP_SERVICES_NEEDING_AUTHORIZATION" in env:
+        settings["SERVICES_NEEDING_AUTHORIZATION"] = env["IOP_SERVICES_NEEDING_AUTHORIZATION"].strip()
     if env.get("IOP_FHIR_SERVICE_CODE", "").strip():
         settings["FHIR_SERVICE_CODE"] = env["IOP_FHIR_SERVICE_CODE"].strip()
     return settings
@@ -131,6 +136,7 @@ def finish(config: dict) -> None:
     _check_count("IOP_SOCKETS_PER_ADDRESS", config.setdefault("SOCKETS_PER_ADDRESS", DEFAULTS["SOCKETS_PER_ADDRESS"]),
                  1, 100_000)
     config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
+    config["SERVICES_NEEDING_AUTHORIZATION_UNITS"] = _services_needing(config["SERVICES_NEEDING_AUTHORIZATION"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
@@ -176,6 +182,17 @@ def _service_code(code) -> str:
         raise ConfigError(f"IOP_FHIR_SERVICE_CODE must be a CPT code (like 90853) or an HCPCS Level II code "
                           f"(like H0015), not {code!r}.")
     return normal
+
+
+def _services_needing(setting) -> dict[str, str]:
+    from iop.rules.authorizations import services_needing
+    from iop.rules.entry import EntryError
+
+    try:
+        return services_needing(setting)
+    except EntryError as exc:
+        raise ConfigError(f"IOP_SERVICES_NEEDING_AUTHORIZATION: {exc.in_file} (give codes like "
+                          f"'H0015' or 'H0015:day 90853:session', or leave it empty for none).") from None
 
 
 def _instance_secret(path: Path) -> str:

@@ -71,6 +71,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                                                       "times)"),
         Column("status", width=9, meaning="present or excused"),
         Column("source", width=9, meaning="how the check-in was recorded: kiosk, manual (by staff) or import"),
+        Column("modality", width=11, meaning="in_person, or telehealth for a client who joined by video"),
     ),
     "days": (
         Column("date", "date", meaning="the day"),
@@ -82,6 +83,24 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                                             "({full_day} minutes), else no"),
     ),
 }
+COLUMNS["utilization"] = (
+    Column("client_id", meaning="the program's id of the client"),
+    Column("client_name", width=24, meaning="first and last name"),
+    Column("payer", width=18, meaning="the payer that gave the authorization"),
+    Column("number", width=14, meaning="the payer's authorization number"),
+    Column("service", width=9, meaning="the service code authorized (H0015, S9480, 90853, ...)"),
+    Column("unit", width=8, meaning="day (a full day of {full_day} minutes) or session (an attended session)"),
+    Column("start", "date", meaning="the first date authorized"),
+    Column("end", "date", meaning="the last date authorized (included)"),
+    Column("units_authorized", "int", 16, meaning="units the payer authorized"),
+    Column("units_used", "int", 11, meaning="units attended inside the dates up to the export's date, at most "
+                                             "those authorized"),
+    Column("units_remaining", "int", 15, meaning="units authorized less units used"),
+    Column("units_over", "int", 11, meaning="units attended beyond those authorized (not authorized)"),
+    Column("status", width=10, meaning="on the export's date: over, exhausted, expired, future, expiring or active"),
+    Column("runs_out", "date", meaning="the date the units run out at the client's plan pace, when that falls "
+                                       "inside the dates (else empty)"),
+)
 KINDS = tuple(COLUMNS)
 
 
@@ -124,7 +143,8 @@ def _years_after(day: date, years: int) -> date:
 def rows(kind: str, first: date, last: date, now: datetime | None = None) -> Iterator[tuple]:
     """The export's rows, streamed; close the iterator to release the database cursor early."""
     now = now or clock.now()
-    source = {"hours": _hours_rows, "attendance": _attendance_rows, "days": _days_rows}[kind]
+    source = {"hours": _hours_rows, "attendance": _attendance_rows, "days": _days_rows,
+              "utilization": _utilization_rows}[kind]
     return source(first, last, now)
 
 
@@ -144,7 +164,8 @@ def attendance_query(first: date, last: date, now: datetime):
     return (
         select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
                GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at,
-               credited.label("credited_minutes"), Attendance.status, Attendance.source)
+               credited.label("credited_minutes"), Attendance.status, Attendance.source,
+               Attendance.modality.label("modality"))
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .join(Group, Group.id == GroupSession.group_id)
         .join(Client, Client.id == Attendance.client_key)
@@ -171,9 +192,20 @@ def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
     tz = current_app.config["PROGRAM_TZ"]
     for record in streamed(attendance_query(first, last, now)):
         (day, client_id, first_name, last_name, group, track, module, check_in, check_out, _minutes,
-         status, source) = record
+         status, source, modality) = record
         yield (day, client_id, _full_name(first_name, last_name), group, track, module or "",
-               _local_time(check_in, tz), _local_time(check_out, tz), credited(record), status, source)
+               _local_time(check_in, tz), _local_time(check_out, tz), credited(record), status, source, modality)
+
+
+def _utilization_rows(_first: date, on: date, now: datetime) -> Iterator[tuple]:
+    """One row per authorization whose dates include `on` or that ended in the 30 days before it."""
+    from iop.clinic import authorizations
+
+    for row in authorizations.export_rows(on, now):
+        record, used = row.record, row.usage
+        yield (row.client_id, row.client_name, record.payer, record.number, record.service, record.unit,
+               record.start_date, record.end_date, record.units, used.used, used.remaining, used.over, row.status,
+               row.forecast.runs_out)
 
 
 def _local_time(moment: datetime | None, tz) -> time | None:
@@ -364,6 +396,8 @@ def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via:
 # ---- the web -------------------------------------------------------------------------------
 
 def filename(kind: str, first: date, last: date, fmt: str) -> str:
+    if kind == "utilization":
+        return f"utilization-on-{last.isoformat()}.{fmt}"
     return f"{kind}-{first.isoformat()}-to-{last.isoformat()}.{fmt}"
 
 

@@ -47,11 +47,12 @@ LAYOUTS = {
     "groups": Layout(("code", "name", "track", "room", "weekdays", "start", "end")),
     "clients": Layout(("client_id", "first_name", "last_name", "level_of_care", "plan_start", "plan_end",
                        "weekly_hours", "days_per_week", "groups"), ("phases",)),
-    "attendance": Layout(("client_id", "group", "date", "check_in", "check_out"), ("status",)),
+    "attendance": Layout(("client_id", "group", "date", "check_in", "check_out"), ("status", "modality")),
+    "authorizations": Layout(("client_id", "payer", "number", "service", "unit", "units", "start", "end")),
 }
 KINDS = tuple(LAYOUTS)
 NOUNS = {"groups": ("group", "groups"), "clients": ("client", "clients"),
-         "attendance": ("attendance", "attendances")}
+         "attendance": ("attendance", "attendances"), "authorizations": ("authorization", "authorizations")}
 
 
 class ImportFailed(Exception):
@@ -134,7 +135,8 @@ def import_csv(kind: str, raw: bytes, progress: bool = False, actor=None, via: s
         raise ImportFailed(f"Nothing was imported: the kind must be one of {', '.join(KINDS)}.")
     rows = read_rows(kind, raw)
     bar = Progress(len(rows), enabled=progress)
-    loader = {"groups": _GroupImport, "clients": _ClientImport, "attendance": _AttendanceImport}[kind]
+    loader = {"groups": _GroupImport, "clients": _ClientImport, "attendance": _AttendanceImport,
+              "authorizations": _AuthorizationImport}[kind]
     with db.transaction():  # the checks read the same snapshot the load writes to
         job = loader(rows, bar, actor)
         problems = job.check()
@@ -481,6 +483,7 @@ class _AttendanceRow:
     check_out: datetime | None
     window: tuple[datetime, datetime]
     skip: bool = False
+    modality: str = "in_person"
 
 
 class _AttendanceImport(_Import):
@@ -531,12 +534,14 @@ class _AttendanceImport(_Import):
                     raise RowProblem(f"check_out {row['check_out']} is before check_in {row['check_in']}")
             if check_in > self.now:
                 raise RowProblem(f"check_in {day} {row['check_in']} is in the future")
+        modality = entry.modality(row["modality"])
         key = (client.id, group.id, day)
         if key in self.seen:
             raise RowProblem(f"{client.client_id} at {group.code} on {day} is already on line {self.seen[key]}")
         self.seen[key] = row.line
         window = (self._moment(day, group.start), self._moment(day, group.end))
-        self.parsed.append(_AttendanceRow(row, client, group, day, status, check_in, check_out, window))
+        self.parsed.append(_AttendanceRow(row, client, group, day, status, check_in, check_out, window,
+                                          modality=modality))
 
     def _moment(self, day: date, at: time) -> datetime:
         from iop.clock import local_to_utc
@@ -629,13 +634,97 @@ class _AttendanceImport(_Import):
                 session_id=sessions[key], client_key=item.client.id, status=item.status,
                 check_in_at=item.check_in, check_out_at=item.check_out, source="import",
                 check_out_source="import" if item.check_out else None, recorded_by_id=recorder,
-                created_at=self.now))
+                created_at=self.now, modality=item.modality))
             self.result.added += 1
             if len(pending) >= INSERT_CHUNK:
                 self.session.execute(insert(Attendance), pending)
                 pending = []
         if pending:
             self.session.execute(insert(Attendance), pending)
+        return self.result
+
+
+class _AuthorizationImport(_Import):
+    """Payer authorizations: a row with the client, service and number of one already kept updates it."""
+
+    kind = "authorizations"
+
+    def __init__(self, rows, bar, actor):
+        super().__init__(rows, bar, actor)
+        from iop.store import authorization_queries
+
+        self.clients = authorization_queries.clients_by_id([row["client_id"] for row in rows])
+        self.parsed: list[tuple[Row, int, object]] = []
+        self.seen: dict[tuple[str, str, str], int] = {}
+
+    def check_row(self, row):
+        from iop.clinic import authorizations
+
+        client_id = entry.client_id(row["client_id"])
+        if client_id not in self.clients:
+            raise RowProblem(f"unknown client_id {client_id!r}")
+        try:
+            fields = authorizations.import_fields(row.values)
+        except entry.EntryError as exc:
+            if exc.code == "end_before_start":
+                raise RowProblem(f"end {row['end']} is before start {row['start']}") from None
+            raise
+        key = (client_id, fields.service, fields.number)
+        if key in self.seen:
+            raise RowProblem(f"{client_id}'s authorization {fields.number} for {fields.service} is already "
+                             f"on line {self.seen[key]}")
+        self.seen[key] = row.line
+        self.parsed.append((row, self.clients[client_id], fields))
+
+    def check_together(self):
+        from iop.clinic import authorizations
+        from iop.rules import authorizations as rules
+        from iop.store import authorization_queries
+
+        kept: dict[int, list] = {}
+        for client_key in {client_key for _row, client_key, _fields in self.parsed}:
+            kept[client_key] = authorization_queries.client_authorizations(client_key)
+        for index, (row, client_key, fields) in enumerate(self.parsed):
+            replaced = {(a.service, a.number) for _r, k, a in self.parsed if k == client_key}
+            others = [a for a in kept[client_key] if (a.service, a.number) not in replaced]
+            problem = authorizations.overlap_problem(fields, others)
+            if problem is None:
+                for other_row, other_key, other in self.parsed[:index]:
+                    if other_key == client_key and rules.overlaps(fields.terms, other.terms):
+                        problem = (f"these dates overlap line {other_row.line} (authorization {other.number} "
+                                   f"for {other.service}); two authorizations of one service may not overlap")
+                        break
+            if problem is not None:
+                self.problem(row, problem[0].lower() + problem[1:].rstrip("."))
+
+    def load(self):
+        import dataclasses
+
+        from iop.clinic import authorizations
+        from iop.store.models import Client
+
+        updates, additions = [], []
+        for row, client_key, fields in self.parsed:
+            client = self.session.get(Client, client_key)
+            record = next((a for a in authorizations.of_client(client)
+                           if a.service == fields.service and a.number == fields.number), None)
+            if record is None:
+                additions.append((row, client, fields, None))
+                continue
+            before = (record.payer, record.unit, record.units, record.start_date, record.end_date)
+            if before == (fields.payer, fields.unit, fields.units, fields.start, fields.end):
+                self.result.unchanged += 1
+            else:
+                updates.append((row, client, dataclasses.replace(fields, note=record.note), record))
+        # Changed dates first, so a new row may take dates an updated one gave up (all checked above).
+        for row, client, fields, record in updates + additions:
+            try:
+                authorizations.save(client, fields, self.actor, record, via="import")
+            except authorizations.AuthorizationError as exc:
+                raise ImportFailed("Nothing was imported: 1 row with problems.",
+                                   [f"line {row.line}: {' '.join(exc.problems)}"]) from None
+        self.result.updated += len(updates)
+        self.result.added += len(additions)
         return self.result
 
 

@@ -289,7 +289,7 @@ def card_code_command(client_ids, reissue):
 # ---- imports and exports -------------------------------------------------------------------
 
 @click.command("import")
-@click.argument("kind", type=click.Choice(["groups", "clients", "attendance"]))
+@click.argument("kind", type=click.Choice(["groups", "clients", "attendance", "authorizations"]))
 @click.argument("file", type=click.Path(dir_okay=False))
 @with_appcontext
 def import_command(kind, file):
@@ -307,7 +307,7 @@ def import_command(kind, file):
 
 @click.group("export")
 def export_group():
-    """Hours, attendance and billing days, as CSV or XLSX; attendance as FHIR R4 for the EHR."""
+    """Hours, attendance, billing days and utilization, as CSV or XLSX; attendance as FHIR R4 for the EHR."""
 
 
 def _export_command(kind: str):
@@ -337,6 +337,26 @@ def _export_command(kind: str):
 
 for _kind in ("hours", "attendance", "days"):
     _export_command(_kind)
+
+
+@export_group.command("utilization")
+@click.option("--on", "on", required=True, help="The date, YYYY-MM-DD: units used, left and over on it.")
+@click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "xlsx"]), show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (stdout when absent).")
+@with_appcontext
+def export_utilization_command(on, fmt, output):
+    """Each authorization's units used, left and over on a date, and when they run out."""
+    from iop.files import exports
+
+    day = _date(on, "--on")
+    if fmt == "xlsx" and not output:
+        raise UserError("XLSX needs a file: add -o FILE.xlsx.")
+    try:
+        rows = exports.export_to("utilization", day, day, fmt, Path(output) if output else None, actor=None)
+    except exports.ExportError as exc:
+        raise UserError(str(exc)) from None
+    if output:
+        click.echo(f"Wrote {rows} row(s) to {output}.", err=True)
 
 
 @export_group.command("fhir")

@@ -1,0 +1,229 @@
+"""Payer authorizations: keeping them (audited; two of one client for one service never overlap) and
+their utilization: units used, left and over, status on a date and the forecast (iop.rules.authorizations),
+for the client page, the utilization page, the week board's marks and the utilization export.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Sequence
+
+from flask import current_app
+
+from iop.clinic import audit
+from iop.rules import authorizations as rules
+from iop.rules import entry
+from iop.rules.hours import FULL_DAY_MINUTES
+from iop.store import authorization_queries as queries
+from iop.store import db
+from iop.store.models import Authorization, Client, StaffUser
+
+RECENTLY_ENDED_DAYS = 30  # the export also lists authorizations that ended this many days before its date
+MARKED = ("over", "exhausted", "expiring")  # the statuses the board and the client page mark
+STATUS_WORDS = {"over": "Over", "exhausted": "Exhausted", "expired": "Expired", "future": "Not started",
+                "expiring": "Expiring", "active": "Active"}
+
+
+class AuthorizationError(entry.Refused):
+    """An authorization that cannot be saved; `problems` are sentences for the coordinator."""
+
+
+@dataclass(frozen=True)
+class AuthorizationFields:
+    payer: str
+    number: str
+    service: str
+    unit: str
+    units: int
+    start: date
+    end: date
+    note: str = ""
+
+    @property
+    def terms(self) -> rules.Terms:
+        return rules.Terms(self.service, self.unit, self.units, self.start, self.end)
+
+
+def terms_of(record: Authorization) -> rules.Terms:
+    return rules.Terms(record.service, record.unit, record.units, record.start_date, record.end_date)
+
+
+def _full_day() -> int:
+    return current_app.config.get("FULL_DAY_MINUTES", FULL_DAY_MINUTES)
+
+
+def overlap_problem(fields: AuthorizationFields, others: Sequence[Authorization]) -> str | None:
+    """Why these dates cannot be kept beside the client's other authorizations of the service, or None."""
+    for other in others:
+        if rules.overlaps(fields.terms, terms_of(other)):
+            return (f"These dates overlap authorization {other.number} for {other.service} "
+                    f"({other.start_date} to {other.end_date}); two authorizations of one service may not overlap.")
+    return None
+
+
+def save(client: Client, fields: AuthorizationFields, by_user: StaffUser | None,
+         record: Authorization | None = None, via: str = "app") -> Authorization:
+    """Add an authorization to the client (record None) or change one; audited with the fields that changed."""
+    others = [a for a in queries.client_authorizations(client.id) if record is None or a.id != record.id]
+    problems = []
+    if fields.end < fields.start:
+        problems.append("The end date is before the start date.")
+    elif (problem := overlap_problem(fields, others)) is not None:
+        problems.append(problem)
+    if any(a.service == fields.service and a.number == fields.number for a in others):
+        problems.append(f"{client.client_id} already has authorization {fields.number} for {fields.service}.")
+    if problems:
+        raise AuthorizationError(problems)
+    values = dict(payer=fields.payer, number=fields.number, service=fields.service, unit=fields.unit,
+                  units=fields.units, start_date=fields.start, end_date=fields.end, note=fields.note)
+    if record is None:
+        record = Authorization(client_key=client.id, **values)
+        db.session().add(record)
+        db.session().flush()
+        audit.record("authorization.created", target=f"client:{client.public_id}", user=by_user,
+                     authorization=record.id, via=via)
+        return record
+    changed = sorted(name for name, value in values.items() if getattr(record, name) != value)
+    for name in changed:
+        setattr(record, name, values[name])
+    db.session().flush()
+    if changed:
+        audit.record("authorization.updated", target=f"client:{client.public_id}", user=by_user,
+                     authorization=record.id, fields=changed, via=via)
+    return record
+
+
+def of_client(client: Client) -> list[Authorization]:
+    return queries.client_authorizations(client.id)
+
+
+def find(client: Client, authorization_id: int) -> Authorization | None:
+    return queries.authorization(client.id, authorization_id)
+
+
+# ---- utilization -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Utilization:
+    """One authorization on a date: every figure the pages and the export show."""
+
+    record: Authorization
+    client_key: int
+    client_id: str
+    client_name: str
+    public_id: str
+    usage: rules.Usage
+    status: str
+    forecast: rules.Forecast
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.usage.used / self.record.units)) if self.record.units else 0
+
+    @property
+    def status_words(self) -> str:
+        return STATUS_WORDS[self.status]
+
+
+def _utilization(found, on: date, now: datetime) -> list[Utilization]:
+    """Utilization of authorization rows (authorizations_touching's) on `on`: a few queries for all of them."""
+    if not found:
+        return []
+    client_keys = sorted({row[0].client_key for row in found})
+    first = min(row[0].start_date for row in found)
+    last = max(row[0].end_date for row in found)
+    # Attendance up to `on` (the units on that date); a little before the first start, for the week in progress.
+    counted_to = min(last, on)
+    wanted = None if len(client_keys) > 500 else client_keys
+    days = queries.attended_days(first - timedelta(days=7), max(counted_to, first), now, wanted) \
+        if counted_to >= first - timedelta(days=7) else {}
+    plans = queries.plans_of(min(first, on), max(last, on), wanted)
+    sessions = queries.sessions_by_weekday(wanted)
+    full_day = _full_day()
+    rows = []
+    for record, client_id, first_name, last_name, public_id in found:
+        terms = terms_of(record)
+        client_days = {day: d for day, d in days.get(record.client_key, {}).items() if day <= on}
+        used = rules.usage(terms, client_days, on, full_day)
+        status = rules.status_on(terms, used, on)
+        weekly = sessions.get(record.client_key, {})
+        prediction = rules.forecast(terms, used, on, plans.get(record.client_key, ()), weekly.keys(), client_days,
+                                    full_day, weekly)
+        rows.append(Utilization(record, record.client_key, client_id, f"{first_name} {last_name}".strip(), public_id,
+                                used, status, prediction))
+    return rows
+
+
+def utilization(first: date, last: date, on: date, now: datetime, client_keys: Sequence[int] | None = None
+                ) -> list[Utilization]:
+    """Every authorization whose dates touch first..last, with its figures on `on`, by client_id then start."""
+    return _utilization(queries.authorizations_touching(first, last, client_keys), on, now)
+
+
+def export_rows(on: date, now: datetime) -> list[Utilization]:
+    """The utilization export's authorizations: dates that include `on`, or an end in the 30 days before it."""
+    found = [row for row in queries.authorizations_touching(on - timedelta(days=RECENTLY_ENDED_DAYS), on)
+             if row[0].start_date <= on]
+    return _utilization(found, on, now)
+
+
+@dataclass(frozen=True)
+class UncoveredDay:
+    client_key: int
+    client_id: str
+    client_name: str
+    public_id: str
+    day: date
+    service: str
+
+
+def uncovered_days(first: date, last: date, now: datetime, client_keys: Sequence[int] | None = None
+                   ) -> list[UncoveredDay]:
+    """Days first..last that qualify for a service the program bills only under an authorization (a full
+    day, or an attended session) but fall under no authorization of the client for that service."""
+    needing = current_app.config.get("SERVICES_NEEDING_AUTHORIZATION_UNITS") or {}
+    if not needing or last < first:
+        return []
+    days = queries.attended_days(first, last, now, client_keys)
+    if not days:
+        return []
+    covering: dict[int, list[rules.Terms]] = {}
+    for row in queries.authorizations_touching(first, last, list(days) if len(days) <= 500 else None):
+        covering.setdefault(row[0].client_key, []).append(terms_of(row[0]))
+    full_day = _full_day()
+    found = []
+    for client_key, client_days in days.items():
+        for service, unit in needing.items():
+            for day in rules.unauthorized_dates(unit, service, client_days, covering.get(client_key, ()), full_day):
+                found.append((client_key, day, service))
+    people = queries.people([client_key for client_key, _day, _service in found])
+    return sorted((UncoveredDay(client_key, people[client_key][0], f"{people[client_key][1]} {people[client_key][2]}",
+                                people[client_key][3], day, service) for client_key, day, service in found),
+                  key=lambda u: (u.client_id, u.day, u.service))
+
+
+def marks(first: date, last: date, on: date, now: datetime, client_keys: Sequence[int] | None = None
+          ) -> dict[int, list[str]]:
+    """{client_key: the marked statuses (over, exhausted, expiring) of their authorizations touching the
+    dates, and "uncovered" when a qualifying day in them falls under none} for the board and client page."""
+    found: dict[int, list[str]] = {}
+    for row in utilization(first, last, on, now, client_keys):
+        if row.status in MARKED and row.status not in found.get(row.client_key, []):
+            found.setdefault(row.client_key, []).append(row.status)
+    for day in uncovered_days(first, min(last, on), now, client_keys):
+        if "uncovered" not in found.get(day.client_key, []):
+            found.setdefault(day.client_key, []).append("uncovered")
+    return found
+
+
+def import_fields(values: dict[str, str]) -> AuthorizationFields:
+    """An import row's cells read by iop.rules.entry (EntryError names the column)."""
+    start = entry.day(values.get("start", ""), entry.AUTHORIZATION_START)
+    end = entry.day(values.get("end", ""), entry.AUTHORIZATION_END)
+    fields = AuthorizationFields(
+        payer=entry.text(values.get("payer", ""), entry.PAYER),
+        number=entry.authorization_number(values.get("number", "")),
+        service=entry.service_code(values.get("service", "")), unit=entry.unit(values.get("unit", "")),
+        units=entry.units(values.get("units", "")), start=start, end=end)
+    entry.date_range(start, end)
+    return fields

@@ -1,0 +1,127 @@
+"""The reads authorizations need: each client's attended days (credited minutes and sessions with
+minutes, by the hours rules' own SQL expression), their authorizations, and the weekdays their
+groups meet. The rules themselves are in iop.rules.authorizations.
+"""
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime
+from typing import Sequence
+
+from sqlalchemy import bindparam, case, func, select
+
+from iop.rules.authorizations import DayAttended
+from iop.rules.entry import weekday_numbers
+from iop.store import db, hours_queries
+from iop.store.db import one_of
+
+
+@functools.cache
+def _days_statement(for_named_clients: bool):
+    """(client_key, day, minutes, sessions with minutes) for sessions dated :first..:last."""
+    from iop.store.models import Attendance, GroupSession
+
+    per_session = (
+        select(Attendance.client_key.label("client_key"), GroupSession.date.label("day"),
+               hours_queries.credited_minutes_sql(Attendance, GroupSession, None).label("minutes"))
+        .select_from(GroupSession)
+        .join(Attendance, GroupSession.id == Attendance.session_id)
+        .where(GroupSession.date.between(bindparam("first"), bindparam("last")), Attendance.voided_at.is_(None),
+               Attendance.status == "present")
+    )
+    if for_named_clients:
+        per_session = per_session.where(one_of(Attendance.client_key, "client_keys"))
+    per_session = per_session.subquery()
+    return (select(per_session.c.client_key, per_session.c.day, func.sum(per_session.c.minutes),
+                   func.sum(case((per_session.c.minutes > 0, 1), else_=0)))
+            .group_by(per_session.c.client_key, per_session.c.day))
+
+
+def attended_days(first: date, last: date, now: datetime, client_keys: Sequence[int] | None = None
+                  ) -> dict[int, dict[date, DayAttended]]:
+    """{client_key: {date: DayAttended}} for sessions dated first..last (dates with minutes or sessions)."""
+    params = {"first": first, "last": last, "hours_now": now}
+    if client_keys is not None:
+        if not client_keys:
+            return {}
+        params["client_keys"] = list(client_keys)
+    found: dict[int, dict[date, DayAttended]] = {}
+    for client_key, day, minutes, sessions in db.session().connection().execute(
+            _days_statement(client_keys is not None), params):
+        if isinstance(day, str):
+            day = date.fromisoformat(day)
+        found.setdefault(client_key, {})[day] = DayAttended(int(minutes or 0), int(sessions or 0))
+    return found
+
+
+def plans_of(first: date, last: date, client_keys: Sequence[int] | None = None):
+    """{client_key: [PlanTerms]} touching first..last (the hours rules' own read)."""
+    return hours_queries.plans_touching(first, last, client_keys)
+
+
+def authorizations_touching(first: date, last: date, client_keys: Sequence[int] | None = None):
+    """Authorizations whose dates touch first..last, with their client's id and names, by client_id then start."""
+    from iop.store.models import Authorization, Client
+
+    query = (select(Authorization, Client.client_id, Client.first_name, Client.last_name, Client.public_id)
+             .join(Client, Client.id == Authorization.client_key)
+             .where(Authorization.start_date <= last, Authorization.end_date >= first)
+             .order_by(Client.client_id, Authorization.start_date, Authorization.service, Authorization.number))
+    if client_keys is not None:
+        query = query.where(Authorization.client_key.in_(list(client_keys)))
+    return db.session().execute(query).all()
+
+
+def client_authorizations(client_key: int):
+    from iop.store.models import Authorization
+
+    return list(db.session().scalars(select(Authorization).where(Authorization.client_key == client_key)
+                                     .order_by(Authorization.start_date.desc(), Authorization.service)))
+
+
+def authorization(client_key: int, authorization_id: int):
+    from iop.store.models import Authorization
+
+    return db.session().scalar(select(Authorization).where(Authorization.id == authorization_id,
+                                                           Authorization.client_key == client_key))
+
+
+def sessions_by_weekday(client_keys: Sequence[int] | None = None) -> dict[int, dict[int, int]]:
+    """{client_key: {weekday: scheduled sessions that weekday}} of each client's active groups."""
+    from iop.store.models import ClientGroup, Group
+
+    query = (select(ClientGroup.client_key, Group.weekdays).join(Group, Group.id == ClientGroup.group_id)
+             .where(Group.active.is_(True)))
+    if client_keys is not None:
+        query = query.where(ClientGroup.client_key.in_(list(client_keys)))
+    found: dict[int, dict[int, int]] = {}
+    for client_key, weekdays in db.session().execute(query):
+        week = found.setdefault(client_key, {})
+        for number in weekday_numbers(weekdays):
+            week[number] = week.get(number, 0) + 1
+    return found
+
+
+def clients_by_id(client_ids: Sequence[str]) -> dict[str, int]:
+    """{client_id: client_key} of the named clients that exist."""
+    from iop.store.models import Client
+
+    found: dict[str, int] = {}
+    ids = sorted(set(client_ids))
+    for start in range(0, len(ids), 500):
+        found.update(db.session().execute(select(Client.client_id, Client.id)
+                                          .where(Client.client_id.in_(ids[start:start + 500]))).all())
+    return found
+
+
+def people(client_keys: Sequence[int]) -> dict[int, tuple[str, str, str, str]]:
+    """{client_key: (client_id, first_name, last_name, public_id)}."""
+    from iop.store.models import Client
+
+    found = {}
+    keys = sorted(set(client_keys))
+    for start in range(0, len(keys), 500):
+        for row in db.session().execute(select(Client.id, Client.client_id, Client.first_name, Client.last_name,
+                                               Client.public_id).where(Client.id.in_(keys[start:start + 500]))):
+            found[row[0]] = tuple(row[1:])
+    return found
