@@ -203,8 +203,9 @@ def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, re
 
 
 def check_in(group_session: GroupSession, client: Client, at: datetime, source: str = "kiosk",
-             by_user: StaffUser | None = None, reason: str | None = None) -> Attendance:
-    """A new check-in. Any other open attendance of the client ends at `at` (they moved rooms)."""
+             by_user: StaffUser | None = None, reason: str | None = None, modality: str = "in_person") -> Attendance:
+    """A new check-in (in person, or by video: `modality` telehealth). Any other open attendance of the
+    client ends at `at` (they moved rooms)."""
     if unvoided_attendance(group_session.id, client.id) is not None:
         raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
     for other in db.session().scalars(select(Attendance).join(GroupSession).where(
@@ -214,10 +215,12 @@ def check_in(group_session: GroupSession, client: Client, at: datetime, source: 
         if other.check_in_at <= at:
             check_out(other, at, source, by_user)
     record = Attendance(session_id=group_session.id, client_key=client.id, status="present", source=source,
-                        check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None)
+                        check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None,
+                        modality=modality)
     db.session().add(record)
     db.session().flush()
-    _audit_manual("attendance.check_in", record, by_user, reason)
+    _audit_manual("attendance.check_in_video" if modality == "telehealth" else "attendance.check_in", record, by_user,
+                  reason)
     return record
 
 
@@ -342,7 +345,7 @@ def excuse(group_session: GroupSession, client: Client, by_user: StaffUser, reas
 
 
 def correct(record: Attendance, check_in: datetime | None, check_out: datetime | None, by_user: StaffUser,
-            reason: str, status: str = "present") -> Attendance:
+            reason: str, status: str = "present", modality: str | None = None) -> Attendance:
     """Void `record` and add its replacement with the given times (audited, with the reason)."""
     reason = (reason or "").strip()
     if not reason:
@@ -355,7 +358,8 @@ def correct(record: Attendance, check_in: datetime | None, check_out: datetime |
     replacement = Attendance(session_id=record.session_id, client_key=record.client_key, status=status,
                              source="manual", check_in_at=check_in, check_out_at=check_out,
                              check_out_source="manual" if check_out else None, reason=reason,
-                             recorded_by_id=by_user.id, replaces_id=record.id)
+                             recorded_by_id=by_user.id, replaces_id=record.id,
+                             modality=modality or record.modality)
     db.session().add(replacement)
     db.session().flush()
     audit.record("attendance.correct", target=f"attendance:{replacement.id}", user=by_user,

@@ -73,7 +73,7 @@ def _statements():
     sessions = select(group_session.id, group_session.group_id, group_session.module_id, group_session.date, group_session.starts_at,
                       group_session.ends_at).where(db.one_of(group_session.id, "session_ids"))
     records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
-                      client.id, client.public_id, client.first_name, client.last_name)
+                      record.modality, client.id, client.public_id, client.first_name, client.last_name)
                .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_key))
                .where(db.one_of(record.session_id, "session_ids"), record.voided_at.is_(None))
                .order_by(record.id))
@@ -117,9 +117,9 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
     grace = current_app.config["GRACE_MINUTES"]
     session_ids = [m.id for m in group_sessions]
     records: dict[int, list] = {m.id: [] for m in group_sessions}
-    for session_id, status, check_in, check_out, source, *person in connection.execute(
+    for session_id, status, check_in, check_out, source, modality, *person in connection.execute(
             records_sql, {"session_ids": session_ids}):
-        records[session_id].append((status, check_in, check_out, source, _Person(*person)))
+        records[session_id].append((status, check_in, check_out, source, _Person(*person), modality))
     members: dict[int, list[_Person]] = {}
     for group_id, *person in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in group_sessions})}):
         members.setdefault(group_id, []).append(_Person(*person))
@@ -137,7 +137,7 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
     for group_session in group_sessions:
         week = hours.week_start(group_session.date)
         entries = []
-        for status, check_in, check_out, source, person in records[group_session.id]:
+        for status, check_in, check_out, source, person, modality in records[group_session.id]:
             if status == "excused":
                 state = "excused"
             elif check_out is not None:
@@ -156,6 +156,7 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
                 "new_to_module": person.id in new[group_session.module_id],
                 "at_risk": (person.id, week) in at_risk,
                 "manual": source == "manual",
+                "video": modality == "telehealth",
             })
         # In the room first, newest arrival on top (the facilitator looks up when someone walks in);
         # then those who left, then the excused.
