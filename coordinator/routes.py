@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from coordinator import bp, forms
 from iop import clock
-from iop.clinic import audit, plans, program
+from iop.clinic import audit, authorizations, plans, program
 from iop.clock import local_date, program_tz
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
@@ -45,8 +45,10 @@ def _hours_text(minutes: int) -> str:
 DESK_LINKS = [
     ("coordinator.home", "Week board", ("coordinator.home",), "coordinator"),
     ("coordinator.clients", "Clients", ("coordinator.clients", "coordinator.client_page", "coordinator.client_new",
-                                        "coordinator.client_edit", "coordinator.plan_new", "coordinator.plan_edit"),
+                                        "coordinator.client_edit", "coordinator.plan_new", "coordinator.plan_edit",
+                                        "coordinator.authorization_new", "coordinator.authorization_edit"),
      "coordinator"),
+    ("coordinator.utilization", "Utilization", ("coordinator.utilization",), "coordinator"),
     ("coordinator.groups", "Groups", ("coordinator.groups", "coordinator.group_new", "coordinator.group_edit"),
      "coordinator"),
     ("coordinator.levels", "Levels of care", ("coordinator.levels",), "coordinator"),
@@ -125,8 +127,10 @@ def home():
                      **{name: value for name, value in (("group", group_code), ("level", level_code)) if value})
     counts = {status: sum(1 for row in rows if row.figures.status == status) for status in STATUS_ORDER}
     this_monday = hours.week_start(today)
+    sunday = monday + timedelta(days=6)
+    billing_marks = authorizations.marks(monday, sunday, min(today, sunday), clock.now())
     return render_template(
-        "coordinator/home.html", rows=rows, monday=monday, sunday=monday + timedelta(days=6),
+        "coordinator/home.html", rows=rows, billing_marks=billing_marks, monday=monday, sunday=monday + timedelta(days=6),
         is_current=monday == this_monday, this_monday=this_monday, counts=counts,
         previous_week=monday - timedelta(days=7), next_week=monday + timedelta(days=7),
         groups=all_groups, levels=all_levels, group_code=group_code, level_code=level_code)
@@ -199,10 +203,11 @@ def client_page(public_id: str):
     attendance = _attendance_rows(client, first_monday, this_monday + timedelta(days=6), now)
     terms = [(plan, plans.terms_of(plan)) for plan in client.plans]
     flags = plans.low_hours_flags([t for _plan, t in terms], plans.level_minimums())
+    billing = authorizations.for_client(client, first_monday, today, now)
     with db.transaction():
         audit.record("client.view", target=f"client:{client.public_id}")
     return render_template(
-        "coordinator/client.html", client=client, history=history, this_week=history[-1],
+        "coordinator/client.html", client=client, billing=billing, history=history, this_week=history[-1],
         attendance=attendance, plan_terms=terms, flags=flags, weeks=weeks, modules=_modules(client),
         phase_dates=plans.phase_start_dates, chart=_chart(history), today=today)
 

@@ -227,3 +227,47 @@ def import_fields(values: dict[str, str]) -> AuthorizationFields:
         units=entry.units(values.get("units", "")), start=start, end=end)
     entry.date_range(start, end)
     return fields
+
+
+# ---- the pages' views of it --------------------------------------------------------------------
+
+BADGE_CLASS = {"over": "short", "exhausted": "at_risk", "expiring": "at_risk", "expired": "no_plan",
+               "future": "no_plan", "active": "on_track", "uncovered": "short"}
+BADGE_ICON = {"over": "✕", "exhausted": "■", "expiring": "!", "expired": "–", "future": "…", "active": "✓",
+              "uncovered": "?"}
+MARK_WORDS = {"over": "Authorization over", "exhausted": "Authorization used up",
+              "expiring": "Authorization expiring", "uncovered": "Day without authorization"}
+
+
+@dataclass(frozen=True)
+class ClientBilling:
+    rows: list[Utilization]
+    uncovered: list[UncoveredDay]
+    marks: list[str]
+
+
+def for_client(client: Client, first: date, today: date, now: datetime) -> ClientBilling:
+    """The client page's authorizations (all of them, on today) and their uncovered days first..today."""
+    rows = utilization(date.min, date.max, today, now, [client.id])
+    uncovered = uncovered_days(first, today, now, [client.id])
+    found = [status for status in MARKED if any(row.status == status and covers_today(row, today) for row in rows)]
+    if uncovered:
+        found.append("uncovered")
+    return ClientBilling(rows, uncovered, found)
+
+
+def covers_today(row: Utilization, today: date) -> bool:
+    """Marks are for authorizations in force around the date, not ones long ended."""
+    return row.record.start_date <= today and row.record.end_date >= today - timedelta(days=RECENTLY_ENDED_DAYS)
+
+
+def page_rows(first: date, last: date, on: date, now: datetime, payer: str = "", status: str = ""
+              ) -> tuple[list[Utilization], list[str]]:
+    """The utilization page: authorizations touching first..last on `on`, filtered; and every payer seen."""
+    rows = utilization(first, last, on, now)
+    payers = sorted({row.record.payer for row in rows}, key=str.lower)
+    if payer:
+        rows = [row for row in rows if row.record.payer == payer]
+    if status:
+        rows = [row for row in rows if row.status == status]
+    return rows, payers
