@@ -83,7 +83,7 @@ def utilization():
     today = _today()
     form = forms.UtilizationForm(request.args)
     form.validate()
-    first = form.first.value or today
+    first = form.first.value or today.replace(day=1)  # this month so far, unless asked otherwise
     last = form.last.value or max(first, today)
     problem = " ".join(form.problems)
     if first > last:

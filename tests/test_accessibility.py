@@ -49,11 +49,17 @@ def program(app, world, auth, live_group):
         from sqlalchemy import select
 
         from iop.store import db
-        from iop.store.models import Group, Plan
+        from iop.store.models import Authorization, Group, Plan
 
         plan_id = db.session().scalar(select(Plan.id).where(Plan.client_key == maria.id))
         group_id = db.session().scalar(select(Group.id).where(Group.code == "RP-AM"))
-    return {"running": running, "closed": closed, "client": maria, "plan_id": plan_id, "group_id": group_id}
+        with db.transaction() as s:  # over: the page, the board and the utilization page mark it
+            record = Authorization(client_key=maria.id, payer="Aetna", number="A-1", service="90853", unit="session",
+                                   units=1, start_date=monday - timedelta(days=7), end_date=LIVE_DAY)
+            s.add(record)
+        authorization_id = record.id
+    return {"running": running, "closed": closed, "client": maria, "plan_id": plan_id, "group_id": group_id,
+            "authorization_id": authorization_id}
 
 
 def sign_in(page, base: str, username: str, password: str) -> None:
@@ -81,6 +87,9 @@ def staff_pages(p) -> list[tuple[str, str]]:
         ("client form", f"/coordinator/clients/{client.public_id}/edit"),
         ("new plan form", f"/coordinator/clients/{client.public_id}/plans/new"),
         ("plan form", f"/coordinator/clients/{client.public_id}/plans/{p['plan_id']}/edit"),
+        ("new authorization form", f"/coordinator/clients/{client.public_id}/authorizations/new"),
+        ("authorization form", f"/coordinator/clients/{client.public_id}/authorizations/{p['authorization_id']}/edit"),
+        ("utilization", f"/coordinator/utilization?first={(LIVE_DAY - timedelta(days=30)).isoformat()}"),
         ("groups list", "/coordinator/groups"),
         ("new group form", "/coordinator/groups/new"),
         ("group form", f"/coordinator/groups/{p['group_id']}/edit"),
