@@ -136,7 +136,8 @@ def finish(config: dict) -> None:
     _check_count("IOP_SOCKETS_PER_ADDRESS", config.setdefault("SOCKETS_PER_ADDRESS", DEFAULTS["SOCKETS_PER_ADDRESS"]),
                  1, 100_000)
     config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
-    config["SERVICES_NEEDING_AUTHORIZATION_UNITS"] = _services_needing(config["SERVICES_NEEDING_AUTHORIZATION"])
+    config["SERVICES_NEEDING_AUTHORIZATION_UNITS"] = _services_needing(
+        config.setdefault("SERVICES_NEEDING_AUTHORIZATION", DEFAULTS["SERVICES_NEEDING_AUTHORIZATION"]))
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
