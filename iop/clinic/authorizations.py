@@ -14,6 +14,7 @@ from iop.clinic import audit
 from iop.rules import authorizations as rules
 from iop.rules import entry
 from iop.rules.hours import FULL_DAY_MINUTES
+from iop.rules.hours import week_start as hours_week_start
 from iop.store import authorization_queries as queries
 from iop.store import db
 from iop.store.models import Authorization, Client, StaffUser
@@ -125,26 +126,31 @@ class Utilization:
         return STATUS_WORDS[self.status]
 
 
-def _utilization(found, on: date, now: datetime) -> list[Utilization]:
-    """Utilization of authorization rows (authorizations_touching's) on `on`: a few queries for all of them."""
+def _utilization(found, on: date, now: datetime, range_first: date, range_last: date,
+                 client_keys: Sequence[int] | None = None, detailed: bool = False) -> list[Utilization]:
+    """Utilization of authorization rows (authorizations_touching's for range_first..range_last) on `on`.
+
+    Many authorizations: their units counted in one statement, and only the week before `on` read day by
+    day (the forecast's week in progress). `detailed` (one client's page): every day read, so each unit
+    keeps its date (which were over)."""
     if not found:
         return []
-    client_keys = sorted({row[0].client_key for row in found})
     first = min(row[0].start_date for row in found)
     last = max(row[0].end_date for row in found)
-    # Attendance up to `on` (the units on that date); a little before the first start, for the week in progress.
-    counted_to = min(last, on)
-    wanted = None if len(client_keys) > 500 else client_keys
-    days = queries.attended_days(first - timedelta(days=7), max(counted_to, first), now, wanted) \
-        if counted_to >= first - timedelta(days=7) else {}
-    plans = queries.plans_of(min(first, on), max(last, on), wanted)
-    sessions = queries.sessions_by_weekday(wanted)
+    keys = sorted({row[0].client_key for row in found}) if client_keys is None and len(found) <= 200 else client_keys
     full_day = _full_day()
+    week_begun = hours_week_start(on + timedelta(days=1))
+    counted = {} if detailed else queries.units_counted(range_first, range_last, first, on, now, full_day, keys)
+    days_from = first if detailed else week_begun
+    days = queries.attended_days(days_from, on, now, keys) if days_from <= on else {}
+    plans = queries.plans_of(min(first, on), max(last, on), keys)
+    sessions = queries.sessions_by_weekday(keys)
     rows = []
     for record, client_id, first_name, last_name, public_id in found:
         terms = terms_of(record)
-        client_days = {day: d for day, d in days.get(record.client_key, {}).items() if day <= on}
-        used = rules.usage(terms, client_days, on, full_day)
+        client_days = days.get(record.client_key, {})
+        used = rules.usage(terms, client_days, on, full_day) if detailed else \
+            rules.usage_of(terms, counted.get(record.id, 0))
         status = rules.status_on(terms, used, on)
         weekly = sessions.get(record.client_key, {})
         prediction = rules.forecast(terms, used, on, plans.get(record.client_key, ()), weekly.keys(), client_days,
@@ -157,14 +163,13 @@ def _utilization(found, on: date, now: datetime) -> list[Utilization]:
 def utilization(first: date, last: date, on: date, now: datetime, client_keys: Sequence[int] | None = None
                 ) -> list[Utilization]:
     """Every authorization whose dates touch first..last, with its figures on `on`, by client_id then start."""
-    return _utilization(queries.authorizations_touching(first, last, client_keys), on, now)
+    return _utilization(queries.authorizations_touching(first, last, client_keys), on, now, first, last, client_keys)
 
 
 def export_rows(on: date, now: datetime) -> list[Utilization]:
     """The utilization export's authorizations: dates that include `on`, or an end in the 30 days before it."""
-    found = [row for row in queries.authorizations_touching(on - timedelta(days=RECENTLY_ENDED_DAYS), on)
-             if row[0].start_date <= on]
-    return _utilization(found, on, now)
+    first = on - timedelta(days=RECENTLY_ENDED_DAYS)
+    return _utilization(queries.authorizations_touching(first, on), on, now, first, on)
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,8 @@ class ClientBilling:
 
 def for_client(client: Client, first: date, today: date, now: datetime) -> ClientBilling:
     """The client page's authorizations (all of them, on today) and their uncovered days first..today."""
-    rows = utilization(date.min, date.max, today, now, [client.id])
+    rows = _utilization(queries.authorizations_touching(date.min, date.max, [client.id]), today, now, date.min,
+                        date.max, [client.id], detailed=True)
     uncovered = uncovered_days(first, today, now, [client.id])
     found = [status for status in MARKED if any(row.status == status and covers_today(row, today) for row in rows)]
     if uncovered:

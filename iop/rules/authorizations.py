@@ -78,6 +78,13 @@ def usage(terms: Terms, days: Mapping[date, DayAttended], on: date | None = None
     return Usage(counted, used, terms.units - used, counted - used, tuple(unit_dates))
 
 
+def usage_of(terms: Terms, counted: int) -> Usage:
+    """Rule 10 from a count of units already taken in date order (the SQL's, for many authorizations):
+    the same figures as `usage`, without the units' dates."""
+    used = min(counted, terms.units)
+    return Usage(counted, used, terms.units - used, counted - used, ())
+
+
 def status_on(terms: Terms, used: Usage, on: date) -> str:
     """Rule 11: the first of over, exhausted, expired, future, expiring, active that holds on `on`."""
     if used.over > 0:
@@ -111,13 +118,13 @@ def _plan_on(plans: Sequence[PlanTerms], day: date) -> PlanTerms | None:
 
 def expected_units(unit: str, first: date, last: date, plans: Sequence[PlanTerms], meeting_days: Iterable[int],
                    days: Mapping[date, DayAttended], full_day_minutes: int = FULL_DAY_MINUTES,
-                   sessions_by_weekday: Mapping[int, int] | None = None) -> list[date]:
+                   sessions_by_weekday: Mapping[int, int] | None = None, enough: int | None = None) -> list[date]:
     """The dates first..last on which the client, at their plan's pace, would use a unit (one entry a unit).
 
     `day`: each week, the days a week of the plan phase in effect (on the week's Monday), on the
     client's meeting weekdays first (then Mon-Fri), less the full days already attended that week
     before `first`. `session`: every scheduled session of the client's groups (sessions_by_weekday) on
-    a date a plan covers."""
+    a date a plan covers. With `enough`, it may stop once that many are found."""
     meeting = sorted(set(meeting_days))
     order = meeting + [d for d in WEEKDAYS if d not in meeting]
     found: list[date] = []
@@ -142,6 +149,8 @@ def expected_units(unit: str, first: date, last: date, plans: Sequence[PlanTerms
                 if first <= day <= last and _plan_on(plans, day) is not None:
                     found.append(day)
                     wanted -= 1
+        if enough is not None and len(found) >= enough:
+            break
         monday += timedelta(days=7)
     return sorted(found)
 
@@ -159,7 +168,7 @@ def forecast(terms: Terms, used: Usage, on: date, plans: Sequence[PlanTerms], me
         return Forecast(None, used.remaining, f"Ended with {_count(used.remaining, 'unit')} unused.")
     first = max(on + ONE_DAY, terms.start)
     pace = expected_units(terms.unit, first, terms.end, plans, meeting_days, days, full_day_minutes,
-                          sessions_by_weekday) if first <= terms.end else []
+                          sessions_by_weekday, enough=used.remaining) if first <= terms.end else []
     if len(pace) >= used.remaining:
         runs_out = pace[used.remaining - 1]
         before = (terms.end - runs_out).days

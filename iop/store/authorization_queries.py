@@ -54,6 +54,45 @@ def attended_days(first: date, last: date, now: datetime, client_keys: Sequence[
     return found
 
 
+@functools.cache
+def _units_statement(for_named_clients: bool):
+    """(authorization id, units counted) of the authorizations touching :range_first..:range_last: full days
+    (for `day`) or sessions with minutes (for `session`) dated from their start to the earlier of their end
+    and :on. Rule 10 over many authorizations in one statement, from the same per-day minutes as
+    attended_days (iop.rules.authorizations.usage is the same rule for one client, and the tests hold
+    the two equal)."""
+    from sqlalchemy import and_
+
+    from iop.store.models import Authorization
+
+    per_day = _days_statement(False).subquery()
+    client_key, day, minutes, sessions = per_day.c
+    auth = Authorization.__table__.c
+    units = case((auth.unit == "day", case((minutes >= bindparam("full_day"), 1), else_=0)), else_=sessions)
+    query = (select(auth.id, func.sum(units))
+             .select_from(Authorization.__table__.join(per_day, and_(client_key == auth.client_key,
+                                                                    day >= auth.start_date, day <= auth.end_date)))
+             .where(auth.start_date <= bindparam("range_last"), auth.end_date >= bindparam("range_first"))
+             .group_by(auth.id))
+    if for_named_clients:
+        query = query.where(one_of(auth.client_key, "client_keys"))
+    return query
+
+
+def units_counted(range_first: date, range_last: date, days_first: date, on: date, now: datetime,
+                  full_day_minutes: int, client_keys: Sequence[int] | None = None) -> dict[int, int]:
+    """{authorization id: units counted up to `on`} for the authorizations touching range_first..range_last
+    (those with none counted are left out)."""
+    if on < days_first:
+        return {}
+    params = {"range_first": range_first, "range_last": range_last, "first": days_first, "last": on,
+              "hours_now": now, "full_day": full_day_minutes}
+    if client_keys is not None:
+        params["client_keys"] = list(client_keys)
+    return {authorization_id: int(counted or 0) for authorization_id, counted in db.session().connection().execute(
+        _units_statement(client_keys is not None), params)}
+
+
 def plans_of(first: date, last: date, client_keys: Sequence[int] | None = None):
     """{client_key: [PlanTerms]} touching first..last (the hours rules' own read)."""
     return hours_queries.plans_touching(first, last, client_keys)
@@ -97,9 +136,14 @@ def sessions_by_weekday(client_keys: Sequence[int] | None = None) -> dict[int, d
     found: dict[int, dict[int, int]] = {}
     for client_key, weekdays in db.session().execute(query):
         week = found.setdefault(client_key, {})
-        for number in weekday_numbers(weekdays):
+        for number in _weekday_numbers(weekdays):
             week[number] = week.get(number, 0) + 1
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _weekday_numbers(weekdays: str) -> tuple[int, ...]:
+    return tuple(weekday_numbers(weekdays))
 
 
 def clients_by_id(client_ids: Sequence[str]) -> dict[str, int]:
