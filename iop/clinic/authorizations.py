@@ -127,7 +127,8 @@ class Utilization:
 
 
 def _utilization(found, on: date, now: datetime, range_first: date, range_last: date,
-                 client_keys: Sequence[int] | None = None, detailed: bool = False) -> list[Utilization]:
+                 client_keys: Sequence[int] | None = None, detailed: bool = False, forecasting: bool = True
+                 ) -> list[Utilization]:
     """Utilization of authorization rows (authorizations_touching's for range_first..range_last) on `on`.
 
     Many authorizations: their units counted in one statement, and only the week before `on` read day by
@@ -142,9 +143,10 @@ def _utilization(found, on: date, now: datetime, range_first: date, range_last: 
     week_begun = hours_week_start(on + timedelta(days=1))
     counted = {} if detailed else queries.units_counted(range_first, range_last, first, on, now, full_day, keys)
     days_from = first if detailed else week_begun
-    days = queries.attended_days(days_from, on, now, keys) if days_from <= on else {}
-    plans = queries.plans_of(min(first, on), max(last, on), keys)
-    sessions = queries.sessions_by_weekday(keys)
+    days = queries.attended_days(days_from, on, now, keys) if days_from <= on and (forecasting or detailed) else {}
+    plans = queries.plans_of(min(first, on), max(last, on), keys) if forecasting else {}
+    sessions = queries.sessions_by_weekday(keys) if forecasting else {}
+    nothing = rules.Forecast(None, 0, "")
     rows = []
     for record, client_id, first_name, last_name, public_id in found:
         terms = terms_of(record)
@@ -154,7 +156,7 @@ def _utilization(found, on: date, now: datetime, range_first: date, range_last: 
         status = rules.status_on(terms, used, on)
         weekly = sessions.get(record.client_key, {})
         prediction = rules.forecast(terms, used, on, plans.get(record.client_key, ()), weekly.keys(), client_days,
-                                    full_day, weekly)
+                                    full_day, weekly) if forecasting else nothing
         rows.append(Utilization(record, record.client_key, client_id, f"{first_name} {last_name}".strip(), public_id,
                                 used, status, prediction))
     return rows
@@ -212,7 +214,8 @@ def marks(first: date, last: date, on: date, now: datetime, client_keys: Sequenc
     """{client_key: the marked statuses (over, exhausted, expiring) of their authorizations touching the
     dates, and "uncovered" when a qualifying day in them falls under none} for the board and client page."""
     found: dict[int, list[str]] = {}
-    for row in utilization(first, last, on, now, client_keys):
+    touching = queries.authorizations_touching(first, last, client_keys)
+    for row in _utilization(touching, on, now, first, last, client_keys, forecasting=False):
         if row.status in MARKED and row.status not in found.get(row.client_key, []):
             found.setdefault(row.client_key, []).append(row.status)
     for day in uncovered_days(first, min(last, on), now, client_keys):

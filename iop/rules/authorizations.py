@@ -112,8 +112,13 @@ def overlaps(a: Terms, b: Terms) -> bool:
 # ---- the forecast ----------------------------------------------------------------------------
 
 def _plan_on(plans: Sequence[PlanTerms], day: date) -> PlanTerms | None:
-    found = [plan for plan in plans if plan.covers(day)]
-    return max(found, key=lambda plan: plan.start_date) if found else None
+    """The latest-starting plan covering `day` (a loop: the forecast asks this for every day it walks)."""
+    found = None
+    for plan in plans:
+        if plan.start_date <= day and (plan.end_date is None or day <= plan.end_date) and \
+                (found is None or plan.start_date > found.start_date):
+            found = plan
+    return found
 
 
 def expected_units(unit: str, first: date, last: date, plans: Sequence[PlanTerms], meeting_days: Iterable[int],
