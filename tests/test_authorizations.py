@@ -185,3 +185,42 @@ def test_uncovered_days_of_a_service_needing_authorization(program, runner, tmp_
     assert [(u.client_id, u.day.isoformat(), u.service) for u in found] == [
         ("C01", "2026-03-02", "H0015"), ("C02", "2026-03-04", "H0015")]
     assert local(date(2026, 4, 1), 12) == clock.now()
+
+
+def test_the_many_authorizations_statement_agrees_with_the_rule_for_one_client(program, runner, tmp_path, app):
+    """The export counts units for every authorization in one SQL statement; the client page counts one
+    client's day by day with iop.rules.authorizations.usage. On every date of March, they agree."""
+    from datetime import timedelta
+
+    from iop.clinic import authorizations
+    from iop.store import authorization_queries
+
+    _import(runner, tmp_path, AUTHORIZATIONS)
+    with app.app_context():
+        now = clock.now()
+        for offset in range(0, 45):
+            on = date(2026, 3, 1) + timedelta(days=offset)
+            many = {row.record.id: (row.usage.counted, row.status, row.forecast)
+                    for row in authorizations.utilization(date(2026, 3, 1), date(2026, 3, 31), on, now)}
+            for client_key in {key for key in authorization_queries.clients_by_id(["C01", "C02", "C04"]).values()}:
+                found = authorization_queries.authorizations_touching(date.min, date.max, [client_key])
+                for row in authorizations._utilization(found, on, now, date.min, date.max, [client_key], detailed=True):
+                    assert many[row.record.id] == (row.usage.counted, row.status, row.forecast), (on, row.record.number)
+
+
+def test_the_services_needing_an_authorization_setting(tmp_path):
+    import pytest
+
+    from iop.config import ConfigError, finish, from_environment
+
+    def settings(value):
+        found = {"INSTANCE_PATH": str(tmp_path), "TIMEZONE": "America/New_York", "SCAN_RETENTION_DAYS": 90,
+                 "OFFLINE_SCAN_MAX_AGE_HOURS": 12, "FHIR_SERVICE_CODE": "90853",
+                 **from_environment({"IOP_INSTANCE_PATH": str(tmp_path), "IOP_SERVICES_NEEDING_AUTHORIZATION": value})}
+        finish(found)
+        return found["SERVICES_NEEDING_AUTHORIZATION_UNITS"]
+
+    assert settings("H0015 90853") == {"H0015": "day", "90853": "session"}
+    assert settings("") == {}
+    with pytest.raises(ConfigError, match="IOP_SERVICES_NEEDING_AUTHORIZATION: unit 'week' must be day or session"):
+        settings("H0015:week")
