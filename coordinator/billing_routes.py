@@ -101,7 +101,8 @@ def utilization():
                      **{name: value for name, value in (("payer", payer), ("status", status)) if value})
     return render_template("coordinator/utilization.html", rows=rows, payers=payers, statuses=STATUSES,
                            first=first, last=last, on=on, payer=payer, status=status, uncovered=uncovered,
-                           problem=problem), 400 if problem else 200
+                           problem=problem, client_base=url_for("coordinator.client_page", public_id="-")[:-1]), \
+        400 if problem else 200
 
 
 @bp.route("/exports/utilization", methods=["POST"])

@@ -45,7 +45,7 @@ class AuthorizationFields:
         return rules.Terms(self.service, self.unit, self.units, self.start, self.end)
 
 
-def terms_of(record: Authorization) -> rules.Terms:
+def terms_of(record) -> rules.Terms:
     return rules.Terms(record.service, record.unit, record.units, record.start_date, record.end_date)
 
 
@@ -108,7 +108,7 @@ def find(client: Client, authorization_id: int) -> Authorization | None:
 class Utilization:
     """One authorization on a date: every figure the pages and the export show."""
 
-    record: Authorization
+    record: queries.AuthorizationRecord
     client_key: int
     client_id: str
     client_name: str
