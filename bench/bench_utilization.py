@@ -11,7 +11,7 @@ an H0015 one of the quarter before (ended within the export's 30 days): 6,000 au
 Measured in the same run, signed in as a coordinator through Flask's test client (best wall time of
 --repeat runs; the pages render their templates and write their audit events):
 - the week board page `/coordinator/` (the baseline: the page coordinators open every morning), and
-  the same page without its authorization marks (what the marks cost the board);
+  its authorization marks, which the board's script fetches once the board is shown;
 - the utilization page `/coordinator/utilization` for this month so far (every authorization in force,
   its units counted from the attendance, status, forecast, and the days no authorization covers);
 - the utilization export `iop export utilization --on DATE` as CSV (exports.export_to to a file).
@@ -125,18 +125,11 @@ def main() -> int:
             board = timed(get("/coordinator/"), args.repeat)
             page = timed(get("/coordinator/utilization"), args.repeat)
             spreadsheet = timed(export, args.repeat)
-            # What the board's authorization marks cost it: the same page with the marks left out.
-            from iop.clinic import authorizations as clinic_authorizations
-
-            marks, clinic_authorizations.marks = clinic_authorizations.marks, lambda *a, **k: {}
-            try:
-                bare_board = timed(get("/coordinator/"), args.repeat)
-            finally:
-                clinic_authorizations.marks = marks
+            marks = timed(get(f"/coordinator/authorization-marks?week={LAST_MONDAY.isoformat()}"), args.repeat)
         db.database(app).engine.dispose()
     print(f"the utilization page lists {rows:,} authorizations; the export on {on} has {exported:,} rows")
     for name, result in (("week board page /coordinator/ (baseline)", board),
-                         ("  the same without its authorization marks", bare_board),
+                         ("  its authorization marks (fetched after it)", marks),
                          ("utilization page /coordinator/utilization", page),
                          ("utilization export (CSV file)", spreadsheet)):
         print(f"  {name:<45} {result['best'] * 1000:7.1f} ms ({result['median'] * 1000:7.1f} ms median)")

@@ -2,9 +2,9 @@
 iop.clinic.authorizations and iop.files.exports."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, stream_with_context, url_for
 
 from coordinator import bp, forms
 from iop import clock
@@ -73,6 +73,28 @@ def authorization_edit(public_id: str, authorization_id: int):
     if request.method == "POST":
         return _save(client, record)
     return _authorization_page(client, record, forms.AuthorizationForm.of(record))
+
+
+# ---- the week board's marks -------------------------------------------------------------------
+
+@bp.route("/authorization-marks")
+@staff_required("coordinator")
+def authorization_marks():
+    """The week board's authorization marks, fetched by the board once it is shown: counting every
+    authorization's units reads a quarter of attendance, which the board itself should not wait for."""
+    from iop.rules import entry, hours
+
+    today = _today()
+    try:
+        asked = entry.day(request.args.get("week", ""), entry.Field("week", "The week", needed=False))
+    except entry.EntryError as exc:
+        return jsonify(error={"code": "bad_request", "message": exc.message}), 400
+    monday = hours.week_start(asked or today)
+    sunday = monday + timedelta(days=6)
+    found = authorizations.board_marks(monday, sunday, min(today, sunday), clock.now())
+    return jsonify(marks={public_id: [{"mark": mark, "words": authorizations.MARK_WORDS[mark],
+                                       "kind": authorizations.BADGE_CLASS[mark], "icon": authorizations.BADGE_ICON[mark]}
+                                      for mark in marks] for public_id, marks in found.items()})
 
 
 # ---- the utilization page ----------------------------------------------------------------------

@@ -127,10 +127,8 @@ def home():
                      **{name: value for name, value in (("group", group_code), ("level", level_code)) if value})
     counts = {status: sum(1 for row in rows if row.figures.status == status) for status in STATUS_ORDER}
     this_monday = hours.week_start(today)
-    sunday = monday + timedelta(days=6)
-    billing_marks = authorizations.marks(monday, sunday, min(today, sunday), clock.now())
     return render_template(
-        "coordinator/home.html", rows=rows, billing_marks=billing_marks, monday=monday, sunday=monday + timedelta(days=6),
+        "coordinator/home.html", rows=rows, monday=monday, sunday=monday + timedelta(days=6),
         is_current=monday == this_monday, this_monday=this_monday, counts=counts,
         previous_week=monday - timedelta(days=7), next_week=monday + timedelta(days=7),
         groups=all_groups, levels=all_levels, group_code=group_code, level_code=level_code)

@@ -114,10 +114,13 @@ def test_the_utilization_page_filters_and_is_audited(app, world, freeze):
 def test_the_board_marks_a_client_whose_authorization_is_expiring(app, world, freeze):
     maria = _scene(app, world, freeze)
     http = _coordinator(app)
-    assert "Authorization expiring" not in http.get("/coordinator/").get_data(as_text=True)
-    _form(http, f"/coordinator/clients/{maria.public_id}/authorizations/new", **GOOD)
     board = http.get("/coordinator/").get_data(as_text=True)
-    assert "Authorization expiring" in board and "Day without authorization" in board
+    assert f'data-client="{maria.public_id}"' in board and "/coordinator/authorization-marks?week=2026-03-02" in board
+    assert http.get("/coordinator/authorization-marks?week=2026-03-02").get_json() == {"marks": {}}
+    _form(http, f"/coordinator/clients/{maria.public_id}/authorizations/new", **GOOD)
+    marks = http.get("/coordinator/authorization-marks?week=2026-03-02").get_json()["marks"]
+    assert [m["words"] for m in marks[maria.public_id]] == ["Authorization expiring", "Day without authorization"]
+    assert http.get("/coordinator/authorization-marks?week=someday").status_code == 400
 
 
 def test_the_utilization_export_on_the_exports_page(app, world, freeze):

@@ -62,3 +62,8 @@ def test_a_coordinator_adds_an_authorization_and_reads_its_utilization(app, worl
     page.get_by_role("button", name="Left").click()
     expect(page.locator("#utilization thead th").nth(5)).to_have_attribute("aria-sort", "ascending")
     expect(page.locator("#uncovered")).to_contain_text("Maria Gonzalez")
+
+    page.get_by_role("link", name="Week board").click()
+    expect(page.locator("#board")).to_have_attribute("data-marks-shown", "yes")
+    expect(page.locator("#board .billing-mark")).to_have_text(["! Authorization expiring", "? Day without authorization"])
+    assert_accessible(page, "week board with authorization marks")

@@ -224,6 +224,13 @@ def marks(first: date, last: date, on: date, now: datetime, client_keys: Sequenc
     return found
 
 
+def board_marks(first: date, last: date, on: date, now: datetime) -> dict[str, list[str]]:
+    """marks() by the clients' public ids (what the board's page knows them by)."""
+    found = marks(first, last, on, now)
+    ids = queries.people(list(found))
+    return {ids[client_key][3]: client_marks for client_key, client_marks in found.items() if client_key in ids}
+
+
 def import_fields(values: dict[str, str]) -> AuthorizationFields:
     """An import row's cells read by iop.rules.entry (EntryError names the column)."""
     start = entry.day(values.get("start", ""), entry.AUTHORIZATION_START)
