@@ -29,6 +29,12 @@ DEFAULTS = {
     "SCAN_RETENTION_DAYS": 90,
     "FHIR_SERVICE_CODE": "90853",  # CPT group psychotherapy: the type of the FHIR export's Encounters
     "IDLE_SIGNOUT_MINUTES": 15,
+    # Scheduled backups (iop/ops/backup.py): one every BACKUP_EVERY_HOURS (0: none) into BACKUP_DIR
+    # (default <instance>/backups), the last BACKUP_KEEP kept; BACKUP_KEY (when set) encrypts them.
+    "BACKUP_EVERY_HOURS": 24,
+    "BACKUP_KEEP": 14,
+    "BACKUP_DIR": None,
+    "BACKUP_KEY": None,
     "PROXY_HOPS": 0,  # proxies in front whose X-Forwarded-* headers are trusted (deploy/: 1)
     "SOCKETS_PER_ADDRESS": 100,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
@@ -88,6 +94,14 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["PROXY_HOPS"] = _whole_number(env["IOP_PROXY_HOPS"])
     if env.get("IOP_SOCKETS_PER_ADDRESS", "").strip():
         settings["SOCKETS_PER_ADDRESS"] = _whole_number(env["IOP_SOCKETS_PER_ADDRESS"])
+    if env.get("IOP_BACKUP_EVERY_HOURS", "").strip():
+        settings["BACKUP_EVERY_HOURS"] = _whole_number(env["IOP_BACKUP_EVERY_HOURS"])
+    if env.get("IOP_BACKUP_KEEP", "").strip():
+        settings["BACKUP_KEEP"] = _whole_number(env["IOP_BACKUP_KEEP"])
+    if env.get("IOP_BACKUP_DIR", "").strip():
+        settings["BACKUP_DIR"] = str(Path(env["IOP_BACKUP_DIR"].strip()).expanduser().resolve())
+    if env.get("IOP_BACKUP_KEY", "").strip():
+        settings["BACKUP_KEY"] = env["IOP_BACKUP_KEY"].strip()
     if env.get("IOP_FHIR_SERVICE_CODE", "").strip():
         settings["FHIR_SERVICE_CODE"] = env["IOP_FHIR_SERVICE_CODE"].strip()
     return settings
@@ -131,6 +145,7 @@ def finish(config: dict) -> None:
     _check_count("IOP_SOCKETS_PER_ADDRESS", config.setdefault("SOCKETS_PER_ADDRESS", DEFAULTS["SOCKETS_PER_ADDRESS"]),
                  1, 100_000)
     config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
+    _check_backups(config, instance)
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
@@ -165,6 +180,20 @@ def _check_scan_retention(days, offline_hours) -> None:
 def _check_count(name: str, value, lowest: int, highest: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
         raise ConfigError(f"{name} must be a whole number from {lowest} to {highest}, not {value!r}.")
+
+
+MIN_BACKUP_KEY_LENGTH = 16
+
+
+def _check_backups(config: dict, instance: Path) -> None:
+    _check_count("IOP_BACKUP_EVERY_HOURS", config.setdefault("BACKUP_EVERY_HOURS", DEFAULTS["BACKUP_EVERY_HOURS"]),
+                 0, 24 * 366)
+    _check_count("IOP_BACKUP_KEEP", config.setdefault("BACKUP_KEEP", DEFAULTS["BACKUP_KEEP"]), 1, 10_000)
+    config["BACKUP_DIR"] = str(config.get("BACKUP_DIR") or instance / "backups")
+    key = config.get("BACKUP_KEY")
+    if key is not None and len(str(key)) < MIN_BACKUP_KEY_LENGTH:
+        raise ConfigError(f"IOP_BACKUP_KEY must be at least {MIN_BACKUP_KEY_LENGTH} characters long "
+                          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))').")
 
 
 def _service_code(code) -> str:
