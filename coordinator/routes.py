@@ -56,6 +56,7 @@ DESK_LINKS = [
     ("coordinator.curriculum", "Curriculum", ("coordinator.curriculum",), "coordinator"),
     ("coordinator.staff_page", "Staff", ("coordinator.staff_page", "coordinator.staff_member"), "admin"),
     ("coordinator.audit_log", "Audit log", ("coordinator.audit_log",), "admin"),
+    ("coordinator.backups_page", "Backups", ("coordinator.backups_page",), "admin"),
 ]
 
 

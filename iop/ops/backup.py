@@ -18,7 +18,8 @@ Scheduled backups (the scheduler's `backup` job) look at the backup folder, not 
 a backup is due when the newest good one is older than IOP_BACKUP_EVERY_HOURS. Each is verified right
 after it is written (the result is kept beside it), then the oldest beyond IOP_BACKUP_KEEP are deleted;
 a backup being written has a hidden partial name and is never deleted. A failure is recorded in
-`last-failure.json` (a time and a reason, no names) for /healthz and the Backups page.
+`backup-failure.json` in the instance folder (a time and a reason, no names) for /healthz and the
+Backups page.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1}
 
 NAME = re.compile(r"^iop-backup-(\d{8}T\d{6})Z(?:-\d+)?\.iopbak$")
 CHECKED_SUFFIX = ".check.json"   # beside each scheduled backup: did it verify, and why not
-FAILURE_FILE = "last-failure.json"
+FAILURE_FILE = "backup-failure.json"  # in the instance folder: there even when the backup folder cannot be
 RETRY_AFTER = timedelta(hours=1)  # a failed scheduled backup is tried again after this (or the interval)
 # Rows that every program has from `iop init` on: a database holding only these has no data to lose.
 NOT_DATA = {"alembic_version", "level_of_care", "scheduler_heartbeat"}
@@ -681,7 +682,7 @@ class Failure:
 
 def last_failure(app: Flask | None = None) -> Failure | None:
     """The last scheduled backup's failure, unless a good backup was made after it."""
-    data = _read_json(backup_dir(app) / FAILURE_FILE)
+    data = _read_json(_failure_path(app))
     try:
         failure = Failure(datetime.fromisoformat(data["at"]), str(data.get("reason", "")))
     except (KeyError, TypeError, ValueError):
@@ -690,11 +691,14 @@ def last_failure(app: Flask | None = None) -> Failure | None:
     return None if good is not None and good.made_at >= failure.at.replace(microsecond=0) else failure
 
 
+def _failure_path(app: Flask | None) -> Path:
+    return Path((app or current_app).config["INSTANCE_PATH"]) / FAILURE_FILE
+
+
 def _record_failure(app: Flask, now: datetime, reason: str) -> None:
     log.error("scheduled backup failed: %s", reason)
-    with contextlib.suppress(OSError, BackupError):
-        _private_folder(backup_dir(app))
-        _write_json(backup_dir(app) / FAILURE_FILE, {"at": now.isoformat(), "reason": reason})
+    with contextlib.suppress(OSError):
+        _write_json(_failure_path(app), {"at": now.isoformat(), "reason": reason})
 
 
 def scheduled_backup(now: datetime | None = None) -> Path | None:
