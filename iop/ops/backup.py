@@ -87,6 +87,7 @@ class Manifest:
     sha256: str
     size: int
     schema_name: str | None = None   # PostgreSQL: the schema the program's tables live in
+    secret_key_id: str = ""          # which IOP_SECRET_KEY signed its cards and kiosks (a hash, not the key)
     format: int = FORMAT
 
     def as_json(self) -> bytes:
@@ -181,7 +182,14 @@ def write_backup(app: Flask, path: Path) -> Manifest:
 def _manifest(app: Flask, database: str, revision: str, tables: dict[str, int], schema_name=None) -> Manifest:
     return Manifest(made_at=clock.now().astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
                     database=database, timezone=str(app.config["TIMEZONE"]), schema_revision=revision,
-                    seconds=0.0, tables=tables, sha256="", size=0, schema_name=schema_name)
+                    seconds=0.0, tables=tables, sha256="", size=0, schema_name=schema_name,
+                    secret_key_id=secret_key_id(app))
+
+
+def secret_key_id(app: Flask) -> str:
+    """A fingerprint of the secret key (which signs cards, kiosk cookies and sessions): a restore can tell
+    whether the server has the key the backup's cards and kiosks were made with. The key is not kept."""
+    return hashlib.sha256(b"iop-secret-key-id:" + str(app.config["SECRET_KEY"]).encode()).hexdigest()[:16]
 
 
 def _sqlite_path(app: Flask) -> Path:
@@ -514,6 +522,7 @@ class Restored:
     manifest: Manifest
     kept_aside: Path | None
     revision_now: str
+    same_secret_key: bool
 
 
 def database_has_data(app: Flask) -> bool:
@@ -522,6 +531,8 @@ def database_has_data(app: Flask) -> bool:
     if engine.dialect.name == "sqlite" and not _sqlite_path(app).exists():
         return False
     with engine.connect() as connection:
+        if engine.dialect.name == "postgresql" and connection.execute(text("SELECT current_schema()")).scalar() is None:
+            return False  # its schema does not exist yet
         names = set(inspect(connection).get_table_names()) - NOT_DATA
         return any(connection.execute(text(f'SELECT 1 FROM "{name}" LIMIT 1')).first() for name in sorted(names))
 
@@ -565,7 +576,8 @@ def restore(app: Flask, path: Path, force: bool = False) -> Restored:
         migrate.upgrade(app)
         with db.database(app).engine.connect() as connection:
             revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        return Restored(manifest, kept, revision)
+        same_key = not manifest.secret_key_id or manifest.secret_key_id == secret_key_id(app)
+        return Restored(manifest, kept, revision, same_key)
 
 
 def _kind(dialect: str) -> str:
@@ -589,8 +601,15 @@ def _restore_sqlite(source_file: Path, database: Path) -> None:
 
 
 def _current_schema(app: Flask) -> str:
+    """The schema the program's tables go in: the first of the search path (which may not exist yet,
+    on a new database server)."""
     with db.database(app).engine.connect() as connection:
-        return connection.execute(text("SELECT current_schema()")).scalar()
+        found = connection.execute(text("SELECT current_schema()")).scalar()
+        if found:
+            return found
+        path = connection.execute(text("SHOW search_path")).scalar()
+    names = [name.strip().strip('"') for name in path.split(",")]
+    return next((name for name in names if name and name != "$user"), "public")
 
 
 def _restore_postgres(app: Flask, opened: Opened) -> None:

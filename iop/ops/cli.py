@@ -113,6 +113,10 @@ def restore_command(file, force):
     click.echo(f"Restored the {restored.manifest.describe()}; the schema is now revision {restored.revision_now}.")
     if restored.kept_aside:
         click.echo(f"The database it replaced is kept in {restored.kept_aside}.")
+    if not restored.same_secret_key:
+        click.echo("Note: this server's secret key is not the one the backup was made with: printed cards and "
+                   "enrolled kiosks work again once IOP_SECRET_KEY is set to the old key (or reprint the cards "
+                   "and enroll the kiosks again).", err=True)
 
 
 # ---- serving -------------------------------------------------------------------------------
