@@ -48,11 +48,16 @@ def program(app, world, auth, live_group):
     with app.app_context():
         from sqlalchemy import select
 
+        from iop.ops import backup
+
         from iop.store import db
         from iop.store.models import Group, Plan
 
         plan_id = db.session().scalar(select(Plan.id).where(Plan.client_key == maria.id))
         group_id = db.session().scalar(select(Group.id).where(Group.code == "RP-AM"))
+        made = backup.new_backup_path(app)  # the Backups page lists one, verified
+        backup.write_backup(app, made)
+        backup.record_check(made, True)
     return {"running": running, "closed": closed, "client": maria, "plan_id": plan_id, "group_id": group_id}
 
 
@@ -90,6 +95,7 @@ def staff_pages(p) -> list[tuple[str, str]]:
         ("cards", "/coordinator/cards"),
         ("curriculum", "/coordinator/curriculum"),
         ("audit log", "/coordinator/audit"),
+        ("backups", "/coordinator/backups"),
         ("a page that does not exist", "/coordinator/clients/no-such-client"),
     ]
 

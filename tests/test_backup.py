@@ -254,6 +254,15 @@ def test_restore_into_a_new_instance_gives_the_same_exports(source, tmp_path):
         assert export(env, kind) == text, kind
 
 
+def test_restore_on_a_server_with_another_secret_key_says_what_stops_working(source, tmp_path):
+    same = iop(environment(tmp_path / "same-key"), "restore", str(source["plain"]))
+    assert same.returncode == 0 and "secret key" not in same.stderr
+    other = iop(environment(tmp_path / "other-key", IOP_SECRET_KEY="another-secret-" + "z" * 40),
+                "restore", str(source["plain"]))
+    assert other.returncode == 0, other.stderr
+    assert "secret key" in other.stderr and "IOP_SECRET_KEY" in other.stderr and "cards" in other.stderr
+
+
 def test_restore_of_an_encrypted_backup_with_its_key(source, tmp_path):
     env = environment(tmp_path / "new-machine", IOP_BACKUP_KEY=KEY)
     result = iop(env, "restore", str(source["encrypted"]))
