@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_export  # noqa: E402
 from bench_scan import KIOSKS, KioskStand, figures, run_open  # noqa: E402  (puts tests/ on the path)
+
 from helpers import servers  # noqa: E402
 
 KEY = "bench-backup-key-" + "k" * 24

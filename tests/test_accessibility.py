@@ -49,7 +49,6 @@ def program(app, world, auth, live_group):
         from sqlalchemy import select
 
         from iop.ops import backup
-
         from iop.store import db
         from iop.store.models import Group, Plan
 
