@@ -207,6 +207,17 @@ def bad_files(source, folder: Path) -> dict[str, tuple[Path, str]]:
         info.size = 4
         tar.addfile(info, io.BytesIO(b"evil"))
     write("foreign-tar.iopbak", b"IOP-KIOSK-BACKUP\x00" + stray.getvalue(), "not an IOP Kiosk backup")
+    # Whole and with a matching checksum, but its database is not one (made by hand, or a bug).
+    garbage = b"not a database " * 100
+    manifest, _database = manifest_of(source["plain"])
+    manifest.update(sha256=hashlib.sha256(garbage).hexdigest(), size=len(garbage))
+    crafted = io.BytesIO()
+    with tarfile.open(fileobj=crafted, mode="w:gz") as tar:
+        for name, data in (("manifest.json", json.dumps(manifest).encode()), ("database.sqlite3", garbage)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    write("not-a-database.iopbak", b"IOP-KIOSK-BACKUP\x00" + crafted.getvalue(), "damaged")
     sealed = bytearray(source["encrypted"].read_bytes())
     sealed[-40] ^= 0x01
     files["corrupt-encrypted.iopbak"] = (folder / "corrupt-encrypted.iopbak", "damaged")

@@ -446,9 +446,15 @@ def verify(app: Flask, path: Path) -> Manifest:
 
 @contextlib.contextmanager
 def _work_folder(app: Flask):
-    """A private temporary folder for an opened backup (in the instance folder: it may be large)."""
-    with tempfile.TemporaryDirectory(prefix=".iop-restore-", dir=app.config["INSTANCE_PATH"]) as work:
-        yield Path(work)
+    """A private temporary folder for an opened backup (in the instance folder: it may be large).
+    A disk that fills up, or a database member SQLite cannot read, is the person's one line too."""
+    try:
+        with tempfile.TemporaryDirectory(prefix=".iop-restore-", dir=app.config["INSTANCE_PATH"]) as work:
+            yield Path(work)
+    except sqlite3.DatabaseError:
+        raise BackupError("the backup's database cannot be read by SQLite: the file is damaged.") from None
+    except OSError as exc:
+        raise BackupError(f"the backup cannot be unpacked here ({exc.strerror or type(exc).__name__}).") from None
 
 
 def _verify_opened(app: Flask, opened: Opened, work: Path) -> None:
