@@ -166,16 +166,17 @@ def write_backup(app: Flask, path: Path) -> Manifest:
     try:
         with tempfile.TemporaryDirectory(prefix=".iop-backup-", dir=path.parent) as work:
             work = Path(work)
-            if _dialect(app) == "sqlite":
-                member, database, manifest = SQLITE_MEMBER, work / SQLITE_MEMBER, _copy_sqlite(app, work / SQLITE_MEMBER)
-            else:
-                member, database, manifest = POSTGRES_MEMBER, work / POSTGRES_MEMBER, _dump_postgres(app, work / POSTGRES_MEMBER)
+            member = SQLITE_MEMBER if _dialect(app) == "sqlite" else POSTGRES_MEMBER
+            database = work / member
+            manifest = _copy_sqlite(app, database) if member == SQLITE_MEMBER else _dump_postgres(app, database)
             manifest.sha256, manifest.size = _sha256(database), database.stat().st_size
             manifest.seconds = round(time.monotonic() - started, 3)
             with replacing(path) as partial:
                 _seal(partial, manifest, member, database, _key(app))
     except OSError as exc:
         raise BackupError(f"cannot write {path} ({exc.strerror or type(exc).__name__}).") from None
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the database cannot be read ({_first_line(exc)}).") from None
     return manifest
 
 
@@ -562,8 +563,9 @@ def restore(app: Flask, path: Path, force: bool = False) -> Restored:
         if here == "postgresql":
             schema = _current_schema(app)
             if manifest.schema_name != schema:
-                raise BackupError(f"the backup is of the PostgreSQL schema {manifest.schema_name!r} and IOP_DATABASE_URL "
-                                  f"uses the schema {schema!r}: restore it where the search path is {manifest.schema_name!r}.")
+                raise BackupError(f"the backup is of the PostgreSQL schema {manifest.schema_name!r} and "
+                                  f"IOP_DATABASE_URL uses the schema {schema!r}: restore it where the search path "
+                                  f"is {manifest.schema_name!r}.")
         has_data = database_has_data(app)
         if has_data and not force:
             raise BackupError("the database already holds data: add --force to replace it "

@@ -48,10 +48,6 @@ def demo_command():
 
 # ---- backups -------------------------------------------------------------------------------
 
-def _backup_error(exc) -> UserError:
-    return UserError(str(exc))
-
-
 @click.group("backup", invoke_without_command=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="The file to write (default: a new file in IOP_BACKUP_DIR).")
@@ -70,7 +66,7 @@ def backup_group(ctx, output):
         path = Path(output).expanduser().resolve() if output else backup.new_backup_path(app)
         manifest = backup.write_backup(app, path)
     except backup.BackupError as exc:
-        raise _backup_error(exc) from None
+        raise UserError(str(exc)) from None
     sealed = "encrypted" if app.config.get("BACKUP_KEY") else "not encrypted: IOP_BACKUP_KEY is not set"
     click.echo(f"Wrote the {manifest.describe()} to {path} ({path.stat().st_size:,} bytes, {sealed}) "
                f"in {manifest.seconds:.1f} s.")
@@ -91,7 +87,7 @@ def backup_verify_command(file):
     except backup.BackupError as exc:
         if in_folder and path.is_file():
             backup.record_check(path, False, str(exc))
-        raise _backup_error(exc) from None
+        raise UserError(str(exc)) from None
     if in_folder:
         backup.record_check(path, True)
     click.echo(f"OK: the {manifest.describe()}; the checksum, the row counts and the schema check out.")
@@ -109,7 +105,7 @@ def restore_command(file, force):
     try:
         restored = backup.restore(current_app._get_current_object(), Path(file).expanduser().resolve(), force=force)
     except backup.BackupError as exc:
-        raise _backup_error(exc) from None
+        raise UserError(str(exc)) from None
     click.echo(f"Restored the {restored.manifest.describe()}; the schema is now revision {restored.revision_now}.")
     if restored.kept_aside:
         click.echo(f"The database it replaced is kept in {restored.kept_aside}.")
@@ -454,8 +450,8 @@ def curriculum_check_command():
 
 
 COMMANDS = [
-    init_command, demo_command, backup_group, restore_command, serve_command, scheduler_command, user_group, kiosk_group,
-    cards_command, card_code_command, import_command, export_group, curriculum_group,
+    init_command, demo_command, backup_group, restore_command, serve_command, scheduler_command, user_group,
+    kiosk_group, cards_command, card_code_command, import_command, export_group, curriculum_group,
 ]
 
 
