@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -67,11 +67,22 @@ def manifest_of(path: Path) -> tuple[dict, bytes]:
     return manifest, database
 
 
-def export(env: dict, kind: str) -> str:
-    today = date.today()
-    result = iop(env, "export", kind, "--from", (today - timedelta(days=60)).isoformat(),
-                 "--to", (today + timedelta(days=7)).isoformat())
-    assert result.returncode == 0, result.stderr
+def export(env: dict, kind: str, at: datetime) -> str:
+    """`iop export KIND` of the instance as at `at` (an attendance still open is credited up to "now"),
+    run in this process so its clock can be stopped there."""
+    from iop import config, create_app
+    from iop.store import db
+
+    today = at.date()
+    app = create_app({**config.from_environment(env), "SCHEDULER": False})
+    try:
+        with clock.frozen(at):
+            result = app.test_cli_runner().invoke(args=[
+                "export", kind, "--from", (today - timedelta(days=60)).isoformat(),
+                "--to", (today + timedelta(days=7)).isoformat()])
+    finally:
+        db.database(app).engine.dispose()
+    assert result.exit_code == 0, result.output
     return result.stdout
 
 
@@ -88,8 +99,9 @@ def source(tmp_path_factory):
     encrypted = folder / "encrypted.iopbak"
     sealed = iop({**env, "IOP_BACKUP_KEY": KEY}, "backup", "-o", str(encrypted))
     assert sealed.returncode == 0, sealed.stderr
-    return {"instance": instance, "env": env, "plain": plain, "encrypted": encrypted, "folder": folder,
-            "exports": {kind: export(env, kind) for kind in ("hours", "attendance", "days")}}
+    at = datetime.now(timezone.utc)
+    return {"instance": instance, "env": env, "plain": plain, "encrypted": encrypted, "folder": folder, "at": at,
+            "exports": {kind: export(env, kind, at) for kind in ("hours", "attendance", "days")}}
 
 
 @pytest.fixture
@@ -262,7 +274,7 @@ def test_restore_into_a_new_instance_gives_the_same_exports(source, tmp_path):
     assert "Restored" in result.stdout
     assert (tmp_path / "new-machine" / "iop.sqlite3").stat().st_mode & 0o777 == 0o600
     for kind, text in source["exports"].items():
-        assert export(env, kind) == text, kind
+        assert export(env, kind, source["at"]) == text, kind
 
 
 def test_restore_on_a_server_with_another_secret_key_says_what_stops_working(source, tmp_path):
@@ -278,7 +290,7 @@ def test_restore_of_an_encrypted_backup_with_its_key(source, tmp_path):
     env = environment(tmp_path / "new-machine", IOP_BACKUP_KEY=KEY)
     result = iop(env, "restore", str(source["encrypted"]))
     assert result.returncode == 0, result.stderr
-    assert export(env, "attendance") == source["exports"]["attendance"]
+    assert export(env, "attendance", source["at"]) == source["exports"]["attendance"]
 
 
 def test_restore_refuses_to_replace_data_without_force(source, target):
@@ -289,7 +301,7 @@ def test_restore_refuses_to_replace_data_without_force(source, target):
 def test_restore_force_replaces_data_and_keeps_the_old_database_aside(source, target):
     result = iop(target["env"], "restore", "--force", str(source["plain"]))
     assert result.returncode == 0, result.stderr
-    assert export(target["env"], "attendance") == source["exports"]["attendance"]
+    assert export(target["env"], "attendance", source["at"]) == source["exports"]["attendance"]
     kept = list((target["instance"] / "backups").glob("replaced-*.iopbak"))
     assert len(kept) == 1 and str(kept[0]) in result.stdout
     assert kept[0].stat().st_mode & 0o777 == 0o600
