@@ -468,3 +468,33 @@ def test_the_backups_page_lists_time_size_and_check_for_admins_only(app, client,
     assert "Verified" in page and "Not checked" in page and " MB" in page
     assert 'href="/coordinator/backups"' in client.get("/coordinator/").get_data(as_text=True)
     assert "Maria" not in page
+
+
+def test_the_real_scheduler_takes_a_verified_backup_at_start_and_none_when_off(app, world):
+    import time as wall
+
+    from iop.ops import scheduler
+
+    world.client(first="Maria", last="Gonzalez")
+    app.config.update(SCHEDULER=True, BACKUP_EVERY_HOURS=24)
+    running = scheduler.start(app)
+    try:
+        assert "backup" in {job.id for job in running.get_jobs()}
+        deadline = wall.monotonic() + 60
+        while wall.monotonic() < deadline and not any(entry.verified for entry in backup.backups(app)):
+            wall.sleep(0.1)
+        assert [entry.verified for entry in backup.backups(app)] == [True]
+    finally:
+        running.shutdown(wait=True)
+    app.config.update(BACKUP_EVERY_HOURS=0)
+    running = scheduler.start(app)
+    try:
+        assert "backup" not in {job.id for job in running.get_jobs()}
+    finally:
+        running.shutdown(wait=True)
+
+
+def test_restore_over_a_database_that_cannot_be_read_says_what_to_do(source, target):
+    database = target["instance"] / "iop.sqlite3"
+    database.write_bytes(b"x" * 100 + database.read_bytes()[100:])
+    refused(iop(target["env"], "restore", "--force", str(source["plain"])), "cannot be read", "move its files")

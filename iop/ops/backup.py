@@ -46,6 +46,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 
 from iop import clock
 from iop.config import FILE_MODE, FOLDER_MODE, replacing
@@ -566,7 +567,11 @@ def restore(app: Flask, path: Path, force: bool = False) -> Restored:
                 raise BackupError(f"the backup is of the PostgreSQL schema {manifest.schema_name!r} and "
                                   f"IOP_DATABASE_URL uses the schema {schema!r}: restore it where the search path "
                                   f"is {manifest.schema_name!r}.")
-        has_data = database_has_data(app)
+        try:
+            has_data = database_has_data(app)
+        except DatabaseError as exc:
+            raise BackupError(f"the database being replaced cannot be read ({_first_line(exc)}): move its files "
+                              "out of the way (or drop its tables), then restore.") from None
         if has_data and not force:
             raise BackupError("the database already holds data: add --force to replace it "
                               "(it is kept aside as a backup first).")
