@@ -148,8 +148,9 @@ def test_backup_o_writes_the_named_file_and_says_what_it_holds(source, tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_backup_o_into_a_missing_folder_is_one_line(source, tmp_path):
+def test_backup_o_into_a_missing_folder_or_onto_a_folder_is_one_line(source, tmp_path):
     refused(iop(source["env"], "backup", "-o", str(tmp_path / "no" / "such" / "b.iopbak")), "folder does not exist")
+    refused(iop(source["env"], "backup", "-o", str(tmp_path)), "is a folder")
 
 
 def test_backup_of_an_instance_without_a_database_is_one_line(tmp_path):

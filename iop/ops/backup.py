@@ -163,6 +163,8 @@ def write_backup(app: Flask, path: Path) -> Manifest:
     path = Path(path)
     if not path.parent.is_dir():
         raise BackupError(f"cannot write {path}: its folder does not exist.")
+    if path.is_dir():
+        raise BackupError(f"{path} is a folder: name the backup file to write.")
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix=".iop-backup-", dir=path.parent) as work:

@@ -49,7 +49,7 @@ def demo_command():
 # ---- backups -------------------------------------------------------------------------------
 
 @click.group("backup", invoke_without_command=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", type=click.Path(),
               help="The file to write (default: a new file in IOP_BACKUP_DIR).")
 @with_appcontext
 @click.pass_context
