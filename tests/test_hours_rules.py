@@ -262,7 +262,7 @@ def test_remaining_minutes_from_the_rest_of_the_week():
 
 def test_overlapping_groups_are_not_counted_twice():
     windows = [(at(MON, "09:00"), at(MON, "12:00")), (at(MON, "11:00"), at(MON, "13:00"))]
-    assert hours.remaining_minutes(hours_queries.merged_windows(windows), at(MON, "08:00")) == 240
+    assert hours.remaining_minutes(hours.merged_windows(windows), at(MON, "08:00")) == 240
 
 
 def test_text_forms():
