@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from iop import clock
 from iop import config as config_module
 from iop.config import ConfigError
 from iop.extensions import compress, csrf, socketio
@@ -32,7 +33,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.config.update(settings)
-    app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
+    app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])  # read with iop.clock.program_tz()
+    app.add_template_filter(clock.local_moment, "local")
     from iop.web.json_body import RequestJSONProvider
 
     app.json = RequestJSONProvider(app)

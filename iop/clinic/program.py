@@ -206,8 +206,10 @@ def client_record(public_id: str) -> Client | None:
 
 
 def clients(status: str = "active") -> list[Client]:
-    """Clients of a status (active, discharged, or all) by client ID, with groups and plans loaded."""
-    query = select(Client).options(selectinload(Client.groups), selectinload(Client.plans)).order_by(Client.client_id)
+    """Clients of a status (active, discharged, or all) by client ID, with groups and plans (and their
+    phases: the Clients list shows the phase in effect) loaded."""
+    query = (select(Client).options(selectinload(Client.groups), selectinload(Client.plans).selectinload(Plan.phases))
+             .order_by(Client.client_id))
     if status != "all":
         query = query.where(Client.status == status)
     return list(db.session().scalars(query))

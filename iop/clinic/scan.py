@@ -620,7 +620,7 @@ def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
     first = min(min(monday, g.group_session.date) for monday, g in zip(mondays, greetings))
     last = max(max(monday + timedelta(days=6), g.group_session.date) for monday, g in zip(mondays, greetings))
     client_keys = sorted({greeting.client_key for greeting in greetings})
-    minutes = hours_queries.clients_minutes_by_day(client_keys, first, last, now)
+    minutes = hours_queries.minutes_by_client_day(first, last, now, client_keys)
     plans = hours_queries.plans_touching(first, last, client_keys)
     bodies = []
     for monday, greeting in zip(mondays, greetings):
@@ -638,7 +638,7 @@ def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
                 "ends": group_session.ends_at.astimezone(tz).strftime("%H:%M"),
             },
             "week": {
-                "attended_minutes": sum(hours_queries.week_minutes(by_day, monday)),
+                "attended_minutes": hours.week_minutes(by_day, monday),
                 "target_minutes": hours.week_target(week_plans, monday) or 0,
             },
             "today": {"attended_minutes": by_day.get(group_session.date, 0)},

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flask import current_app, has_request_context
 from sqlalchemy import func, select
 
-from iop import clock
+from iop import clock, config
 from iop.live import realtime
 from iop.rules import hours
 from iop.store import db
@@ -114,7 +114,7 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
         return {}
     _sessions, records_sql, members_sql, at_risk_sql = _statements()
     connection = db.session().connection()
-    grace = current_app.config["GRACE_MINUTES"]
+    grace = config.grace_minutes()
     session_ids = [m.id for m in group_sessions]
     records: dict[int, list] = {m.id: [] for m in group_sessions}
     for session_id, status, check_in, check_out, source, *person in connection.execute(
@@ -144,6 +144,8 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
                 state = "out"
             else:
                 state = "in"
+            late, left_early = hours.attendance_flags(status == "present", check_in, check_out,
+                                                      group_session.starts_at, group_session.ends_at, grace)
             entries.append({
                 "id": person.public_id,
                 "name": person.display_name,
@@ -151,8 +153,8 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
                 "check_in_at": iso(check_in),
                 "time_in": time_text(check_in),
                 "time_out": time_text(check_out),
-                "late": state != "excused" and hours.is_late(check_in, group_session.starts_at, grace),
-                "left_early": state == "out" and hours.left_early(check_out, group_session.ends_at, grace),
+                "late": late,
+                "left_early": left_early,
                 "new_to_module": person.id in new[group_session.module_id],
                 "at_risk": (person.id, week) in at_risk,
                 "manual": source == "manual",
