@@ -114,3 +114,25 @@ def test_many_pages_show_the_first_the_last_and_the_ones_around(app, desk):
     nav = re.search(r'aria-label="Pages of clients">(.*?)</nav>', html, re.S).group(1)
     words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", nav.replace('<span class="visually-hidden">Page </span>', "")))
     assert words.split() == ["Previous", "page", "1", "…", "4", "5", "6", "7", "8", "…", "11", "Next", "page"]
+
+
+def test_the_cards_page_lists_active_clients_in_pages_and_prints_the_ticked_ones(app, desk, auth):
+    many_clients(app, 230, discharged_every=10)  # 207 active: three pages
+    first = desk.get("/coordinator/cards").get_data(as_text=True)
+    assert "Active clients 1–100 of 207, by last name (page 1 of 3)." in first
+    assert first.count('name="client_id"') == 100
+    links = [link.replace("&amp;", "&") for link in re.findall(
+        r'href="([^"]+)"', re.search(r'aria-label="Pages of clients">(.*?)</nav>', first, re.S).group(1))]
+    assert links == ["/coordinator/cards?page=1", "/coordinator/cards?page=2", "/coordinator/cards?page=3",
+                     "/coordinator/cards?page=2"]
+    last = desk.get("/coordinator/cards?page=3").get_data(as_text=True)
+    assert last.count('name="client_id"') == 7 and "C0010" not in last  # discharged ones have no card
+    ticked = re.findall(r'name="client_id" value="([^"]+)"', last)[:2]
+    response = desk.post("/coordinator/cards/print", data={"client_id": ticked, "csrf_token": auth.csrf("/coordinator/cards")})
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    with app.app_context():
+        views = [e.detail for e in db.session().scalars(select(AuditEvent).where(AuditEvent.action == "cards.view")
+                                                         .order_by(AuditEvent.id))]
+        printed = db.session().scalar(select(AuditEvent).where(AuditEvent.action == "cards.print"))
+    assert views[:2] == [{"rows": 100, "page": 1}, {"rows": 7, "page": 3}]
+    assert printed.detail["count"] == 2

@@ -231,14 +231,17 @@ class Page:
         return (self.number - 1) * self.size + len(self.rows)
 
 
-def clients_page(status: str, number: int, size: int) -> Page:
-    """Page `number` (from 1; past the end: the last page) of clients() by client ID: a large program's
-    list costs one page's rows, whatever its size."""
-    count = select(func.count()).select_from(Client)
-    if status != "all":
-        count = count.where(Client.status == status)
-    total = db.session().scalar(count) or 0
+def page_of(query, number: int, size: int) -> Page:
+    """Page `number` (from 1; past the end: the last page) of an ordered `query`: one count and one
+    page of rows (LIMIT/OFFSET), so a long list costs a page, whatever its length."""
+    session = db.session()
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     pages = max(1, -(-total // size))
     number = min(max(1, number), pages)
-    rows = list(db.session().scalars(_clients_query(status).offset((number - 1) * size).limit(size)))
+    rows = list(session.scalars(query.offset((number - 1) * size).limit(size)))
     return Page(rows, number, pages, total, size)
+
+
+def clients_page(status: str, number: int, size: int) -> Page:
+    """Page `number` of the clients of a status (active, discharged, or all) by client ID."""
+    return page_of(_clients_query(status), number, size)

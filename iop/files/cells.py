@@ -33,9 +33,13 @@ QUOTE = "'"
 ERROR_VALUES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 
+_RISKY_FIRST = FORMULA_START | {" "}  # a first character worth a closer look (a cheap test, row after row)
+_unprintable = NOT_IN_A_CELL.search
+
+
 def printable(text: str) -> str:
     """The text with every character a cell must not hold replaced by U+FFFD."""
-    return NOT_IN_A_CELL.sub(REPLACEMENT, text)
+    return NOT_IN_A_CELL.sub(REPLACEMENT, text) if _unprintable(text) else text
 
 
 def formula_like(text: str) -> bool:
@@ -53,7 +57,7 @@ def csv_value(value: object) -> object:
     if not isinstance(value, str):
         return "" if value is None else value
     text = printable(value)
-    return QUOTE + text if formula_like(text) else text
+    return QUOTE + text if text and text[0] in _RISKY_FIRST and formula_like(text) else text
 
 
 class CsvWriter:
@@ -63,7 +67,7 @@ class CsvWriter:
         self._writer = csv.writer(out, lineterminator="\n")
 
     def writerow(self, row) -> None:
-        self._writer.writerow([csv_value(value) for value in row])
+        self._writer.writerow(map(csv_value, row))
 
 
 def xlsx_value(sheet, value: object) -> object:
@@ -73,7 +77,7 @@ def xlsx_value(sheet, value: object) -> object:
     if not isinstance(value, str):
         return value
     text = printable(value)
-    if not (formula_like(text) or text in ERROR_VALUES):
+    if not ((text and text[0] in _RISKY_FIRST and formula_like(text)) or text in ERROR_VALUES):
         return text
     from openpyxl.cell import WriteOnlyCell
 
