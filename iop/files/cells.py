@@ -9,7 +9,8 @@ put every value through here, so no cell a person opens in a spreadsheet can run
   imported before the check never makes an export fail, and never reaches a log.
 - CSV: text that begins with =, +, -, @, a tab, a carriage return or a line feed (or their
   full-width forms, or any of these after leading spaces) gets a leading ' (OWASP's rule for CSV
-  injection), so a spreadsheet shows it as text.
+  injection), so a spreadsheet shows it as text. (A carriage return is then replaced as above: it
+  would otherwise end the CSV line unquoted.)
 - XLSX: text is always a string cell, never a formula or an error value; text that begins as
   above is also marked "quote prefix", so it stays text when someone edits the cell.
 - Numbers, dates and times keep their types (a negative number is a number, not text).
@@ -56,8 +57,11 @@ def csv_value(value: object) -> object:
     """A value as a CSV cell: text printable and neutralised, anything else (numbers) as it is."""
     if not isinstance(value, str):
         return "" if value is None else value
+    # Decided on the text as stored: one that began with a carriage return still gets its quote,
+    # though the return itself is replaced below.
+    risky = value and value[0] in _RISKY_FIRST and formula_like(value)
     text = printable(value)
-    return QUOTE + text if text and text[0] in _RISKY_FIRST and formula_like(text) else text
+    return QUOTE + text if risky else text
 
 
 class CsvWriter:
@@ -76,8 +80,9 @@ def xlsx_value(sheet, value: object) -> object:
     values as they are (openpyxl keeps numbers, dates and times typed)."""
     if not isinstance(value, str):
         return value
+    risky = value and value[0] in _RISKY_FIRST and formula_like(value)
     text = printable(value)
-    if not ((text and text[0] in _RISKY_FIRST and formula_like(text)) or text in ERROR_VALUES):
+    if not (risky or text in ERROR_VALUES):
         return text
     from openpyxl.cell import WriteOnlyCell
 
