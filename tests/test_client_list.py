@@ -128,7 +128,8 @@ def test_the_cards_page_lists_active_clients_in_pages_and_prints_the_ticked_ones
     last = desk.get("/coordinator/cards?page=3").get_data(as_text=True)
     assert last.count('name="client_id"') == 7 and "C0010" not in last  # discharged ones have no card
     ticked = re.findall(r'name="client_id" value="([^"]+)"', last)[:2]
-    response = desk.post("/coordinator/cards/print", data={"client_id": ticked, "csrf_token": auth.csrf("/coordinator/cards")})
+    response = desk.post("/coordinator/cards/print",
+                         data={"client_id": ticked, "csrf_token": auth.csrf("/coordinator/cards")})
     assert response.status_code == 200 and response.data.startswith(b"%PDF")
     with app.app_context():
         views = [e.detail for e in db.session().scalars(select(AuditEvent).where(AuditEvent.action == "cards.view")

@@ -148,7 +148,8 @@ def test_cli_csv_quotes_every_dangerous_text_and_keeps_numbers(clinic, runner, t
     header = rows[0]
     names = {row[header.index("client_name")] for row in rows[1:]}
     ids = {row[header.index("client_id")] for row in rows[1:]}
-    assert names == {in_csv(f"{text} Lopez".strip()) for text in DANGEROUS} | {"Ana Ruiz", in_csv(f"{CONTROL_FIRST} {CONTROL_LAST}")}
+    assert names == ({in_csv(f"{text} Lopez".strip()) for text in DANGEROUS}
+                     | {"Ana Ruiz", in_csv(f"{CONTROL_FIRST} {CONTROL_LAST}")})
     assert ids == {in_csv(text) for text in DANGEROUS} | {f"N{n:02}" for n in range(len(DANGEROUS))} | {"CTRL1"}
     # the text is all there, behind one quote that tells the spreadsheet it is text
     assert {"'=cmd|' /C calc'!A0 Lopez", "'-2+3 Lopez", "'@SUM(1,1)", "'\t=1+1", "' =1+1", "'-5",
@@ -170,7 +171,8 @@ def test_cli_xlsx_text_is_never_a_formula(clinic, runner, tmp_path, kind, caplog
     names = {row[header.index("client_name")] for row in values[1:]}
     ids = {row[header.index("client_id")] for row in values[1:]}
     assert expected_names() <= names  # as they are, no quote added: the cell type says "text"
-    assert {as_printed(text) for text in DANGEROUS} <= ids and "-5" in ids  # "-5" the client id is text, not the number -5
+    # as stored, no quote; "-5" the client id is text, not the number -5
+    assert {as_printed(text) for text in DANGEROUS} <= ids and "-5" in ids
     for marker in LOG_MARKERS:
         assert marker not in caplog.text and marker not in result.output
 
