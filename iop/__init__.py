@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from iop import clock
 from iop import config as config_module
 from iop.config import ConfigError
-from iop.extensions import compress, csrf, socketio
+from iop.extensions import csrf, socketio
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -41,11 +41,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from iop.live import realtime
     from iop.store import db
-    from iop.web import auth, headers, views
+    from iop.web import auth, compression, headers, views
 
     db.init_app(app)
     csrf.init_app(app)
-    compress.init_app(app)
+    compression.init_app(app)  # before headers: it runs after them (Flask runs after_request last first)
     socketio.init_app(
         app,
         async_mode="threading",

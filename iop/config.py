@@ -41,7 +41,8 @@ DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
-    # Text responses (pages, CSS, JS, JSON) compressed when the browser asks (Flask-Compress).
+    # Text responses (CSS, JS, and pages and JSON that carry no secret: iop/web/compression.py, against
+    # BREACH) compressed when the browser asks (Flask-Compress).
     # Static files are streamed, so gzip is allowed for streams too (browsers on plain http ask for
     # gzip only); CSV, XLSX and zip exports are not in the list and stream untouched. Socket.IO is
     # served before Flask and never compressed here.

@@ -8,12 +8,12 @@ from the command line or the web, is written to the audit log.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from iop import clock, config
 from iop.clinic import audit
+from iop.files import cells
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import Attendance, Client, Group, GroupSession
@@ -221,6 +222,9 @@ def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
 
 # ---- writers -------------------------------------------------------------------------------
 
+# Every cell of every export goes through iop.files.cells (cells.CsvWriter, cells.xlsx_value): text
+# can never be taken for a formula, and a character no cell may hold never stops an export.
+
 def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
     values = []
     for column, value in zip(columns, row):
@@ -231,7 +235,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
         elif column.kind == "time":
             values.append(value.strftime("%H:%M"))
         elif column.kind == "hours":
-            values.append(hours.decimal_hours(value))
+            values.append(Decimal(hours.decimal_hours(value)))  # a number: never neutralised as text
         else:
             values.append(value)
     return values
@@ -240,7 +244,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
 def write_csv(kind: str, source: Iterator[tuple], out: TextIO) -> int:
     """The header and every row to a text stream; the number of rows."""
     columns = COLUMNS[kind]
-    writer = csv.writer(out, lineterminator="\n")
+    writer = cells.CsvWriter(out)
     writer.writerow(header(kind))
     count = 0
     for row in source:
@@ -253,7 +257,7 @@ def csv_chunks(kind: str, source: Iterator[tuple], counter: list[int]) -> Iterat
     """The CSV as UTF-8 byte chunks of about CHUNK_BYTES (a streamed web response); counter[0] counts rows."""
     columns = COLUMNS[kind]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = cells.CsvWriter(buffer)
     writer.writerow(header(kind))
     for row in source:
         writer.writerow(_csv_values(columns, row))
@@ -282,7 +286,7 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     bold = Font(bold=True)
     heading = []
     for name in header(kind):
-        cell = WriteOnlyCell(sheet, value=name)
+        cell = WriteOnlyCell(sheet, value=cells.printable(name))
         cell.font = bold
         heading.append(cell)
     sheet.append(heading)
@@ -292,14 +296,14 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     styled = [(index, formats[column.kind]) for index, column in enumerate(columns) if column.kind in formats]
     count = 0
     for row in source:
-        cells = list(row)
+        values = [cells.xlsx_value(sheet, value) for value in row]
         for index, number_format in styled:
-            if cells[index] is not None:
-                value = cells[index]
+            if values[index] is not None:
+                value = values[index]
                 cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if number_format == "0.00" else value)
                 cell.number_format = number_format
-                cells[index] = cell
-        sheet.append(cells)
+                values[index] = cell
+        sheet.append(values)
         count += 1
     book.save(target)
     return count
@@ -500,7 +504,7 @@ def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
     def generate():
         tz = clock.program_tz()
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = cells.CsvWriter(buffer)
         writer.writerow(AUDIT_HEADER)
         count, complete = 0, False
         result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))
