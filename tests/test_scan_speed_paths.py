@@ -171,8 +171,10 @@ def test_the_greeting_shows_week_figures_after_check_in_and_out(kiosk_scene, app
     code = kiosk_scene.card(kiosk_scene.maria)
     answers = [kiosk_scene.scan(code).get_json()]
     clock.advance(timedelta(minutes=50))
-    answers.append(kiosk_scene.scan(code).get_json())
-    assert [a["result"] for a in answers] == ["checked_in", "checked_out"]
+    answers.append(kiosk_scene.scan(code).get_json())  # "Leaving now?": the week so far
+    answers.append(kiosk_scene.scan(code, action="check_out").get_json())
+    assert [a["result"] for a in answers] == ["checked_in", "confirm_check_out", "checked_out"]
+    assert answers[1]["week"] == answers[2]["week"]
     with app.app_context():
         figures = hours_queries.week_figures(hours.week_start(kiosk_scene.day), clock.now(), NY,
                                      [kiosk_scene.maria.id])[kiosk_scene.maria.id]
