@@ -1,4 +1,5 @@
-"""Settings from the environment (docs/interface.md), read when the app is made, never at import."""
+"""Settings from the environment (docs/interface.md), read when the app is made, never at import; and
+the hours rules' two settings (full day, grace) as every module reads them."""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +8,10 @@ import secrets
 import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+
+from iop.rules import hours
 
 
 class ConfigError(Exception):
@@ -21,8 +26,8 @@ DEFAULTS = {
     "SCHEDULER": True,
     "REDIS_URL": None,
     "REDIS_CHANNEL": "iop-kiosk",
-    "FULL_DAY_MINUTES": 180,
-    "GRACE_MINUTES": 10,
+    "FULL_DAY_MINUTES": hours.FULL_DAY_MINUTES,  # rule 3 (docs/domain.md); read with full_day_minutes()
+    "GRACE_MINUTES": hours.GRACE_MINUTES,  # rule 8; read with grace_minutes()
     "SESSION_OPENS_BEFORE_MINUTES": 30,
     "REPEAT_SCAN_MINUTES": 5,
     "OFFLINE_SCAN_MAX_AGE_HOURS": 12,
@@ -42,7 +47,8 @@ DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
-    # Text responses (pages, CSS, JS, JSON) compressed when the browser asks (Flask-Compress).
+    # Text responses (CSS, JS, and pages and JSON that carry no secret: iop/web/compression.py, against
+    # BREACH) compressed when the browser asks (Flask-Compress).
     # Static files are streamed, so gzip is allowed for streams too (browsers on plain http ask for
     # gzip only); CSV, XLSX and zip exports are not in the list and stream untouched. Socket.IO is
     # served before Flask and never compressed here.
@@ -55,6 +61,18 @@ DEFAULTS = {
     "COMPRESS_STREAMING_ENDPOINT_CONDITIONAL": ["static", "kiosk.static", "facilitator.static",
                                                 "coordinator.static"],
 }
+
+
+# ---- the hours rules' settings, read one way (in an app context) ---------------------------------
+
+def full_day_minutes() -> int:
+    """The credited minutes that make a day a full day (rule 3) in this program."""
+    return current_app.config["FULL_DAY_MINUTES"]
+
+
+def grace_minutes() -> int:
+    """The minutes after the start (before the end) before a check-in is late (a check-out early), rule 8."""
+    return current_app.config["GRACE_MINUTES"]
 
 
 def _flag(name: str, raw: str) -> bool:

@@ -237,7 +237,14 @@ def test_every_kiosk_state_has_no_wcag_violations(kiosk_scene, live_server, page
 
     scan(card, "already")
     clock.advance(timedelta(minutes=6))
-    scan(card, "out")
+    scan(card, "confirm")  # "Leaving now?", left unanswered: back to Ready
+    page.keyboard.type(card)
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Check out").click()
+    expect(page.locator("#state-out")).to_be_visible()
+    found.check(page, "kiosk out")
+    still_showing(page, "out")
+    expect(page.locator("#state-ready")).to_be_visible(timeout=10_000)
     scan(card[:-4] + "AAAA", "problem")
 
     page.get_by_role("button", name="Forgot your card?").click()

@@ -228,7 +228,7 @@ def start(app: Flask):
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    tz = app.config["PROGRAM_TZ"]
+    tz = clock.program_tz(app)
     scheduler = BackgroundScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1})
     jobs = [
         ("heartbeat", heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=tz), 30),
