@@ -2,25 +2,26 @@
 
 Rows stream from the database (yield_per: a server-side cursor on PostgreSQL) straight into the
 CSV or XLSX writer, so a year of a large program never sits in memory. Every figure comes from
-iop.hours. Every export, from the command line or the web, is written to the audit log.
+the hours rules (iop.rules.hours, and iop.store.hours_queries for many rows at once). Every export,
+from the command line or the web, is written to the audit log.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from iop import clock, config
 from iop.clinic import audit
+from iop.files import cells
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import Attendance, Client, Group, GroupSession
@@ -106,7 +107,7 @@ KINDS = tuple(COLUMNS)
 
 def column_meanings(kind: str) -> list[tuple[str, str]]:
     """(column, what it holds) of an export, in file order, as the Exports page lists them."""
-    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
+    full_day = config.full_day_minutes()
     return [(column.name, column.meaning.format(full_day=full_day)) for column in COLUMNS[kind]]
 
 
@@ -152,14 +153,14 @@ def _full_name(first_name: str, last_name: str) -> str:
     return f"{first_name} {last_name}".strip()
 
 
-def _streamed(query):
+def _streamed(query, params: dict | None = None):
     """Execute `query` so its rows come from the database in batches, never all at once."""
-    return db.session().execute(query.execution_options(yield_per=FETCH_ROWS))
+    return db.session().execute(query.execution_options(yield_per=FETCH_ROWS), params)
 
 
 def attendance_query(first: date, last: date, now: datetime):
     """The attendance export's statement: each unvoided attendance whose session date is in the range, with
-    its credited minutes (iop.hours), in the export's order. The FHIR export adds columns to it."""
+    its credited minutes (rule 1 in SQL), in the export's order. The FHIR export adds columns to it."""
     credited = hours_queries.credited_minutes_sql(Attendance, GroupSession, now)
     return (
         select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
@@ -189,7 +190,7 @@ def credited(record) -> int:
 
 
 def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    tz = current_app.config["PROGRAM_TZ"]
+    tz = clock.program_tz()
     for record in streamed(attendance_query(first, last, now)):
         (day, client_id, first_name, last_name, group, track, module, check_in, check_out, _minutes,
          status, source, modality) = record
@@ -213,25 +214,16 @@ def _local_time(moment: datetime | None, tz) -> time | None:
 
 
 def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
-    per_session = (
-        select(Attendance.client_key.label("client_key"), GroupSession.date.label("day"),
-               hours_queries.credited_minutes_sql(Attendance, GroupSession, now).label("minutes"))
-        .join(GroupSession, GroupSession.id == Attendance.session_id)
-        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
-               Attendance.status == "present")
-        .subquery()
-    )
-    minutes = func.sum(per_session.c.minutes)
+    """Each client's days with credited minutes: hours_queries' minutes per client and day, with names."""
+    full_day = config.full_day_minutes()
+    days = hours_queries.minutes_by_day_statement(with_sessions=True).subquery()
     query = (
-        select(per_session.c.day, Client.client_id, Client.first_name, Client.last_name, minutes,
-               func.sum(case((per_session.c.minutes > 0, 1), else_=0)))
-        .join(Client, Client.id == per_session.c.client_key)
-        .group_by(per_session.c.day, Client.id, Client.client_id, Client.first_name, Client.last_name)
-        .having(minutes > 0)
-        .order_by(per_session.c.day, Client.client_id)
+        select(days.c.day, Client.client_id, Client.first_name, Client.last_name, days.c.minutes, days.c.sessions)
+        .join(Client, Client.id == days.c.client_key)
+        .where(days.c.minutes > 0)
+        .order_by(days.c.day, Client.client_id)
     )
-    result = _streamed(query)
+    result = _streamed(query, hours_queries.range_params(first, last, now))
     try:
         for day, client_id, first_name, last_name, day_minutes, sessions in result:
             day_minutes = int(day_minutes)
@@ -242,7 +234,7 @@ def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
 
 
 def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    tz = current_app.config["PROGRAM_TZ"]
+    tz = clock.program_tz()
     for monday in hours.weeks_overlapping(first, last):
         figures = hours_queries.week_figures(monday, now, tz)  # one week's clients at a time
         if not figures:
@@ -262,6 +254,9 @@ def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
 
 # ---- writers -------------------------------------------------------------------------------
 
+# Every cell of every export goes through iop.files.cells (cells.CsvWriter, cells.xlsx_value): text
+# can never be taken for a formula, and a character no cell may hold never stops an export.
+
 def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
     values = []
     for column, value in zip(columns, row):
@@ -272,7 +267,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
         elif column.kind == "time":
             values.append(value.strftime("%H:%M"))
         elif column.kind == "hours":
-            values.append(hours.decimal_hours(value))
+            values.append(Decimal(hours.decimal_hours(value)))  # a number: never neutralised as text
         else:
             values.append(value)
     return values
@@ -281,7 +276,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
 def write_csv(kind: str, source: Iterator[tuple], out: TextIO) -> int:
     """The header and every row to a text stream; the number of rows."""
     columns = COLUMNS[kind]
-    writer = csv.writer(out, lineterminator="\n")
+    writer = cells.CsvWriter(out)
     writer.writerow(header(kind))
     count = 0
     for row in source:
@@ -294,7 +289,7 @@ def csv_chunks(kind: str, source: Iterator[tuple], counter: list[int]) -> Iterat
     """The CSV as UTF-8 byte chunks of about CHUNK_BYTES (a streamed web response); counter[0] counts rows."""
     columns = COLUMNS[kind]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = cells.CsvWriter(buffer)
     writer.writerow(header(kind))
     for row in source:
         writer.writerow(_csv_values(columns, row))
@@ -323,7 +318,7 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     bold = Font(bold=True)
     heading = []
     for name in header(kind):
-        cell = WriteOnlyCell(sheet, value=name)
+        cell = WriteOnlyCell(sheet, value=cells.printable(name))
         cell.font = bold
         heading.append(cell)
     sheet.append(heading)
@@ -333,14 +328,14 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     styled = [(index, formats[column.kind]) for index, column in enumerate(columns) if column.kind in formats]
     count = 0
     for row in source:
-        cells = list(row)
+        values = [cells.xlsx_value(sheet, value) for value in row]
         for index, number_format in styled:
-            if cells[index] is not None:
-                value = cells[index]
+            if values[index] is not None:
+                value = values[index]
                 cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if number_format == "0.00" else value)
                 cell.number_format = number_format
-                cells[index] = cell
-        sheet.append(cells)
+                values[index] = cell
+        sheet.append(values)
         count += 1
     book.save(target)
     return count
@@ -452,7 +447,7 @@ class AuditFilter:
 
 def audit_events_query(wanted: AuditFilter):
     """The audit events that match, newest first."""
-    from iop.clock import local_to_utc, program_tz
+    from iop.clock import local_to_utc
     from iop.store.models import AuditEvent
 
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -464,7 +459,7 @@ def audit_events_query(wanted: AuditFilter):
         query = query.where(AuditEvent.action == wanted.action)
     if wanted.target:
         query = query.where(AuditEvent.target == wanted.target)
-    tz = program_tz()
+    tz = clock.program_tz()
     if wanted.first:
         query = query.where(AuditEvent.at >= local_to_utc(wanted.first, time(0), tz))
     if wanted.last:
@@ -539,12 +534,11 @@ def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
     itself audited when it ends."""
     import json
 
-    from iop.clock import program_tz
 
     def generate():
-        tz = program_tz()
+        tz = clock.program_tz()
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = cells.CsvWriter(buffer)
         writer.writerow(AUDIT_HEADER)
         count, complete = 0, False
         result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))

@@ -159,7 +159,7 @@ class _Writer:
     def __init__(self, files: dict, counts: dict, now: datetime):
         config = current_app.config
         self.files, self.counts, self.now = files, counts, now
-        self.tz = config["PROGRAM_TZ"]
+        self.tz = clock.program_tz()
         self.ids = program_ids()
         code = config["FHIR_SERVICE_CODE"]
         self.service_type = [{"coding": [{"system": service_code_system(code), "code": code}]}]

@@ -388,7 +388,7 @@ class _ClientImport(_Import):
                 if plan.start_date == item.plan.start_date:
                     continue  # the same plan: the row updates it
                 other = hours.plan_terms(plan)
-                if _dates_overlap(other, item.plan):
+                if hours.dates_overlap(other, item.plan):
                     self.problem(item.row, (
                         f"this plan overlaps {item.client_id}'s plan that starts {plan.start_date} "
                         f"(ends {plan.end_date or 'open'}); end that plan first, or give its plan_start "
@@ -423,11 +423,6 @@ class _ClientImport(_Import):
             else:
                 self.result.unchanged += 1
         return self.result
-
-
-def _dates_overlap(a: hours.PlanTerms, b: hours.PlanTerms) -> bool:
-    far = date.max
-    return a.start_date <= (b.end_date or far) and b.start_date <= (a.end_date or far)
 
 
 def _new_plan(terms: hours.PlanTerms) -> Plan:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from curriculum import markup
 from curriculum.catalog import catalog
 from curriculum.model import Module, Step
-from iop import clock
+from iop import clock, config
 from iop.clinic import attendance, audit
 from iop.clinic.staff import has_role
 from iop.clock import iso, program_tz, time_text
@@ -366,9 +366,9 @@ class SessionSummary:
 def summary(group_session: GroupSession, now: datetime | None = None) -> SessionSummary:
     """What an audit asks of a session: times, module, facilitator, headcount, each client's part.
 
-    Minutes follow iop.hours exactly (an attendance still open counts to now, as everywhere)."""
+    Minutes and flags follow iop.rules.hours exactly (an attendance still open counts to now, as everywhere)."""
     now = now or clock.now()
-    grace = current_app.config["GRACE_MINUTES"]
+    grace = config.grace_minutes()
     records = db.session().execute(
         select(Attendance, Client).join(Client, Client.id == Attendance.client_key)
         .where(Attendance.session_id == group_session.id, Attendance.voided_at.is_(None))
@@ -376,18 +376,14 @@ def summary(group_session: GroupSession, now: datetime | None = None) -> Session
         .execution_options(populate_existing=True)).all()
     rows = []
     for record, client in records:
-        present = record.status == "present"
-        minutes = 0
-        if present and record.check_in_at is not None:
-            out = hours.effective_check_out(record.check_out_at, group_session.ends_at, now)
-            minutes = hours.credited_minutes(record.check_in_at, max(out, record.check_in_at),
-                                             group_session.starts_at, group_session.ends_at)
+        present, starts, ends = record.status == "present", group_session.starts_at, group_session.ends_at
+        late, left_early = hours.attendance_flags(present, record.check_in_at, record.check_out_at, starts, ends, grace)
         rows.append(SummaryRow(
             client_id=client.client_id, name=client.full_name, status=record.status,
-            check_in=record.check_in_at, check_out=record.check_out_at, credited_minutes=minutes,
-            late=present and hours.is_late(record.check_in_at, group_session.starts_at, grace),
-            left_early=present and hours.left_early(record.check_out_at, group_session.ends_at, grace),
-            source=record.source, reason=record.reason or "", modality=record.modality))
+            check_in=record.check_in_at, check_out=record.check_out_at,
+            credited_minutes=hours.credited_so_far(present, record.check_in_at, record.check_out_at, starts, ends, now),
+            late=late, left_early=left_early, source=record.source, reason=record.reason or "",
+            modality=record.modality))
     facilitator = group_session.facilitator.signature if group_session.facilitator else "No facilitator recorded"
     return SessionSummary(group_session=group_session, module=module_of(group_session), facilitator=facilitator, rows=rows)
 
