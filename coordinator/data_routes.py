@@ -65,7 +65,7 @@ def exports_page():
 @bp.route("/exports/<kind>", methods=["POST"])
 @staff_required("coordinator")
 def export_download(kind: str):
-    if kind not in exports.KINDS:
+    if kind not in exports.RANGE_KINDS:
         abort(404)
     return _download(lambda first, last, fmt: (exports.web_stream(kind, first, last, fmt, current_user()),
                                                exports.MIMETYPES[fmt], exports.filename(kind, first, last, fmt)))

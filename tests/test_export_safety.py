@@ -26,7 +26,7 @@ from helpers.world import local
 from iop.clinic import audit
 from iop.files import exports
 from iop.store import db
-from iop.store.models import Client
+from iop.store.models import Authorization, Client
 
 DAY = date(2026, 3, 2)
 RANGE = ("2026-03-01", "2026-03-08")
@@ -113,17 +113,23 @@ def clinic(app, world, freeze):
     people.append(world.client("CTRL1", CONTROL_FIRST, CONTROL_LAST, groups=[group], plan_start=date(2026, 2, 2)))
     for person in people:
         world.attendance(person, session, local(DAY, 9), local(DAY, 12))
+    with app.app_context(), db.transaction() as s:  # the utilization export: payer and number are typed text too
+        for number, person in enumerate(people):
+            text = DANGEROUS[number // 2 % len(DANGEROUS)]
+            s.add(Authorization(client_key=person.id, payer=text, number=text[:20] or "A", service="H0015", unit="day",
+                                units=10, start_date=date(2026, 3, 1), end_date=date(2026, 3, 31)))
     return people
 
 
 def cli_export(runner, kind, *options):
-    return runner.invoke(args=["export", kind, "--from", RANGE[0], "--to", RANGE[1], *options])
+    when = ["--on", RANGE[1]] if kind == "utilization" else ["--from", RANGE[0], "--to", RANGE[1]]
+    return runner.invoke(args=["export", kind, *when, *options])
 
 
 def web_export(client, auth, kind, fmt):
     token = auth.csrf("/coordinator/exports")
-    response = client.post(f"/coordinator/exports/{kind}",
-                           data={"first": RANGE[0], "last": RANGE[1], "format": fmt, "csrf_token": token})
+    when = {"on": RANGE[1]} if kind == "utilization" else {"first": RANGE[0], "last": RANGE[1]}
+    response = client.post(f"/coordinator/exports/{kind}", data={**when, "format": fmt, "csrf_token": token})
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     return response.get_data()
 
@@ -201,6 +207,8 @@ def test_a_stored_name_with_control_characters_exports_on_web_and_cli(app, world
     world.attendance(rosa, world.session(group, DAY), local(DAY, 9), local(DAY, 12))
     with app.app_context(), db.transaction() as s:  # as an older version could have stored it
         s.execute(update(Client).where(Client.id == rosa.id).values(first_name=CONTROL_FIRST, last_name=CONTROL_LAST))
+        s.add(Authorization(client_key=rosa.id, payer="Aetna", number="A-1", service="H0015", unit="day", units=10,
+                            start_date=date(2026, 3, 1), end_date=date(2026, 3, 31)))
     auth.login(username="coordinator", role="coordinator")
     shown = as_printed(f"{CONTROL_FIRST} {CONTROL_LAST}")
     with caplog.at_level(logging.DEBUG):

@@ -103,6 +103,8 @@ COLUMNS["utilization"] = (
                                        "inside the dates (else empty)"),
 )
 KINDS = tuple(COLUMNS)
+# The exports of a range of dates (--from/--to); utilization is taken on one date (--on).
+RANGE_KINDS = tuple(kind for kind in KINDS if kind != "utilization")
 
 
 def column_meanings(kind: str) -> list[tuple[str, str]]:
