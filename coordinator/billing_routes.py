@@ -91,7 +91,8 @@ def authorization_marks():
         return jsonify(error={"code": "bad_request", "message": exc.message}), 400
     monday = hours.week_start(asked or today)
     sunday = monday + timedelta(days=6)
-    found = authorizations.board_marks(monday, sunday, min(today, sunday), clock.now())
+    group_code = request.args.get("group", "").strip()  # the board's group: only its members are marked
+    found = authorizations.board_marks(monday, sunday, min(today, sunday), clock.now(), group_code)
     return jsonify(marks={public_id: [{"mark": mark, "words": authorizations.MARK_WORDS[mark],
                                        "kind": authorizations.BADGE_CLASS[mark], "icon": authorizations.BADGE_ICON[mark]}
                                       for mark in marks] for public_id, marks in found.items()})
@@ -115,15 +116,25 @@ def utilization():
     status = (form.status.data or "").strip()
     if status not in STATUSES:
         status = ""
-    rows, payers = authorizations.page_rows(first, last, on, clock.now(), payer, status)
+    sort = request.args.get("sort", "client")
+    if sort not in authorizations.SORTS:
+        sort = "client"
+    descending = request.args.get("order") == "desc"
+    found = authorizations.page_rows(first, last, on, clock.now(), payer, status, sort, descending,
+                                     request.args.get("page", 1, type=int) or 1)
     uncovered = authorizations.uncovered_days(first, on, clock.now())
     with db.transaction():  # a page of names and payers: who looked, and at what, is in the audit log
         audit.record("utilization.view", target="utilization", first=first.isoformat(), last=last.isoformat(),
-                     rows=len(rows), uncovered=len(uncovered),
+                     rows=len(found.page.rows), total=found.page.total, page=found.page.number, uncovered=len(uncovered),
+                     sort=sort, order="desc" if descending else "asc",
                      **{name: value for name, value in (("payer", payer), ("status", status)) if value})
-    return render_template("coordinator/utilization.html", rows=rows, payers=payers, statuses=STATUSES,
-                           first=first, last=last, on=on, payer=payer, status=status, uncovered=uncovered,
-                           problem=problem, client_base=url_for("coordinator.client_page", public_id="-")[:-1]), \
+    args = {"first": first.isoformat(), "last": last.isoformat(),  # what every sort and page link keeps
+            **{name: value for name, value in (("payer", payer), ("status", status)) if value}}
+    return render_template("coordinator/utilization.html", rows=found.page.rows, page=found.page,
+                           payers=found.payers, statuses=STATUSES, first=first, last=last, on=on, payer=payer,
+                           status=status, sort=sort, descending=descending, args=args,
+                           sort_words=authorizations.SORT_WORDS, uncovered=uncovered, problem=problem,
+                           client_base=url_for("coordinator.client_page", public_id="-")[:-1]), \
         400 if problem else 200
 
 

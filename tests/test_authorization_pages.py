@@ -111,6 +111,52 @@ def test_the_utilization_page_filters_and_is_audited(app, world, freeze):
     assert len(views) == 4 and views[1]["payer"] == "Cigna" and views[2]["status"] == "expiring"
 
 
+def test_the_utilization_page_sorts_and_pages_on_the_server(app, world, freeze, monkeypatch):
+    """All the authorizations are sorted before a page is cut (not the page alone), and every sort and
+    page link keeps the range and filters; an order the page does not know falls back to the client's."""
+    import re
+
+    from iop.clinic import authorizations
+
+    monkeypatch.setattr(authorizations, "PAGE_SIZE", 2)
+    maria = _scene(app, world, freeze)  # 1 of 3 used: 2 left
+    james = world.client("C2", "James", "Whitfield", groups=["RP-AM"], plan_start=MONDAY)  # 20 left
+    ana = world.client("C3", "Ana", "Reyes", groups=["RP-AM"], plan_start=MONDAY)  # 10 left
+    http = _coordinator(app)
+    for client, values in ((maria, {}), (james, {"payer": "Cigna", "number": "C-9", "units": "20"}),
+                           (ana, {"number": "A-7", "units": "10"})):
+        _form(http, f"/coordinator/clients/{client.public_id}/authorizations/new", **{**GOOD, **values})
+
+    def shown(query):
+        page = http.get("/coordinator/utilization" + query).get_data(as_text=True).split('id="uncovered-title"')[0]
+        return re.findall(r'#authorizations-title">([^<]+)</a>', page), page
+
+    assert shown("")[0] == ["Maria Gonzalez", "James Whitfield"]  # by client ID, two a page
+    assert shown("?page=2")[0] == ["Ana Reyes"]
+    assert shown("?sort=left")[0] == ["Maria Gonzalez", "Ana Reyes"]
+    assert shown("?sort=left&page=2")[0] == ["James Whitfield"]
+    names, page = shown("?sort=left&order=desc&first=2026-03-01&last=2026-03-31")
+    assert names == ["James Whitfield", "Ana Reyes"]
+    assert "Authorizations 1–2 of <strong>3</strong>, by left descending (page 1 of 2)." in page
+    assert '<th scope="col" class="num" aria-sort="descending"><a class="sort" href="/coordinator/utilization?' \
+           'sort=left&amp;order=asc&amp;first=2026-03-01&amp;last=2026-03-31">Left' in page  # again: the other way
+    assert 'aria-current="page" href="/coordinator/utilization?page=1&amp;first=2026-03-01&amp;last=2026-03-31' \
+           '&amp;sort=left&amp;order=desc"' in page
+    assert 'rel="next" href="/coordinator/utilization?page=2&amp;first=2026-03-01&amp;last=2026-03-31' \
+           '&amp;sort=left&amp;order=desc"' in page
+    assert shown("?sort=left&order=desc&page=2")[0] == ["Maria Gonzalez"]
+    assert shown("?sort=left&order=desc&page=99")[0] == ["Maria Gonzalez"]  # past the end: the last page
+    names, page = shown("?payer=Aetna&sort=payer&order=desc")
+    assert names == ["Ana Reyes", "Maria Gonzalez"]  # Aetna A-7, then Aetna A-1: by payer, then number
+    assert 'aria-label="Pages of authorizations"' not in page
+    assert shown("?sort=last_name&order=sideways")[0] == ["Maria Gonzalez", "James Whitfield"]
+    assert shown("?sort=status")[0] == ["Maria Gonzalez", "James Whitfield"]  # expiring before active
+    with app.app_context():
+        views = [e.detail for e in db.session().scalars(select(AuditEvent).where(AuditEvent.action == "utilization.view"))]
+    assert (views[3]["sort"], views[3]["order"], views[3]["page"], views[3]["rows"], views[3]["total"]) == \
+        ("left", "asc", 2, 1, 3)
+
+
 def test_the_board_marks_a_client_whose_authorization_is_expiring(app, world, freeze):
     maria = _scene(app, world, freeze)
     http = _coordinator(app)
@@ -122,6 +168,12 @@ def test_the_board_marks_a_client_whose_authorization_is_expiring(app, world, fr
     marks = http.get("/coordinator/authorization-marks?week=2026-03-02").get_json()["marks"]
     assert [m["words"] for m in marks[maria.public_id]] == ["Authorization expiring", "Day without authorization"]
     assert http.get("/coordinator/authorization-marks?week=someday").status_code == 400
+    # The board of one group fetches only its members' marks.
+    assert "/coordinator/authorization-marks?week=2026-03-02&amp;group=RP-AM" in \
+        http.get("/coordinator/?group=RP-AM").get_data(as_text=True)
+    in_group = http.get("/coordinator/authorization-marks?week=2026-03-02&group=RP-AM").get_json()["marks"]
+    assert in_group == marks
+    assert http.get("/coordinator/authorization-marks?week=2026-03-02&group=NOPE").get_json()["marks"] == {}
 
 
 def test_the_utilization_export_on_the_exports_page(app, world, freeze):

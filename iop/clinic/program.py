@@ -243,6 +243,14 @@ def page_of(query, number: int, size: int) -> Page:
     return Page(rows, number, pages, total, size)
 
 
+def rows_page(rows: list, number: int, size: int) -> Page:
+    """Page `number` (from 1; past the end: the last page) of rows already read and in order (a list
+    whose order needs figures the database does not have)."""
+    pages = max(1, -(-len(rows) // size))
+    number = min(max(1, number), pages)
+    return Page(rows[(number - 1) * size:number * size], number, pages, len(rows), size)
+
+
 def clients_page(status: str, number: int, size: int) -> Page:
     """Page `number` of the clients of a status (active, discharged, or all) by client ID."""
     return page_of(_clients_query(status), number, size)
