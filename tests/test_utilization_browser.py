@@ -1,5 +1,6 @@
 """The authorization pages in Chromium: a coordinator adds an authorization on the client page, finds it
-on the utilization page, filters and sorts it; every state checked with axe."""
+on the utilization page, filters it, sorts and pages through it (on the server: the links keep the range,
+filters and order); every state checked with axe."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -15,11 +16,20 @@ pytestmark = pytest.mark.browser
 MONDAY = date(2026, 3, 2)
 
 
-def test_a_coordinator_adds_an_authorization_and_reads_its_utilization(app, world, auth, freeze, live_server, page):
+def test_a_coordinator_adds_an_authorization_and_reads_its_utilization(app, world, auth, freeze, live_server, page,
+                                                                      monkeypatch):
+    from iop.clinic import authorizations
+    from iop.store import db
+    from iop.store.models import Authorization
+
+    monkeypatch.setattr(authorizations, "PAGE_SIZE", 1)  # two authorizations: two pages
     freeze(local(MONDAY + timedelta(days=4), 12))
     world.group()
     maria = world.client("C1", groups=["RP-AM"], plan_start=MONDAY, weekly_hours=9, days=3)
-    world.client("C2", "James", "Whitfield", groups=["RP-AM"], plan_start=MONDAY)
+    james = world.client("C2", "James", "Whitfield", groups=["RP-AM"], plan_start=MONDAY)
+    with app.app_context(), db.transaction() as s:  # 20 units, none used: active, 20 left
+        s.add(Authorization(client_key=james.id, payer="Cigna", number="C-9", service="H0015", unit="day", units=20,
+                            start_date=date(2026, 3, 3), end_date=date(2026, 3, 31)))
     for offset in (0, 2):
         day = MONDAY + timedelta(days=offset)
         world.attendance(maria, world.session("RP-AM", day, status="closed"), local(day, 9), local(day, 12))
@@ -51,16 +61,38 @@ def test_a_coordinator_adds_an_authorization_and_reads_its_utilization(app, worl
 
     page.get_by_role("link", name="Utilization").first.click()
     expect(page.get_by_role("heading", name="Utilization")).to_be_visible()
-    expect(page.locator("#utilization tbody tr")).to_have_count(1)
+    rows = page.locator("#utilization tbody tr")
+    expect(rows).to_have_count(1)  # page 1 of 2, by client ID: Maria's
     expect(page.get_by_role("img", name="1 of 3 units used")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Pages of authorizations").locator('[aria-current="page"]')).to_have_text("Page 1")
     assert_accessible(page, "utilization page")
     page.get_by_label("Status").select_option("active")
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("James Whitfield")
+    expect(page.get_by_role("navigation", name="Pages of authorizations")).to_have_count(0)
+    page.get_by_label("Status").select_option("exhausted")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_text("No authorization is in force in these dates with these filters.")).to_be_visible()
     page.get_by_label("Status").select_option("")
     page.get_by_role("button", name="Show").click()
-    page.get_by_role("button", name="Left").click()
+
+    page.get_by_role("link", name="Left").click()  # fewest left first, over every authorization
     expect(page.locator("#utilization thead th").nth(5)).to_have_attribute("aria-sort", "ascending")
+    expect(rows.first).to_contain_text("Maria Gonzalez")
+    page.get_by_role("link", name="Left").click()  # again: most left first
+    expect(page.locator("#utilization thead th").nth(5)).to_have_attribute("aria-sort", "descending")
+    expect(rows.first).to_contain_text("James Whitfield")
+    page.get_by_role("link", name="Next page").click()
+    expect(rows.first).to_contain_text("Maria Gonzalez")
+    expect(page.locator("#utilization-count")).to_contain_text("by left descending (page 2 of 2)")
+    assert "sort=left" in page.url and "order=desc" in page.url and "page=2" in page.url
+    assert_accessible(page, "utilization page, sorted, page 2")
+    page.get_by_label("Sort by").select_option("payer")  # the list sorts too (narrow screens have no headers)
+    page.get_by_label("Order").select_option("asc")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#utilization thead th").nth(1)).to_have_attribute("aria-sort", "ascending")
+    expect(rows.first).to_contain_text("Maria Gonzalez")  # Aetna before Cigna
     expect(page.locator("#uncovered")).to_contain_text("Maria Gonzalez")
 
     page.get_by_role("link", name="Week board").click()
