@@ -125,8 +125,8 @@ def utilization():
     uncovered = authorizations.uncovered_days(first, on, clock.now())
     with db.transaction():  # a page of names and payers: who looked, and at what, is in the audit log
         audit.record("utilization.view", target="utilization", first=first.isoformat(), last=last.isoformat(),
-                     rows=len(found.page.rows), total=found.page.total, page=found.page.number, uncovered=len(uncovered),
-                     sort=sort, order="desc" if descending else "asc",
+                     rows=len(found.page.rows), total=found.page.total, page=found.page.number,
+                     uncovered=len(uncovered), sort=sort, order="desc" if descending else "asc",
                      **{name: value for name, value in (("payer", payer), ("status", status)) if value})
     args = {"first": first.isoformat(), "last": last.isoformat(),  # what every sort and page link keeps
             **{name: value for name, value in (("payer", payer), ("status", status)) if value}}

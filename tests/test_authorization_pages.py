@@ -152,7 +152,8 @@ def test_the_utilization_page_sorts_and_pages_on_the_server(app, world, freeze, 
     assert shown("?sort=last_name&order=sideways")[0] == ["Maria Gonzalez", "James Whitfield"]
     assert shown("?sort=status")[0] == ["Maria Gonzalez", "James Whitfield"]  # expiring before active
     with app.app_context():
-        views = [e.detail for e in db.session().scalars(select(AuditEvent).where(AuditEvent.action == "utilization.view"))]
+        views = [e.detail for e in db.session().scalars(
+            select(AuditEvent).where(AuditEvent.action == "utilization.view"))]
     assert (views[3]["sort"], views[3]["order"], views[3]["page"], views[3]["rows"], views[3]["total"]) == \
         ("left", "asc", 2, 1, 3)
 

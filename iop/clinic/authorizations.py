@@ -141,15 +141,16 @@ def _utilization(found, on: date, now: datetime, range_first: date, range_last: 
     if detailed:
         first = min(row[0].start_date for row in found)
         days = queries.attended_days(first, on, now, client_keys) if first <= on else {}
-        used = {row[0].id: rules.usage(terms_of(row[0]), days.get(row[0].client_key, {}), on, full_day)
-                for row in found}
     else:
         counted = _units_counted([row[0] for row in found], on, now, range_first, range_last, client_keys)
-        used = {row[0].id: rules.usage_of(terms_of(row[0]), counted.get(row[0].id, 0)) for row in found}
     nothing = rules.Forecast(None, 0, "")
-    rows = [Utilization(record, record.client_key, client_id, f"{first_name} {last_name}".strip(), public_id,
-                        used[record.id], rules.status_on(terms_of(record), used[record.id], on), nothing)
-            for record, client_id, first_name, last_name, public_id in found]
+    rows = []
+    for record, client_id, first_name, last_name, public_id in found:
+        terms = terms_of(record)
+        used = rules.usage(terms, days.get(record.client_key, {}), on, full_day) if detailed else \
+            rules.usage_of(terms, counted.get(record.id, 0))
+        rows.append(Utilization(record, record.client_key, client_id, f"{first_name} {last_name}".strip(), public_id,
+                                used, rules.status_on(terms, used, on), nothing))
     return with_forecasts(rows, on, now, days) if forecasting else rows
 
 
