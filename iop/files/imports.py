@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from iop import clock
@@ -219,7 +220,14 @@ def run(kind: str, source: BinaryIO, size: int, bar: "Progress", actor=None, via
             db.end_snapshot()  # the checks' read transaction ends: it must not hold back the writers
         if job.problems.count:
             raise job.problems.failure(job.row_count)
-        result = job.load(via)
+        try:
+            result = job.load(via)
+        except IntegrityError:
+            # someone else (a kiosk, another import) wrote one of these records since the checks: the
+            # load was taken back whole
+            raise ImportFailed("Nothing was imported: some of these records were written by someone else "
+                               "while the file was loading. Try again.", rows=job.row_count,
+                               reason="conflict") from None
     except ImportFailed as failure:
         bar.done()
         audit_failure(kind, failure, actor, via)
