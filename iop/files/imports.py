@@ -374,7 +374,7 @@ def _csv_reason(exc: csv.Error) -> str:
     return text if text.isascii() and len(text) < 120 else "this line cannot be read as CSV"
 
 
-COLUMN_NAME = re.compile(r"^[A-Za-z0-9_ .()/-]{1,40}$")
+COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")  # what may be quoted back from a header: a column's name
 
 
 def _check_header(header: list[str], layout: Layout, line: int = 1) -> list[str]:
