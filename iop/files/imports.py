@@ -46,6 +46,7 @@ MAX_LINE_BYTES = 64 * 1024  # no row of these layouts comes near; a longer "line
 PROGRESS_MIN_BYTES = 64 * 1024  # smaller files finish before a bar would help
 PROGRESS_MIN_ROWS = 2000
 LOAD_BATCH = 1000  # attendance rows a transaction: SQLite's write lock is held for one batch only
+SESSION_BATCH = 10  # group sessions made a transaction, before the rows that go to them
 PROBLEMS_SHOWN = 50  # the problems a person is shown (page, command, job); the rest are counted
 AUDITED_PROBLEMS = 10  # line numbers and codes of the first problems, in the import.failed event
 NOT_CSV = "Nothing was imported: the file is not a CSV text file (it holds binary data). Export it from " \
@@ -796,14 +797,19 @@ class _AttendanceImport(_Import):
                  .join(GroupSession, GroupSession.id == Attendance.session_id)
                  .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None)))
         group_codes = {g.id: g.code for g in self.groups.values()}
-        for client_key, group_id, day, status, check_in, check_out, ends in self.session.execute(query):
+        for number, (client_key, group_id, day, status, check_in, check_out, ends) in enumerate(
+                self.session.execute(query)):
+            if number % 512 == 0:
+                self.bar.breathe()
             if client_key not in client_keys:
                 continue
             recorded[(client_key, group_id, day)] = (status, check_in, check_out)
             if status == "present" and check_in is not None:
                 visits.setdefault(client_key, []).append(_Visit(
                     client_key, check_in, check_out or max(ends, check_in), group_codes.get(group_id, "?"), day))
-        for item in self.parsed:
+        for index, item in enumerate(self.parsed):
+            if index % 512 == 0:
+                self.bar.breathe()
             before = recorded.get((item.client_key, item.group.id, item.day))
             if before is not None:
                 if before == (item.status, item.check_in, item.check_out):
@@ -819,7 +825,9 @@ class _AttendanceImport(_Import):
                     item.client_key, item.check_in, item.check_out or max(self._window_end(item), item.check_in),
                     item.group.code, item.day, item.line))
         ids_by_line = {item.line: item.client_id for item in self.parsed}
-        for client_visits in visits.values():
+        for number, client_visits in enumerate(visits.values()):
+            if number % 64 == 0:
+                self.bar.breathe()
             client_visits.sort(key=lambda v: (v.starts, v.ends))
             furthest: _Visit | None = None
             for visit in client_visits:
@@ -849,9 +857,8 @@ class _AttendanceImport(_Import):
     def load(self, via: str) -> ImportResult:
         """In transactions of LOAD_BATCH rows, kiosks scanning in between. The rows are marked by the
         load's time (created_at) and come after the highest id before it: if the load stops part-way
-        (an error, a conflicting scan, the server stopping), those rows are taken back (`take_back`)."""
-        from iop.clinic.sessions import ensure_session
-
+        (an error, a conflicting scan, the server stopping), those rows are taken back (`take_back`).
+        Sessions made for them stay: a group's session on a day it met is no partial import."""
         todo = [item for item in self.parsed if not item.skip]
         self.result.unchanged = len(self.parsed) - len(todo)
         self.result.rows = self.row_count
@@ -862,23 +869,17 @@ class _AttendanceImport(_Import):
         first_row_id = self.session.scalar(select(func.max(Attendance.id))) or 0
         db.end_snapshot()
         self.bar.loading(first_row_id, stamp)
-        sessions: dict[tuple[int, date], int] = {}
         try:
+            sessions = self._sessions(todo)
             for start in range(0, len(todo), LOAD_BATCH):
                 batch = todo[start:start + LOAD_BATCH]
                 with db.transaction():
-                    pending = []
-                    for item in batch:
-                        key = (item.group.id, item.day)
-                        if key not in sessions:
-                            sessions[key] = ensure_session(item.group, item.day).id
-                        pending.append(dict(
-                            session_id=sessions[key], client_key=item.client_key, status=item.status,
-                            check_in_at=item.check_in, check_out_at=item.check_out, source="import",
-                            check_out_source="import" if item.check_out else None, recorded_by_id=recorder,
-                            created_at=stamp))
-                    self.session.execute(insert(Attendance), pending)
-                    self.result.added += len(pending)
+                    self.session.execute(insert(Attendance), [dict(
+                        session_id=sessions[(item.group.id, item.day)], client_key=item.client_key,
+                        status=item.status, check_in_at=item.check_in, check_out_at=item.check_out, source="import",
+                        check_out_source="import" if item.check_out else None, recorded_by_id=recorder,
+                        created_at=stamp) for item in batch])
+                    self.result.added += len(batch)
                     if start + LOAD_BATCH >= len(todo):
                         self.audit_success(via)
                 self.bar.update(min(len(todo), start + LOAD_BATCH))
@@ -890,6 +891,30 @@ class _AttendanceImport(_Import):
             take_back(first_row_id, stamp)
             raise
         return self.result
+
+
+    def _sessions(self, todo: list[_AttendanceRow]) -> dict[tuple[int, date], int]:
+        """The group sessions the rows go to, by (group id, date): those there, and the rest made in
+        transactions of SESSION_BATCH (each new session picks its curriculum module: real work)."""
+        from iop.clinic.sessions import ensure_session
+
+        wanted = {(item.group.id, item.day): item.group for item in todo}
+        sessions: dict[tuple[int, date], int] = {}
+        if wanted:
+            days = [key[1] for key in wanted]
+            for session_id, group_id, day in self.session.execute(
+                    select(GroupSession.id, GroupSession.group_id, GroupSession.date)
+                    .where(GroupSession.date.between(min(days), max(days)))):
+                if (group_id, day) in wanted:
+                    sessions[(group_id, day)] = session_id
+            db.end_snapshot()
+        missing = sorted((key for key in wanted if key not in sessions), key=lambda key: (key[1], key[0]))
+        for start in range(0, len(missing), SESSION_BATCH):
+            with db.transaction():
+                for key in missing[start:start + SESSION_BATCH]:
+                    sessions[key] = ensure_session(wanted[key], key[1]).id
+            self.bar.breathe()
+        return sessions
 
 
 def take_back(first_row_id: int, stamp: datetime) -> int:
