@@ -7,8 +7,8 @@ rush (an open loop, each kiosk every --pace seconds on average). A coordinator u
 file of about 120,000 rows (about 5 MB: every client of the program in its group on each of the
 past weeks' days) through the Exports page, and follows the job's JSON until it is done.
 
-Rounds alternate: the rush alone for as long as the last import took (the first round: --alone
-seconds), then the rush while an import runs (each round imports another stretch of past days).
+Rounds alternate: the rush alone for --alone seconds, then the rush while an import runs (each round
+imports another stretch of past days).
 Printed: the server's memory growth during the import (the resident memory of the server's
 processes, gunicorn's master and worker, sampled every 0.1 s, peak minus the level before the
 upload; goal < 200 MB), and the kiosks' scan p99 during the imports as a ratio to their p99 alone
@@ -105,7 +105,11 @@ class Rush:
         rng = random.Random(number * 7919 + int(self.began))
         while not self.stop.wait(rng.expovariate(1 / self.pace)):
             started = time.perf_counter()
-            status, body = self.stand.scan(client, number, 0)
+            try:
+                status, body = self.stand.scan(client, number, 0)
+            except StopIteration:
+                print("    (out of clients to check in: this kiosk stops; run with more --alone seconds)")
+                return
             took = time.perf_counter() - started
             with self.lock:
                 self.latencies.append(took)
@@ -144,7 +148,7 @@ def follow(http, base: str, job_url: str, timeout: float = 900) -> dict:
 def bench(database: str, server_kind: str, rows: int, pace: float, rounds: int, alone_seconds: float,
           threads: int) -> dict:
     with ExitStack() as stack:
-        scans_needed = int(KIOSKS / pace * (alone_seconds + 150) * rounds) + 500
+        scans_needed = int(KIOSKS / pace * (alone_seconds + 200) * rounds) + 500  # each scan a new client
         stand = KioskStand(stack, database, server_kind, scans_needed, threads)
         folder = Path(stand.server.log_path).parent
         coordinator = stand.program.coordinator(stand.server.url)
@@ -158,7 +162,7 @@ def bench(database: str, server_kind: str, rows: int, pace: float, rounds: int, 
             days = -(-written // len(stand.program.client_ids))
             first_day -= timedelta(days=days + 1)
             rush = Rush(stand, pace)
-            time.sleep(seconds[-1] if seconds else alone_seconds)
+            time.sleep(alone_seconds)
             rate, latencies = rush.finish()
             alone += latencies
             rates["alone"].append(rate)
@@ -198,7 +202,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=120_000, help="attendance rows in each imported file")
     parser.add_argument("--pace", type=float, default=0.5, help="mean seconds between one kiosk's scans")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--alone", type=float, default=20.0, help="seconds of the first rush alone")
+    parser.add_argument("--alone", type=float, default=40.0, help="seconds of each round's rush alone")
     parser.add_argument("--threads", type=int, default=128, help="gunicorn threads")
     args = parser.parse_args()
     result = bench(args.database, args.server, args.rows, args.pace, args.rounds, args.alone, args.threads)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from datetime import date, time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select

@@ -122,8 +122,8 @@ def test_one_endless_line_is_refused_without_holding_it(runner, tmp_path):
 # ---- bounded memory --------------------------------------------------------------------------
 
 def test_memory_does_not_grow_with_the_file_text_or_its_problems(clinic, app, tmp_path):
-    """60,000 bad rows (4 MB, every row with two problems): only 50 problems are kept, and the text is
-    read a line at a time. The earlier import held the file, its text and every row's cells: ~100 MB."""
+    """60,000 bad rows (2.5 MB, every row with two problems): only 50 problems are kept, and the text is
+    read a line at a time (the earlier import held the file, its text and every row's cells at once)."""
     path = tmp_path / "attendance.csv"
     with path.open("w") as out:
         out.write(HEADER)
@@ -141,7 +141,7 @@ def test_memory_does_not_grow_with_the_file_text_or_its_problems(clinic, app, tm
     failure = refused.value
     assert failure.problem_count == 120_000 and len(failure.problems) == imports.PROBLEMS_SHOWN
     assert failure.more == "and 119950 more problems in 59975 lines"
-    assert peak < 12 * 1024 * 1024, f"{peak / 1e6:.1f} MB at the peak for a 4 MB file"
+    assert peak < 12 * 1024 * 1024, f"{peak / 1e6:.1f} MB at the peak for a 2.5 MB file"
 
 
 def test_memory_for_good_rows_is_their_parsed_values_only(clinic, app, tmp_path):
@@ -200,6 +200,7 @@ def test_the_command_lists_fifty_problems_and_the_total(clinic, runner, tmp_path
     lines = result.stderr.splitlines()
     assert result.exit_code == 1
     assert len([line for line in lines if line.startswith("line ")]) == 50
-    assert lines[:2] == ["line 2: unknown group 'XX'", "line 2: check_in '9am' is not a time like 09:00 (24-hour clock)"]
+    assert lines[:2] == ["line 2: unknown group 'XX'",
+                         "line 2: check_in '9am' is not a time like 09:00 (24-hour clock)"]
     assert "... and 150 more problems in 75 lines" in lines
     assert lines[-1] == "Error: Nothing was imported: 100 rows with problems (of 100)."

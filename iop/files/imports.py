@@ -24,7 +24,7 @@ import stat
 import sys
 import time as wall
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -164,7 +164,8 @@ def open_regular(path: Path) -> tuple[BinaryIO, int]:
                                "socket); give the path of a CSV file.", reason="not_regular")
         if info.st_size > FILE_MAX_BYTES:
             raise ImportFailed(f"Nothing was imported: {path.name} is larger than "
-                               f"{FILE_MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.", reason="too_large")
+                               f"{FILE_MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.",
+                               reason="too_large")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb"), info.st_size
@@ -363,7 +364,8 @@ def read_rows(kind: str, source: BinaryIO, bar: "Progress | None" = None, size: 
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ImportFailed("Nothing was imported: the file is not a readable CSV.",
-                           [f"line {reader.line_num}: {_csv_reason(exc)}"], codes=[(reader.line_num, "csv")], reason="csv") \
+                           [f"line {reader.line_num}: {_csv_reason(exc)}"], codes=[(reader.line_num, "csv")],
+                           reason="csv") \
             from None
     if not found:
         raise ImportFailed("Nothing was imported: the file has a header but no rows.",
