@@ -175,7 +175,7 @@ def test_a_bad_last_row_loads_nothing(clinic, app, runner, tmp_path):
 def test_a_load_stopped_part_way_takes_its_rows_back(clinic, app, tmp_path, monkeypatch):
     """A conflicting write in the middle of the load (here: a failing third batch) leaves nothing behind."""
     path = tmp_path / "attendance.csv"
-    path.write_text(HEADER + good_rows(50))  # 3,000 rows: three batches of 1,000
+    path.write_text(HEADER + good_rows(50))  # 3,000 rows: several batches of imports.LOAD_BATCH
     batches = []
 
     class Interrupting(imports.Progress):
@@ -189,7 +189,7 @@ def test_a_load_stopped_part_way_takes_its_rows_back(clinic, app, tmp_path, monk
     with app.app_context():
         with pytest.raises(RuntimeError):
             imports.import_file("attendance", path, sink=Interrupting(0, enabled=False))
-    assert batches == [1000, 2000]
+    assert batches == [imports.LOAD_BATCH, 2 * imports.LOAD_BATCH]
     assert attendance_count(app) == 0
 
 

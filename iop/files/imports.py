@@ -45,8 +45,8 @@ FILE_MAX_BYTES = 100 * 1024 * 1024  # about 2.5 million attendance rows
 MAX_LINE_BYTES = 64 * 1024  # no row of these layouts comes near; a longer "line" is not CSV text
 PROGRESS_MIN_BYTES = 64 * 1024  # smaller files finish before a bar would help
 PROGRESS_MIN_ROWS = 2000
-LOAD_BATCH = 1000  # attendance rows a transaction: SQLite's write lock is held for one batch only
-SESSION_BATCH = 10  # group sessions made a transaction, before the rows that go to them
+LOAD_BATCH = 500  # attendance rows a transaction: SQLite's write lock is held for one batch only
+SESSION_BATCH = 5  # group sessions made a transaction, before the rows that go to them
 PROBLEMS_SHOWN = 50  # the problems a person is shown (page, command, job); the rest are counted
 AUDITED_PROBLEMS = 10  # line numbers and codes of the first problems, in the import.failed event
 NOT_CSV = "Nothing was imported: the file is not a CSV text file (it holds binary data). Export it from " \
@@ -726,6 +726,9 @@ class _AttendanceImport(_Import):
         self.groups = {g.code: g for g in self.session.scalars(select(Group))}
         self.parsed: list[_AttendanceRow] = []
         self.seen: dict[tuple[int, int, date], int] = {}
+        # No read transaction is held while the rows are checked (a minute for a big file): on SQLite
+        # an old snapshot keeps the WAL from being checkpointed, and the kiosks' commits pay for it.
+        db.end_snapshot()
 
     def check_row(self, row):
         client_id = self.cell(row, entry.client_id, row["client_id"])
@@ -809,6 +812,7 @@ class _AttendanceImport(_Import):
             if status == "present" and check_in is not None:
                 visits.setdefault(client_key, []).append(_Visit(
                     client_key, check_in, check_out or max(ends, check_in), group_codes.get(group_id, "?"), day))
+        db.end_snapshot()
         for index, item in enumerate(self.parsed):
             if index % 512 == 0:
                 self.bar.breathe()
