@@ -226,7 +226,7 @@ def measure(app, repeat: int) -> dict:
 def query_plan(raw, now, sunday) -> list[str]:
     from iop.store import db, hours_queries
 
-    compiled = hours_queries._minutes_by_day_statement(False).compile(db.database().engine)
+    compiled = hours_queries.minutes_by_day_statement().compile(db.database().engine)
     values = {"first": LAST_MONDAY, "last": sunday, "hours_now": now}
     params = [values.get(name, compiled.params.get(name)) for name in compiled.positiontup]
     params = [stamp(p) if isinstance(p, datetime) else p.isoformat() if isinstance(p, date) else p for p in params]

@@ -74,7 +74,7 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
             s.flush()
             s.execute(insert(Client), [dict(client_id=f"C{n:05d}", first_name=f"First{n}", last_name=f"Last{n}",
                                             public_id=f"p{n:05d}") for n in range(clients)])
-            client_keys = list(s.scalars(select(Client.id).order_by(Client.id)))
+            client_keys = list(s.scalars(select(Client.id).where(Client.client_id.like("C%")).order_by(Client.id)))
             s.execute(insert(ClientGroup), [dict(client_key=pk, group_id=groups[i % 20].id)
                                             for i, pk in enumerate(client_keys)])
             s.execute(insert(Plan), [dict(client_key=pk, level_of_care="2.1", start_date=FIRST_MONDAY, end_date=None,
@@ -88,8 +88,10 @@ def seed(instance: Path, clients: int, weeks: int) -> dict:
                                              starts_at=local_to_utc(day, group.start, tz),
                                              ends_at=local_to_utc(day, group.end, tz), module_id="rp-01-triggers"))
             s.execute(insert(GroupSession), sessions)
+        # Its own groups' sessions only: bench_backup.py loads this history beside a running program.
         group_sessions = db.session().execute(select(GroupSession.id, GroupSession.group_id, GroupSession.starts_at,
-                                               GroupSession.ends_at)).all()
+                                                     GroupSession.ends_at)
+                                              .where(GroupSession.group_id.in_([g.id for g in groups]))).all()
         members: dict[int, list[int]] = {}
         for i, pk in enumerate(client_keys):
             members.setdefault(groups[i % 20].id, []).append(pk)

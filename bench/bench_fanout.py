@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -189,6 +190,8 @@ def main() -> int:
             os.environ.setdefault("IOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
             database_url = stack.enter_context(servers.fresh_schema(servers.required_postgres()))
         env = servers.environment(folder / "instance", database_url)
+        # Every display connects from this one machine: lift the per-address socket cap above them.
+        env["IOP_SOCKETS_PER_ADDRESS"] = str(args.displays + 50)
         program = servers.Program(env, folder, clients=3)
 
         # The bare baseline.
@@ -222,18 +225,21 @@ def main() -> int:
         steps = state["step_count"]
         payload = {k: v for k, v in state.items() if k not in ("roster", "notes")}  # what displays get
 
+        # A display's link token travels in the connect URL: the server admits a connection at its
+        # handshake, before any Socket.IO auth is read (as tests/helpers/servers.py's Screen does).
+        display_url = f"{server.url}?{urlencode({'display_token': token})}"
         print(f"{args.displays} displays (python-socketio, websocket) in {args.client_processes} process(es); "
               f"{os.cpu_count()} cores shared by the servers and the displays; database {args.database}")
         print("  connecting the displays ...", flush=True)
         if args.client_processes > 1:
             bare_displays = SpreadDisplays(f"http://127.0.0.1:{bare_port}", args.displays, args.client_processes)
             stack.callback(bare_displays.close)
-            app_displays = SpreadDisplays(server.url, args.displays, args.client_processes,
+            app_displays = SpreadDisplays(display_url, args.displays, args.client_processes,
                                           auth={"display_token": token}, join={"session_id": session_id})
         else:
             bare_displays = Displays(f"http://127.0.0.1:{bare_port}", args.displays)
             stack.callback(bare_displays.close)
-            app_displays = Displays(server.url, args.displays, auth={"display_token": token},
+            app_displays = Displays(display_url, args.displays, auth={"display_token": token},
                                     join={"session_id": session_id})
         stack.callback(app_displays.close)
         trigger = socketio.Client(reconnection=False)

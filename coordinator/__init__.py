@@ -5,6 +5,8 @@ bp = Blueprint("coordinator", __name__, url_prefix="/coordinator", template_fold
                static_folder="static")
 
 from coordinator import (
+               backup_routes,  # noqa: E402,F401
+               billing_routes,  # noqa: E402,F401
                curriculum_routes,  # noqa: E402,F401
                data_routes,  # noqa: E402,F401
                kiosk_routes,  # noqa: E402,F401

@@ -35,7 +35,8 @@ IMPORT_TITLES = {
     "groups": ("Groups", "code,name,track,room,weekdays,start,end"),
     "clients": ("Clients and plans",
                 "client_id,first_name,last_name,level_of_care,plan_start,plan_end,weekly_hours,days_per_week,groups[,phases]"),
-    "attendance": ("Attendance", "client_id,group,date,check_in,check_out[,status]"),
+    "attendance": ("Attendance", "client_id,group,date,check_in,check_out[,status[,modality]]"),
+    "authorizations": ("Payer authorizations", "client_id,payer,number,service,unit,units,start,end"),
 }
 
 
@@ -58,7 +59,7 @@ def _page(status: int = 200, export_error: str = "", import_failure: tuple[str, 
     return render_template(
         "coordinator/exports.html", export_titles=EXPORT_TITLES, import_titles=IMPORT_TITLES,
         export_columns={kind: exports.column_meanings(kind) for kind in EXPORT_TITLES},
-        fhir_files=fhir.RESOURCE_GUIDE,
+        fhir_files=fhir.RESOURCE_GUIDE, utilization_columns=exports.column_meanings("utilization"), today=_today(),
         first=first if first is not None else remembered[0], last=last if last is not None else remembered[1],
         export_error=export_error, import_failure=import_failure,
         upload_limit_mb=imports.UPLOAD_MAX_BYTES // (1024 * 1024),
@@ -74,7 +75,7 @@ def exports_page():
 @bp.route("/exports/<kind>", methods=["POST"])
 @staff_required("coordinator")
 def export_download(kind: str):
-    if kind not in exports.KINDS:
+    if kind not in exports.RANGE_KINDS:
         abort(404)
     return _download(lambda first, last, fmt: (exports.web_stream(kind, first, last, fmt, current_user()),
                                                exports.MIMETYPES[fmt], exports.filename(kind, first, last, fmt)))

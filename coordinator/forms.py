@@ -175,6 +175,62 @@ class PlanForm(DeskForm):
                          level_of_care=(self.level_of_care.data or "").strip(), phases=tuple(self.phases))
 
 
+class AuthorizationForm(DeskForm):
+    """A payer's authorization on the client page; the values are read by iop.rules.entry, as the import's."""
+
+    payer = EntryField("Payer", field=entry.PAYER)
+    number = EntryField("Authorization number", rule=entry.authorization_number, field=entry.AUTHORIZATION_NUMBER)
+    service = EntryField("Service code", rule=entry.service_code, field=entry.SERVICE)
+    unit = EntryField("Unit", rule=entry.unit, field=entry.UNIT)
+    units = EntryField("Units authorized", rule=entry.units, field=entry.UNITS)
+    start = EntryField("Start date", rule=entry.day, field=entry.AUTHORIZATION_START)
+    end = EntryField("End date (included)", rule=entry.day, field=entry.AUTHORIZATION_END)
+    note = EntryField("Note", field=entry.AUTHORIZATION_NOTE)
+
+    @classmethod
+    def of(cls, record) -> AuthorizationForm:
+        return cls(data={"payer": record.payer, "number": record.number, "service": record.service,
+                         "unit": record.unit, "units": str(record.units), "start": record.start_date.isoformat(),
+                         "end": record.end_date.isoformat(), "note": record.note})
+
+    @classmethod
+    def fresh(cls, today) -> AuthorizationForm:
+        return cls(data={"service": "H0015", "unit": "day", "start": today.isoformat()})
+
+    def validate(self, extra_validators=None) -> bool:
+        fine = super().validate(extra_validators)
+        if fine:
+            try:
+                entry.date_range(self.start.value, self.end.value)
+            except entry.EntryError as exc:
+                self.end.errors = list(self.end.errors) + [exc.message]
+                return False
+        return fine
+
+    def fields(self):
+        from iop.clinic.authorizations import AuthorizationFields
+
+        return AuthorizationFields(payer=self.payer.value, number=self.number.value, service=self.service.value,
+                                   unit=self.unit.value, units=self.units.value, start=self.start.value,
+                                   end=self.end.value, note=self.note.value or "")
+
+
+class UtilizationForm(FlaskForm):
+    """The utilization page's range and filters (a GET form: no token)."""
+
+    class Meta:
+        csrf = False
+
+    first = EntryField("From", rule=entry.day, field=entry.Field("first", "The first date", needed=False))
+    last = EntryField("To", rule=entry.day, field=entry.Field("last", "The last date", needed=False))
+    payer = StringField("Payer")
+    status = StringField("Status")
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for box in self for problem in box.errors if isinstance(problem, str)]
+
+
 # ---- groups and levels -----------------------------------------------------------------------------
 
 class GroupForm(DeskForm):
@@ -261,6 +317,11 @@ class CardsForm(FlaskForm):
 class ExportForm(DeskForm):
     first = EntryField("From", rule=entry.day, field=entry.Field("first", "The first date"))
     last = EntryField("To", rule=entry.day, field=entry.Field("last", "The last date"))
+    format = StringField("Format", default="csv")
+
+
+class UtilizationExportForm(DeskForm):
+    on = EntryField("On", rule=entry.day, field=entry.Field("on", "The date"))
     format = StringField("Format", default="csv")
 
 

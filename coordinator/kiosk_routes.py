@@ -9,6 +9,8 @@ from iop.clinic import cards, kiosks
 from iop.store import db
 from iop.web.auth import current_user, staff_required
 
+CARDS_PAGE_SIZE = 100  # clients a page on the cards page (each row has its own form)
+
 
 def _link_qr_svg(link: str) -> str:
     """The enrollment link as an inline SVG QR code, so a tablet's camera can open it."""
@@ -105,9 +107,9 @@ def kiosk_chime(public_id: str):
 @bp.route("/cards", methods=["GET"])
 @staff_required("coordinator")
 def cards_page():
-    clients = cards.clients_for_cards([])
-    cards.record_listed(clients, current_user())
-    return render_template("coordinator/cards.html", clients=clients)
+    page = cards.active_clients_page(request.args.get("page", 1, type=int) or 1, CARDS_PAGE_SIZE)
+    cards.record_listed(page.rows, current_user(), page=page.number)
+    return render_template("coordinator/cards.html", clients=page.rows, page=page)
 
 
 @bp.route("/cards/print", methods=["POST"])

@@ -1,39 +1,30 @@
 """The coordinator's desk: the week's board, client pages with plans, clients, groups and levels.
 
-Thin views: the figures come from iop.rules.hours, the records' rules from iop.clinic.plans and
-iop.clinic.program; the forms (coordinator.forms) read what is typed with iop.rules.entry.
+Thin views: the board's and the client page's rows come from iop.clinic.board (the hours rules'
+figures with who the clients are), the records' rules from iop.clinic.plans and iop.clinic.program;
+the forms (coordinator.forms) read what is typed with iop.rules.entry; the chart's geometry is
+coordinator.chart.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from coordinator import bp, forms
+from coordinator.chart import weekly_chart
 from iop import clock
-from iop.clinic import audit, plans, program
+from iop.clinic import audit, authorizations, board, plans, program
 from iop.clock import local_date, program_tz
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
-from iop.store.models import (
-    WEEKDAY_NAMES,
-    Attendance,
-    Client,
-    ClientGroup,
-    Group,
-    GroupSession,
-    Plan,
-    WeekFlag,
-)
+from iop.store.models import WEEKDAY_NAMES, Client, Group, Plan
 from iop.web.auth import current_user, staff_required
 
-# at_risk and short first (someone can still act on them), then the rest.
-STATUS_ORDER = {"at_risk": 0, "short": 1, "on_track": 2, "no_plan": 3, "met": 4}
 STATUS_TEXT = {"met": "Met", "on_track": "On track", "at_risk": "At risk", "short": "Short", "no_plan": "No plan"}
 STATUS_ICON = {"met": "✓", "on_track": "→", "at_risk": "!", "short": "✕", "no_plan": "–"}
 HISTORY_WEEKS = 12
+CLIENTS_PAGE_SIZE = 100  # a large program's list in pages: each one quick to send, read and sort
 
 
 @bp.app_template_filter("hours_text")
@@ -45,8 +36,10 @@ def _hours_text(minutes: int) -> str:
 DESK_LINKS = [
     ("coordinator.home", "Week board", ("coordinator.home",), "coordinator"),
     ("coordinator.clients", "Clients", ("coordinator.clients", "coordinator.client_page", "coordinator.client_new",
-                                        "coordinator.client_edit", "coordinator.plan_new", "coordinator.plan_edit"),
+                                        "coordinator.client_edit", "coordinator.plan_new", "coordinator.plan_edit",
+                                        "coordinator.authorization_new", "coordinator.authorization_edit"),
      "coordinator"),
+    ("coordinator.utilization", "Utilization", ("coordinator.utilization",), "coordinator"),
     ("coordinator.groups", "Groups", ("coordinator.groups", "coordinator.group_new", "coordinator.group_edit"),
      "coordinator"),
     ("coordinator.levels", "Levels of care", ("coordinator.levels",), "coordinator"),
@@ -56,6 +49,7 @@ DESK_LINKS = [
     ("coordinator.curriculum", "Curriculum", ("coordinator.curriculum",), "coordinator"),
     ("coordinator.staff_page", "Staff", ("coordinator.staff_page", "coordinator.staff_member"), "admin"),
     ("coordinator.audit_log", "Audit log", ("coordinator.audit_log",), "admin"),
+    ("coordinator.backups_page", "Backups", ("coordinator.backups_page",), "admin"),
 ]
 
 
@@ -73,30 +67,7 @@ def _today() -> date:
     return local_date(clock.now(), program_tz())
 
 
-def _local_time(moment: datetime | None) -> str:
-    return moment.astimezone(program_tz()).strftime("%H:%M") if moment else ""
-
-
 # ---- the week's board --------------------------------------------------------------------------
-
-@dataclass
-class BoardRow:
-    client: Client
-    figures: hours_queries.WeekFigures
-    groups: list[str]
-    flagged: bool
-
-    @property
-    def percent(self) -> int:
-        target = self.figures.target_minutes
-        if not target:
-            return 100 if self.figures.attended_minutes else 0
-        return min(100, round(100 * self.figures.attended_minutes / target))
-
-    @property
-    def sort_key(self):
-        return (STATUS_ORDER[self.figures.status], self.percent, self.client.client_id)
-
 
 WEEK_ASKED = entry.Field("week", "The week", needed=False)
 
@@ -119,45 +90,17 @@ def home():
     level_code = request.args.get("level", "").strip()
     all_groups = program.groups()
     all_levels = plans.levels()
-    rows = board_rows(monday, group_code or None, level_code or None)
+    rows = board.board_rows(monday, clock.now(), group_code or None, level_code or None)
     with db.transaction():  # a page of names: who looked, at which week, is in the audit log
         audit.record("board.view", target="board", week=monday.isoformat(), rows=len(rows),
                      **{name: value for name, value in (("group", group_code), ("level", level_code)) if value})
-    counts = {status: sum(1 for row in rows if row.figures.status == status) for status in STATUS_ORDER}
+    counts = {status: sum(1 for row in rows if row.figures.status == status) for status in board.STATUS_ORDER}
     this_monday = hours.week_start(today)
     return render_template(
         "coordinator/home.html", rows=rows, monday=monday, sunday=monday + timedelta(days=6),
         is_current=monday == this_monday, this_monday=this_monday, counts=counts,
         previous_week=monday - timedelta(days=7), next_week=monday + timedelta(days=7),
         groups=all_groups, levels=all_levels, group_code=group_code, level_code=level_code)
-
-
-def board_rows(monday: date, group_code: str | None = None, level_code: str | None = None) -> list[BoardRow]:
-    """Active clients with a plan touching the week or attendance in it, at_risk and short first."""
-    figures = hours_queries.week_figures(monday, clock.now(), program_tz())
-    if not figures:
-        return []
-    session = db.session()
-    clients = {c.id: c for c in session.scalars(
-        select(Client).where(Client.status == "active", Client.id.in_(list(figures))))}
-    groups_of: dict[int, list[str]] = {}
-    for client_key, code in session.execute(
-            select(ClientGroup.client_key, Group.code).join(Group, Group.id == ClientGroup.group_id)
-            .order_by(Group.code)):
-        groups_of.setdefault(client_key, []).append(code)
-    flagged = set(session.scalars(select(WeekFlag.client_key).where(WeekFlag.week_start == monday)))
-    rows = []
-    for client_key, figure in figures.items():
-        client = clients.get(client_key)
-        if client is None:
-            continue
-        codes = groups_of.get(client_key, [])
-        if group_code and group_code not in codes:
-            continue
-        if level_code and figure.level_of_care != level_code:
-            continue
-        rows.append(BoardRow(client, figure, codes, client_key in flagged))
-    return sorted(rows, key=lambda row: row.sort_key)
 
 
 # ---- clients -----------------------------------------------------------------------------------
@@ -175,12 +118,12 @@ def clients():
     status = request.args.get("status", "active")
     if status not in ("active", "discharged", "all"):
         status = "active"
-    people = program.clients(status)
+    page = program.clients_page(status, request.args.get("page", 1, type=int) or 1, CLIENTS_PAGE_SIZE)
     with db.transaction():
-        audit.record("clients.view", target="clients", status=status, rows=len(people))
+        audit.record("clients.view", target="clients", status=status, page=page.number, rows=len(page.rows))
     today = _today()
-    return render_template("coordinator/clients.html", people=people, status=status, today=today,
-                           plan_on=lambda c: plans.plan_in_effect_on(c, today))
+    return render_template("coordinator/clients.html", people=page.rows, page=page, status=status, today=today,
+                           plan_on=lambda client: plans.plan_on(client, today))
 
 
 @bp.route("/clients/<public_id>")
@@ -196,52 +139,16 @@ def client_page(public_id: str):
     if earliest is not None and first_monday < hours.week_start(earliest) <= this_monday:
         first_monday = hours.week_start(earliest)  # no empty weeks before the first plan
     history = hours_queries.client_weeks(client.id, first_monday, this_monday, now, tz)
-    attendance = _attendance_rows(client, first_monday, this_monday + timedelta(days=6), now)
+    attendance = board.client_attendance(client.id, first_monday, this_monday + timedelta(days=6), now)
     terms = [(plan, plans.terms_of(plan)) for plan in client.plans]
     flags = plans.low_hours_flags([t for _plan, t in terms], plans.level_minimums())
+    billing = authorizations.for_client(client, first_monday, today, now)
     with db.transaction():
         audit.record("client.view", target=f"client:{client.public_id}")
     return render_template(
-        "coordinator/client.html", client=client, history=history, this_week=history[-1],
+        "coordinator/client.html", client=client, billing=billing, history=history, this_week=history[-1],
         attendance=attendance, plan_terms=terms, flags=flags, weeks=weeks, modules=_modules(client),
-        phase_dates=plans.phase_start_dates, chart=_chart(history), today=today)
-
-
-@dataclass
-class AttendanceRow:
-    day: date
-    group: str
-    check_in: str
-    check_out: str
-    minutes: int
-    late: bool
-    left_early: bool
-    status: str
-    still_in: bool
-
-
-def _attendance_rows(client: Client, first: date, last: date, now: datetime) -> list[AttendanceRow]:
-    grace = current_app.config.get("GRACE_MINUTES", hours.GRACE_MINUTES)
-    found = db.session().execute(
-        select(Attendance, GroupSession, Group.code)
-        .join(GroupSession, GroupSession.id == Attendance.session_id).join(Group, Group.id == GroupSession.group_id)
-        .where(Attendance.client_key == client.id, Attendance.voided_at.is_(None),
-               GroupSession.date.between(first, last))
-        .order_by(GroupSession.date.desc(), GroupSession.starts_at.desc())).all()
-    rows = []
-    for record, group_session, code in found:
-        present = record.status == "present"
-        check_out = hours.effective_check_out(record.check_out_at, group_session.ends_at, now) \
-            if present and record.check_in_at else None
-        minutes = hours.credited_minutes(record.check_in_at, check_out, group_session.starts_at, group_session.ends_at) \
-            if present and record.check_in_at and check_out and check_out >= record.check_in_at else 0
-        rows.append(AttendanceRow(
-            day=group_session.date, group=code, check_in=_local_time(record.check_in_at),
-            check_out=_local_time(record.check_out_at), minutes=minutes,
-            late=present and hours.is_late(record.check_in_at, group_session.starts_at, grace),
-            left_early=present and hours.left_early(record.check_out_at, group_session.ends_at, grace),
-            status=record.status, still_in=present and record.check_in_at is not None and record.check_out_at is None))
-    return rows
+        phase_dates=plans.phase_start_dates, chart=weekly_chart(history), today=today)
 
 
 def _modules(client: Client) -> list[dict]:
@@ -259,23 +166,6 @@ def _modules(client: Client) -> list[dict]:
             "not_had": modules_not_had(client.id, track),
         })
     return sections
-
-
-def _chart(history: list[hours_queries.WeekFigures]) -> dict:
-    """Bar geometry for the weekly chart (inline SVG, drawn at its natural size): attended bars
-    against a dashed target mark, on a scale of whole 3-hour steps."""
-    top = max([60] + [w.attended_minutes for w in history] + [w.target_minutes for w in history])
-    top = ((top + 179) // 180) * 180
-    height, pad, bar_width, gap, left = 180, 12, 32, 16, 44
-    scale = lambda minutes: pad + height - round(height * minutes / top)  # noqa: E731
-    bars = []
-    for index, week in enumerate(history):
-        x = left + index * (bar_width + gap) + gap // 2
-        bars.append({"x": x, "y": scale(week.attended_minutes), "h": pad + height - scale(week.attended_minutes),
-                     "target_y": scale(week.target_minutes) if week.target_minutes else None, "week": week})
-    ticks = [{"y": scale(m), "label": f"{m // 60} h"} for m in range(0, top + 1, 180)]
-    return {"bars": bars, "ticks": ticks, "height": pad + height, "bar_width": bar_width,
-            "width": left + len(history) * (bar_width + gap) + gap}
 
 
 def _client_page_form(form: forms.ClientForm, client: Client | None):

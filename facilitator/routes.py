@@ -4,11 +4,11 @@ Thin views: the rules and writes live in iop.live, iop.attendance and iop.roster
 """
 from __future__ import annotations
 
-from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
 
 from curriculum import markup
 from facilitator import bp
-from iop import clock
+from iop import clock, config
 from iop.clinic import audit
 from iop.clinic.sessions import ensure_sessions_for
 from iop.clock import local_date, program_tz
@@ -96,7 +96,7 @@ def control(session_id: int):
                   for s in (module.steps if module else ())],
         "attendance_url": url_for("facilitator.attendance", session_id=group_session.id),
         "summary_url": url_for("facilitator.summary", session_id=group_session.id),
-        "timezone": current_app.config["TIMEZONE"],
+        "timezone": program_tz().key,
     }
     return render_template(
         "facilitator/control.html", group_session=group_session, module=module, state=state, live_data=live_data,
@@ -190,7 +190,7 @@ def summary(session_id: int):
         audit.record("session.summary_view", target=f"session:{group_session.id}")
     note = group_session.note_text if group_session.note_text is not None else facilitation.draft_note(report)
     return render_template("facilitator/summary.html", group_session=group_session, report=report, note=note,
-                           grace=current_app.config["GRACE_MINUTES"])
+                           grace=config.grace_minutes())
 
 
 @bp.route("/sessions/<int:session_id>/note", methods=["POST"])

@@ -10,9 +10,10 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from iop import clock
 from iop import config as config_module
 from iop.config import ConfigError
-from iop.extensions import compress, csrf, socketio
+from iop.extensions import csrf, socketio
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -32,18 +33,19 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.config.update(settings)
-    app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])
+    app.config["PROGRAM_TZ"] = ZoneInfo(app.config["TIMEZONE"])  # read with iop.clock.program_tz()
+    app.add_template_filter(clock.local_moment, "local")
     from iop.web.json_body import RequestJSONProvider
 
     app.json = RequestJSONProvider(app)
 
     from iop.live import realtime
     from iop.store import db
-    from iop.web import auth, headers, views
+    from iop.web import auth, compression, headers, views
 
     db.init_app(app)
     csrf.init_app(app)
-    compress.init_app(app)
+    compression.init_app(app)  # before headers: it runs after them (Flask runs after_request last first)
     socketio.init_app(
         app,
         async_mode="threading",

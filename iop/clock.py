@@ -8,7 +8,7 @@ import contextlib
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import Flask, current_app
 
 _frozen_at: list[datetime | None] = [None]
 
@@ -40,8 +40,14 @@ def advance(delta: timedelta) -> None:
 
 # ---- the program's local time ----------------------------------------------------------------
 
-def program_tz() -> ZoneInfo:
-    return current_app.config["PROGRAM_TZ"]
+def program_tz(app: Flask | None = None) -> ZoneInfo:
+    """The program's time zone (IOP_TIMEZONE), of `app` or the current one."""
+    return (app or current_app).config["PROGRAM_TZ"]
+
+
+def local_moment(moment: datetime) -> datetime:
+    """An instant on the program's wall clock (pages format it; the template filter `local`)."""
+    return moment.astimezone(program_tz())
 
 
 def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:

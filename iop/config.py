@@ -1,4 +1,5 @@
-"""Settings from the environment (docs/interface.md), read when the app is made, never at import."""
+"""Settings from the environment (docs/interface.md), read when the app is made, never at import; and
+the hours rules' two settings (full day, grace) as every module reads them."""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +8,10 @@ import secrets
 import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+
+from iop.rules import hours
 
 
 class ConfigError(Exception):
@@ -21,14 +26,23 @@ DEFAULTS = {
     "SCHEDULER": True,
     "REDIS_URL": None,
     "REDIS_CHANNEL": "iop-kiosk",
-    "FULL_DAY_MINUTES": 180,
-    "GRACE_MINUTES": 10,
+    "FULL_DAY_MINUTES": hours.FULL_DAY_MINUTES,  # rule 3 (docs/domain.md); read with full_day_minutes()
+    "GRACE_MINUTES": hours.GRACE_MINUTES,  # rule 8; read with grace_minutes()
     "SESSION_OPENS_BEFORE_MINUTES": 30,
     "REPEAT_SCAN_MINUTES": 5,
     "OFFLINE_SCAN_MAX_AGE_HOURS": 12,
     "SCAN_RETENTION_DAYS": 90,
     "FHIR_SERVICE_CODE": "90853",  # CPT group psychotherapy: the type of the FHIR export's Encounters
     "IDLE_SIGNOUT_MINUTES": 15,
+    # Services billed only under a payer's authorization: attended days that qualify for one but fall
+    # under no authorization are listed (code[:day|session], space-separated).
+    "SERVICES_NEEDING_AUTHORIZATION": "H0015",
+    # Scheduled backups (iop/ops/backup.py): one every BACKUP_EVERY_HOURS (0: none) into BACKUP_DIR
+    # (default <instance>/backups), the last BACKUP_KEEP kept; BACKUP_KEY (when set) encrypts them.
+    "BACKUP_EVERY_HOURS": 24,
+    "BACKUP_KEEP": 14,
+    "BACKUP_DIR": None,
+    "BACKUP_KEY": None,
     "PROXY_HOPS": 0,  # proxies in front whose X-Forwarded-* headers are trusted (deploy/: 1)
     "SOCKETS_PER_ADDRESS": 100,
     "KIOSK_WELCOME": "Welcome. Please scan your card.",
@@ -36,7 +50,8 @@ DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
-    # Text responses (pages, CSS, JS, JSON) compressed when the browser asks (Flask-Compress).
+    # Text responses (CSS, JS, and pages and JSON that carry no secret: iop/web/compression.py, against
+    # BREACH) compressed when the browser asks (Flask-Compress).
     # Static files are streamed, so gzip is allowed for streams too (browsers on plain http ask for
     # gzip only); CSV, XLSX and zip exports are not in the list and stream untouched. Socket.IO is
     # served before Flask and never compressed here.
@@ -49,6 +64,18 @@ DEFAULTS = {
     "COMPRESS_STREAMING_ENDPOINT_CONDITIONAL": ["static", "kiosk.static", "facilitator.static",
                                                 "coordinator.static"],
 }
+
+
+# ---- the hours rules' settings, read one way (in an app context) ---------------------------------
+
+def full_day_minutes() -> int:
+    """The credited minutes that make a day a full day (rule 3) in this program."""
+    return current_app.config["FULL_DAY_MINUTES"]
+
+
+def grace_minutes() -> int:
+    """The minutes after the start (before the end) before a check-in is late (a check-out early), rule 8."""
+    return current_app.config["GRACE_MINUTES"]
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -88,6 +115,16 @@ def from_environment(environ: dict[str, str] | None = None) -> dict:
         settings["PROXY_HOPS"] = _whole_number(env["IOP_PROXY_HOPS"])
     if env.get("IOP_SOCKETS_PER_ADDRESS", "").strip():
         settings["SOCKETS_PER_ADDRESS"] = _whole_number(env["IOP_SOCKETS_PER_ADDRESS"])
+    if "IOP_SERVICES_NEEDING_AUTHORIZATION" in env:
+        settings["SERVICES_NEEDING_AUTHORIZATION"] = env["IOP_SERVICES_NEEDING_AUTHORIZATION"].strip()
+    if env.get("IOP_BACKUP_EVERY_HOURS", "").strip():
+        settings["BACKUP_EVERY_HOURS"] = _whole_number(env["IOP_BACKUP_EVERY_HOURS"])
+    if env.get("IOP_BACKUP_KEEP", "").strip():
+        settings["BACKUP_KEEP"] = _whole_number(env["IOP_BACKUP_KEEP"])
+    if env.get("IOP_BACKUP_DIR", "").strip():
+        settings["BACKUP_DIR"] = str(Path(env["IOP_BACKUP_DIR"].strip()).expanduser().resolve())
+    if env.get("IOP_BACKUP_KEY", "").strip():
+        settings["BACKUP_KEY"] = env["IOP_BACKUP_KEY"].strip()
     if env.get("IOP_FHIR_SERVICE_CODE", "").strip():
         settings["FHIR_SERVICE_CODE"] = env["IOP_FHIR_SERVICE_CODE"].strip()
     return settings
@@ -131,6 +168,9 @@ def finish(config: dict) -> None:
     _check_count("IOP_SOCKETS_PER_ADDRESS", config.setdefault("SOCKETS_PER_ADDRESS", DEFAULTS["SOCKETS_PER_ADDRESS"]),
                  1, 100_000)
     config["FHIR_SERVICE_CODE"] = _service_code(config["FHIR_SERVICE_CODE"])
+    config["SERVICES_NEEDING_AUTHORIZATION_UNITS"] = _services_needing(
+        config.setdefault("SERVICES_NEEDING_AUTHORIZATION", DEFAULTS["SERVICES_NEEDING_AUTHORIZATION"]))
+    _check_backups(config, instance)
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if config.get("PREFERRED_URL_SCHEME") == "https":
@@ -167,6 +207,20 @@ def _check_count(name: str, value, lowest: int, highest: int) -> None:
         raise ConfigError(f"{name} must be a whole number from {lowest} to {highest}, not {value!r}.")
 
 
+MIN_BACKUP_KEY_LENGTH = 16
+
+
+def _check_backups(config: dict, instance: Path) -> None:
+    _check_count("IOP_BACKUP_EVERY_HOURS", config.setdefault("BACKUP_EVERY_HOURS", DEFAULTS["BACKUP_EVERY_HOURS"]),
+                 0, 24 * 366)
+    _check_count("IOP_BACKUP_KEEP", config.setdefault("BACKUP_KEEP", DEFAULTS["BACKUP_KEEP"]), 1, 10_000)
+    config["BACKUP_DIR"] = str(config.get("BACKUP_DIR") or instance / "backups")
+    key = config.get("BACKUP_KEY")
+    if key is not None and len(str(key)) < MIN_BACKUP_KEY_LENGTH:
+        raise ConfigError(f"IOP_BACKUP_KEY must be at least {MIN_BACKUP_KEY_LENGTH} characters long "
+                          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))').")
+
+
 def _service_code(code) -> str:
     """The FHIR export's service code, upper case; refused unless it is shaped like a CPT or HCPCS code."""
     from iop.rules.service_codes import service_code_system
@@ -176,6 +230,17 @@ def _service_code(code) -> str:
         raise ConfigError(f"IOP_FHIR_SERVICE_CODE must be a CPT code (like 90853) or an HCPCS Level II code "
                           f"(like H0015), not {code!r}.")
     return normal
+
+
+def _services_needing(setting) -> dict[str, str]:
+    from iop.rules.authorizations import services_needing
+    from iop.rules.entry import EntryError
+
+    try:
+        return services_needing(setting)
+    except EntryError as exc:
+        raise ConfigError(f"IOP_SERVICES_NEEDING_AUTHORIZATION: {exc.in_file} (give codes like "
+                          f"'H0015' or 'H0015:day 90853:session', or leave it empty for none).") from None
 
 
 def _instance_secret(path: Path) -> str:

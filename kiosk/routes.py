@@ -79,7 +79,7 @@ def page():
                "es": current_app.config.get("KIOSK_WELCOME_ES") or words("ready.welcome", "es")}
     response = make_response(render_template(
         "kiosk/kiosk.html", device=device, lang=lang, t=all_catalogs()[lang], catalogs=all_catalogs(),
-        welcome=welcome, now=clock.now().isoformat(), tz=current_app.config["TIMEZONE"], page_lang=lang,
+        welcome=welcome, now=clock.now().isoformat(), tz=clock.program_tz().key, page_lang=lang,
         staff=None))  # no staff chrome or idle sign-out on a public screen
     response.headers["Cache-Control"] = "no-store"
     return response

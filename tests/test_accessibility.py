@@ -48,12 +48,22 @@ def program(app, world, auth, live_group):
     with app.app_context():
         from sqlalchemy import select
 
+        from iop.ops import backup
         from iop.store import db
-        from iop.store.models import Group, Plan
+        from iop.store.models import Authorization, Group, Plan
 
         plan_id = db.session().scalar(select(Plan.id).where(Plan.client_key == maria.id))
         group_id = db.session().scalar(select(Group.id).where(Group.code == "RP-AM"))
-    return {"running": running, "closed": closed, "client": maria, "plan_id": plan_id, "group_id": group_id}
+        with db.transaction() as s:  # over: the page, the board and the utilization page mark it
+            record = Authorization(client_key=maria.id, payer="Aetna", number="A-1", service="90853", unit="session",
+                                   units=1, start_date=monday - timedelta(days=7), end_date=LIVE_DAY)
+            s.add(record)
+        authorization_id = record.id
+        made = backup.new_backup_path(app)  # the Backups page lists one, verified
+        backup.write_backup(app, made)
+        backup.record_check(made, True)
+    return {"running": running, "closed": closed, "client": maria, "plan_id": plan_id, "group_id": group_id,
+            "authorization_id": authorization_id}
 
 
 def sign_in(page, base: str, username: str, password: str) -> None:
@@ -81,6 +91,9 @@ def staff_pages(p) -> list[tuple[str, str]]:
         ("client form", f"/coordinator/clients/{client.public_id}/edit"),
         ("new plan form", f"/coordinator/clients/{client.public_id}/plans/new"),
         ("plan form", f"/coordinator/clients/{client.public_id}/plans/{p['plan_id']}/edit"),
+        ("new authorization form", f"/coordinator/clients/{client.public_id}/authorizations/new"),
+        ("authorization form", f"/coordinator/clients/{client.public_id}/authorizations/{p['authorization_id']}/edit"),
+        ("utilization", f"/coordinator/utilization?first={(LIVE_DAY - timedelta(days=30)).isoformat()}"),
         ("groups list", "/coordinator/groups"),
         ("new group form", "/coordinator/groups/new"),
         ("group form", f"/coordinator/groups/{p['group_id']}/edit"),
@@ -90,6 +103,7 @@ def staff_pages(p) -> list[tuple[str, str]]:
         ("cards", "/coordinator/cards"),
         ("curriculum", "/coordinator/curriculum"),
         ("audit log", "/coordinator/audit"),
+        ("backups", "/coordinator/backups"),
         ("a page that does not exist", "/coordinator/clients/no-such-client"),
     ]
 
@@ -233,7 +247,14 @@ def test_every_kiosk_state_has_no_wcag_violations(kiosk_scene, live_server, page
 
     scan(card, "already")
     clock.advance(timedelta(minutes=6))
-    scan(card, "out")
+    scan(card, "confirm")  # "Leaving now?", left unanswered: back to Ready
+    page.keyboard.type(card)
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Check out").click()
+    expect(page.locator("#state-out")).to_be_visible()
+    found.check(page, "kiosk out")
+    still_showing(page, "out")
+    expect(page.locator("#state-ready")).to_be_visible(timeout=10_000)
     scan(card[:-4] + "AAAA", "problem")
 
     page.get_by_role("button", name="Forgot your card?").click()

@@ -39,6 +39,8 @@ MAY_IMPORT = {
 UPWARD = {
     ("iop.clinic.scan", "iop.live.roster"): "a recorded scan updates its session's roster on the staff screens",
     ("iop.web.views", "iop.ops.scheduler"): "/healthz reports the scheduler's heartbeat",
+    ("iop.web.views", "iop.ops.backup"): "/healthz reports whether the backups are fresh",
+    ("coordinator.backup_routes", "iop.ops.backup"): "the Backups page lists the backup folder",
     ("kiosk.routes", "iop.ops.serving"): "the kiosk offers the TLS authority's certificate to tablets",
     ("coordinator.kiosk_routes", "iop.ops.serving"): "an enrollment link also by the server's LAN address",
 }

@@ -169,3 +169,19 @@ def test_modules_section_lists_had_and_not_had(app, world, desk, freeze):
 def test_the_board_links_to_exports(program, desk):
     page = desk.get("/coordinator/").get_data(as_text=True)
     assert 'href="/coordinator/exports"' in page
+
+
+def test_the_weekly_chart_scales_in_three_hour_steps():
+    """The client page's chart (coordinator/chart.py, pure): bars proportional to the hours on a scale
+    of whole 3-hour steps, a target mark only for weeks with a target."""
+    from coordinator.chart import weekly_chart
+    from iop.rules.hours import WeekFigures
+
+    weeks = [WeekFigures(1, MON, "2.1", 540, 270, 2, "short"), WeekFigures(1, MON + timedelta(weeks=1), "", 0, 600, 3,
+                                                                             "no_plan")]
+    chart = weekly_chart(weeks)
+    assert [tick["label"] for tick in chart["ticks"]] == ["0 h", "3 h", "6 h", "9 h", "12 h"]  # 600 min: up to 12 h
+    first, second = chart["bars"]
+    assert first["h"] == round(180 * 270 / 720) and second["h"] == round(180 * 600 / 720)
+    assert first["target_y"] == chart["height"] - round(180 * 540 / 720) and second["target_y"] is None
+    assert second["x"] - first["x"] == chart["bar_width"] + 16 and first["week"] is weeks[0]

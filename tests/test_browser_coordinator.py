@@ -61,6 +61,31 @@ def test_coordinator_sorts_the_board_and_opens_a_client(live_server, auth, world
     assert "2 h 00" in page.locator("table.attendance").inner_text()
 
 
+def test_a_stepped_down_client_shows_the_same_hours_on_the_clients_list_board_and_page(live_server, auth, world,
+                                                                                        page, app):
+    """Rosa's plan says 9 h a week and steps down to 6 h from plan week 5; this is week 7. The Clients
+    list's "Plan today", the board's target and her page's week all show 6 h."""
+    monday = week_start(local_date(clock.now(), app.config["PROGRAM_TZ"]))
+    world.group("ALL", weekdays="Mon Tue Wed Thu Fri", start=time(9), end=time(12))
+    world.client("C700", "Rosa", "Mendez", groups=["ALL"], plan_start=monday - timedelta(weeks=6), weekly_hours=9,
+                 phases=[(1, 4, 9, 3), (5, 12, 6, 2)])
+    auth.make_user("pat", role="coordinator", password="a long password")
+    browser_sign_in(page, live_server.url, "pat", "a long password")
+
+    row = page.locator("table#board tbody tr", has_text="C700")
+    expect(row.locator('td[data-label="Target"]')).to_have_text("6 h 00")
+
+    page.get_by_role("link", name="Clients", exact=True).click()
+    page.wait_for_url(live_server.url + "/coordinator/clients*")
+    row = page.get_by_role("row", name="Rosa Mendez")
+    expect(row.locator('td[data-label="Plan today"]')).to_have_text("Level 2.1, 6 h 00 a week")
+
+    row.get_by_role("link", name="Rosa Mendez").click()
+    page.wait_for_url(live_server.url + "/coordinator/clients/*")
+    expect(page.locator("section.this-week .week-line")).to_contain_text("of 6 h 00")
+    expect(page.locator("section.this-week .bar")).to_have_attribute("aria-label", "0 h 00 of 6 h 00")
+
+
 def test_at_200_percent_zoom_every_focus_is_seen_and_the_cards_still_sort(live_server, auth, world, browser, app):
     """A 1280x800 screen at 200% zoom is a 640x400 CSS-pixel page drawn at twice the density."""
     three_clients_this_week(world, app)

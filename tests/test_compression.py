@@ -1,4 +1,6 @@
-"""Pages go out compressed when the browser asks; exports still stream untouched."""
+"""Pages without a secret go out compressed when the browser asks; pages that carry a CSRF token
+or a signed-in staff member's names never do (BREACH: iop/web/compression.py); exports still stream
+untouched."""
 from __future__ import annotations
 
 import gzip
@@ -20,6 +22,48 @@ def test_a_page_asked_for_with_gzip_comes_gzipped_and_reads_the_same(kiosk_scene
     assert "Accept-Encoding" in zipped.headers["Vary"]  # a cache keeps the two apart
     assert int(zipped.headers["Content-Length"]) == len(zipped.data) < len(plain.data) / 2
     assert gzip.decompress(zipped.data) == plain.data
+
+
+def test_the_kiosk_page_carries_no_csrf_token_and_sets_no_session(kiosk_scene, client):
+    page = client.get("/kiosk/", headers={"Accept-Encoding": "gzip"})
+    text = gzip.decompress(page.data).decode()
+    assert "csrf" not in text.lower() and 'id="scan-input"' in text
+    assert "session=" not in page.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("path, role", [
+    ("/login", None),  # nobody signed in, but the form's CSRF token is on it
+    ("/coordinator/clients", "coordinator"),
+    ("/coordinator/", "coordinator"),
+    ("/facilitator/", "facilitator"),
+    ("/coordinator/audit?user=%3Dreflected", "admin"),  # what a visitor types comes back on the page
+    ("/password", "facilitator"),
+])
+def test_pages_with_a_csrf_token_or_names_are_never_compressed(app, world, client, auth, path, role):
+    for number in range(30):  # a page long enough to be worth compressing
+        world.client(f"C{number:03}", "Maria", f"Gonzalez{number}")
+    if role:
+        auth.login(username=role, role=role)
+    for encoding in ("gzip", "br", "gzip, deflate, br", "*"):
+        response = client.get(path, headers={"Accept-Encoding": encoding})
+        assert response.status_code == 200, path
+        assert "Content-Encoding" not in response.headers, (path, encoding)
+        text = response.get_data(as_text=True)
+        assert len(text) > 1000 and 'name="csrf-token"' in text  # the secret is there, in the clear
+
+
+def test_a_signed_in_json_answer_is_never_compressed(app, client, auth):
+    from flask import jsonify
+
+    @app.route("/test-json-names")
+    def names():  # a staff JSON answer long enough to be compressed
+        return jsonify(names=[f"Maria Gonzalez {n}" for n in range(200)])
+
+    anonymous = client.get("/test-json-names", headers={"Accept-Encoding": "gzip"})
+    assert anonymous.headers["Content-Encoding"] == "gzip"  # the rule, not the size, decides below
+    auth.login(username="dana", role="facilitator")
+    signed_in = client.get("/test-json-names", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in signed_in.headers and b"Maria Gonzalez 199" in signed_in.data
 
 
 def test_static_files_are_compressed_and_still_revalidate(client):

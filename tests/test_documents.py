@@ -52,3 +52,19 @@ def test_the_checks_see_what_they_look_for():
     assert OUTSIDE.search("see " + "DOMAIN" + ".md rule 2") and not OUTSIDE.search("docs/domain.md rule 2")
     assert DOCS_REFERENCE.findall("docs/domain.md rule 2, docs/interface.md") == ["domain.md", "interface.md"]
     assert MARKDOWN_LINK.findall("[a](guide/a.md#x) [b](b.md) [c](https://x.org)") == ["guide/a.md", "b.md"]
+
+
+def test_every_test_docs_security_names_exists():
+    """docs/security.md proves each control by a test it names (`tests/file.py::test_name`, then `::other`
+    for more of the same file): each of them is there."""
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    missing, named = [], 0
+    for line in text[text.index("## Controls"):].splitlines():
+        current = None
+        for path, name in re.findall(r"`(tests/[\w/]+\.py)?::(\w+)`", line):
+            current = path or current
+            assert current, f"a bare ::{name} with no file before it: {line[:80]}"
+            named += 1
+            if f"def {name}(" not in (ROOT / current).read_text(encoding="utf-8"):
+                missing.append(f"{current}::{name}")
+    assert named > 50 and missing == []

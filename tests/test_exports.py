@@ -18,7 +18,8 @@ from iop.store import db
 from iop.store.models import AuditEvent, GroupSession
 
 HOURS_HEADER = "client_id,client_name,week_start,level_of_care,target_minutes,attended_minutes,attended_hours,days_attended,status"
-ATTENDANCE_HEADER = "date,client_id,client_name,group,track,module,check_in,check_out,credited_minutes,status,source"
+ATTENDANCE_HEADER = ("date,client_id,client_name,group,track,module,check_in,check_out,credited_minutes,status,source,"
+                     "modality")
 DAYS_HEADER = "date,client_id,client_name,credited_minutes,sessions,full_day"
 
 EXPECTED_HOURS = [
@@ -81,7 +82,8 @@ def test_hours_per_client_per_whole_week(program):
 def test_attendance_one_row_per_record_with_local_times(program, app):
     rows = list(csv.reader(io.StringIO(program("attendance", "2026-03-01", "2026-03-15").stdout)))
     assert rows[0] == ATTENDANCE_HEADER.split(",")
-    assert [tuple(row[:5] + row[6:]) for row in rows[1:]] == EXPECTED_ATTENDANCE
+    assert [tuple(row[:5] + row[6:11]) for row in rows[1:]] == EXPECTED_ATTENDANCE
+    assert {row[11] for row in rows[1:]} == {"in_person"}  # the file gave no modality
     with app.app_context():
         modules = {(m.date.isoformat(), m.group.code): m.module_id or "" for m in db.session().scalars(select(GroupSession))}
     assert [row[5] for row in rows[1:]] == [modules[(row[0], row[3])] for row in rows[1:]]

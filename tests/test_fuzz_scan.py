@@ -47,8 +47,9 @@ def scan_bodies(code: str):
                       st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=220))
     stamps = st.one_of(st.none(), st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
                        st.datetimes().map(lambda d: d.isoformat()), st.text(max_size=50), json_scalars)
+    actions = st.one_of(st.just("check_out"), json_scalars)
     shaped = st.fixed_dictionaries({"code": codes, "scan_id": scan_ids},
-                                   optional={"scanned_at": stamps, "extra": json_values})
+                                   optional={"scanned_at": stamps, "action": actions, "extra": json_values})
     return st.one_of(shaped, json_values)
 
 
@@ -71,7 +72,7 @@ def check_answer(response, other_names=()):
     body = response.get_json(silent=True)
     assert isinstance(body, dict), response.data[:300]
     if response.status_code == 200:
-        assert body["result"] in ("checked_in", "checked_out", "already_checked_in")
+        assert body["result"] in ("checked_in", "checked_out", "already_checked_in", "confirm_check_out")
         assert re.fullmatch(r"\S+ \S\.", body["client"]["display_name"])
     else:
         assert set(body) == {"error"} and ERROR_CODE.match(body["error"]["code"]) and body["error"]["message"]

@@ -51,6 +51,26 @@ def test_credited_minutes_and_flags(name, check_in, check_out, minutes, late, ea
     assert hours.left_early(left, END) is early
 
 
+@pytest.mark.parametrize("name,check_in,check_out,minutes,late,early", ATTENDANCE_CASES,
+                         ids=[case[0] for case in ATTENDANCE_CASES])
+def test_a_pages_row_gives_the_same_minutes_and_flags(name, check_in, check_out, minutes, late, early):
+    """credited_so_far and attendance_flags (the client page, the session summary, the roster) agree
+    with the rules above for a present client; an excused record has no minutes and no flags."""
+    arrived, left = at(MON, check_in), at(MON, check_out)
+    assert hours.credited_so_far(True, arrived, left, START, END, NOW_AFTER) == minutes
+    assert hours.attendance_flags(True, arrived, left, START, END, hours.GRACE_MINUTES) == (late, early)
+    assert hours.credited_so_far(False, arrived, left, START, END, NOW_AFTER) == 0
+    assert hours.attendance_flags(False, arrived, left, START, END, hours.GRACE_MINUTES) == (False, False)
+
+
+def test_a_row_still_open_counts_to_now_then_to_the_end():
+    assert hours.credited_so_far(True, START, None, START, END, at(MON, "10:30")) == 90
+    assert hours.credited_so_far(True, START, None, START, END, at(MON, "15:00")) == 180
+    assert hours.credited_so_far(True, None, None, START, END, at(MON, "15:00")) == 0  # no check-in
+    assert hours.credited_so_far(True, at(MON, "11:00"), at(MON, "10:00"), START, END, NOW_AFTER) == 0  # reversed
+    assert hours.attendance_flags(True, at(MON, "09:05"), None, START, END, 10) == (False, False)  # still in
+
+
 def test_minutes_round_down_and_count_whole_seconds():
     assert hours.credited_minutes(START, at(MON, "11:59", 59), START, END) == 179
     # A kiosk stamp's fraction of a second is not counted (the SQL reads whole seconds too).
@@ -113,6 +133,14 @@ def test_a_full_day_is_exactly_180_minutes(minutes, full):
 
 def test_days_attended_are_dates_with_more_than_zero_minutes():
     assert hours.days_attended({MON: 180, WED: 0, FRI: 1}) == 2
+
+
+def test_a_weeks_totals_and_minutes_from_minutes_per_date():
+    by_day = {MON: 180, WED: 0, FRI: 150, SUN + timedelta(days=1): 300}  # the next Monday is not this week
+    assert hours.week_totals({MON: 180, WED: 0, FRI: 150}, 180) == (330, 2, 1)
+    assert hours.week_totals({MON: 180, FRI: 150}, 150) == (330, 2, 2)  # a program's own full day
+    assert hours.week_minutes(by_day, MON) == 330
+    assert hours.week_minutes(by_day, MON + timedelta(days=7)) == 300
 
 
 # ---- rule 4: weeks, and daylight saving time ------------------------------------------------------
@@ -204,6 +232,14 @@ def test_week_target(name, plans, monday, target):
     assert hours.week_target(plans, monday) == target
 
 
+def test_two_plans_of_a_client_overlap_when_they_share_a_day():
+    march = PlanTerms(MON, SUN, 540, 3)
+    assert hours.dates_overlap(march, PlanTerms(SUN, None, 360, 2))  # the same Sunday
+    assert not hours.dates_overlap(march, PlanTerms(SUN + timedelta(days=1), None, 360, 2))
+    assert hours.dates_overlap(PlanTerms(MON, None, 540, 3), PlanTerms(date(2027, 1, 4), None, 360, 2))  # open end
+    assert not hours.dates_overlap(PlanTerms(MON - timedelta(days=30), MON - timedelta(days=1), 540, 3), march)
+
+
 def test_plan_weeks_count_from_the_week_holding_the_start():
     assert hours.plan_week_number(date(2026, 2, 4), date(2026, 2, 2)) == 1
     assert hours.plan_week_number(date(2026, 2, 4), MON) == 5
@@ -262,7 +298,7 @@ def test_remaining_minutes_from_the_rest_of_the_week():
 
 def test_overlapping_groups_are_not_counted_twice():
     windows = [(at(MON, "09:00"), at(MON, "12:00")), (at(MON, "11:00"), at(MON, "13:00"))]
-    assert hours.remaining_minutes(hours_queries.merged_windows(windows), at(MON, "08:00")) == 240
+    assert hours.remaining_minutes(hours.merged_windows(windows), at(MON, "08:00")) == 240
 
 
 def test_text_forms():

@@ -73,6 +73,9 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
 
     clock.advance(timedelta(minutes=6))
     scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    question = page.locator("#state-confirm")
+    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    page.get_by_role("button", name="Check out").click()
     goodbye = page.locator("#state-out")
     expect(goodbye).to_be_visible()
     expect(goodbye.get_by_role("heading")).to_have_text("See you next time, Maria G.")
@@ -291,3 +294,130 @@ def test_the_week_reads_at_a_glance_with_a_mark_and_words_when_the_goal_is_met(k
     expect(greeting.locator(".week-text")).to_have_text("0 min esta semana — su meta es 9 h")
     expect(greeting.locator(".week-mark")).to_be_hidden()
     expect(greeting.get_by_role("progressbar", name="Sus horas de esta semana")).to_be_visible()
+
+
+# ---- "Leaving now?": a second scan asks before it checks out ---------------------------------------
+
+def checked_in_an_hour_ago(kiosk_scene, live_server, page, app):
+    """Maria checked in at 9:05 on this kiosk; now it is 10:05 and the page's clock can be driven."""
+    page.clock.install()
+    open_kiosk(page, live_server, kiosk_scene)
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    expect(page.locator("#state-in")).to_be_visible()
+    page.clock.run_for(6000)
+    expect(page.locator("#state-ready")).to_be_visible()
+    clock.advance(timedelta(hours=1))
+    [record] = unvoided_attendances(app)
+    return record
+
+
+def test_a_second_scan_asks_and_stay_writes_nothing(kiosk_scene, live_server, page, app):
+    checked_in_an_hour_ago(kiosk_scene, live_server, page, app)
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    question = page.locator("#state-confirm")
+    expect(question).to_be_visible()
+    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    expect(question).to_contain_text("Maria G.")
+    leave = question.get_by_role("button", name="Check out")
+    stay = question.get_by_role("button", name="Stay")
+    assert leave.bounding_box()["height"] >= 88 and leave.bounding_box()["width"] >= 200  # large, easy to hit
+    assert stay.bounding_box()["height"] >= 48
+    assert_accessible(page, "the kiosk's question before a check-out")
+    stay.click()
+    expect(page.locator("#state-ready")).to_be_visible()
+    assert "Maria" not in page.content()
+    expect(page.get_by_label(re.compile("card", re.I))).to_be_focused()
+    [record] = unvoided_attendances(app)
+    assert record.check_out_at is None
+
+
+def test_the_question_goes_after_eight_seconds_and_nothing_is_written(kiosk_scene, live_server, page, app):
+    checked_in_an_hour_ago(kiosk_scene, live_server, page, app)
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    expect(page.locator("#state-confirm")).to_be_visible()
+    page.clock.run_for(7500)
+    expect(page.locator("#state-confirm")).to_be_visible()  # still asking at 7.5 s
+    page.clock.run_for(600)
+    expect(page.locator("#state-ready")).to_be_visible()
+    assert "Maria" not in page.content()
+    [record] = unvoided_attendances(app)
+    assert record.check_out_at is None
+
+
+def test_the_same_card_again_on_the_question_checks_out(kiosk_scene, live_server, page, app):
+    checked_in_an_hour_ago(kiosk_scene, live_server, page, app)
+    code = kiosk_scene.card(kiosk_scene.maria)
+    scan_like_a_scanner(page, code)
+    expect(page.locator("#state-confirm")).to_be_visible()
+    page.clock.run_for(4000)  # a person, not the scanner reading one card twice
+    scan_like_a_scanner(page, code)
+    goodbye = page.locator("#state-out")
+    expect(goodbye.get_by_role("heading")).to_have_text("See you next time, Maria G.")
+    expect(goodbye).to_contain_text("Today: 1 h")
+    [record] = unvoided_attendances(app)
+    assert record.check_out_at == local(kiosk_scene.day, 10, 5).astimezone(timezone.utc)
+    assert record.check_out_source == "kiosk"
+
+
+def test_another_card_on_the_question_is_a_new_scan(kiosk_scene, live_server, page, app, world):
+    james = world.client("C2", "James", "Whitfield", groups=[kiosk_scene.group], plan_start=kiosk_scene.day)
+    checked_in_an_hour_ago(kiosk_scene, live_server, page, app)
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    expect(page.locator("#state-confirm")).to_be_visible()
+    scan_like_a_scanner(page, kiosk_scene.card(james))
+    expect(page.locator("#state-in").get_by_role("heading")).to_have_text("Welcome, James W.")
+    assert "Maria" not in page.content()
+    records = unvoided_attendances(app)
+    assert {r.client_key for r in records} == {kiosk_scene.maria.id, james.id}
+    assert all(r.check_out_at is None for r in records)  # Maria is still in
+
+
+def test_the_question_in_spanish(kiosk_scene, live_server, page, app):
+    checked_in_an_hour_ago(kiosk_scene, live_server, page, app)
+    page.get_by_role("button", name="Español").click()
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    question = page.locator("#state-confirm")
+    expect(question.get_by_role("heading")).to_have_text("Registró su llegada a las 9:05. ¿Se va ahora?")
+    expect(question.get_by_role("button", name="Registrar salida")).to_be_visible()
+    expect(question.get_by_role("button", name="Me quedo")).to_be_visible()
+    assert_accessible(page, "the kiosk's question before a check-out, in Spanish")
+    page.get_by_role("button", name="English").click()  # switched while asking: the question follows
+    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    expect(question.get_by_role("button", name="Check out")).to_be_visible()
+
+
+def test_offline_the_person_chooses_and_the_choice_is_what_is_recorded(kiosk_scene, live_server, page, app):
+    """A queued first scan, then a second scan while still offline: the kiosk asks; "Check out" is queued
+    and recorded at its own time when the network is back; "Stay" queues nothing."""
+    james = kiosk_scene.world.client("C2", "James", "Whitfield", groups=[kiosk_scene.group],
+                                     plan_start=kiosk_scene.day)
+    page.clock.install()
+    open_kiosk(page, live_server, kiosk_scene)
+    page.route("**/kiosk/api/scan", lambda route: route.abort("internetdisconnected"))
+    for person in (kiosk_scene.maria, james):
+        scan_like_a_scanner(page, kiosk_scene.card(person))
+        expect(page.locator("#state-saved")).to_be_visible()
+    expect(page.locator("#pending")).to_have_text(re.compile("2 waiting to sync"))
+    page.clock.fast_forward("20:00")  # twenty minutes later, still offline
+    clock.advance(timedelta(minutes=20))
+    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
+    question = page.locator("#state-confirm")
+    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    question.get_by_role("button", name="Check out").click()
+    expect(page.locator("#state-saved")).to_be_visible()
+    page.clock.run_for(5000)
+    scan_like_a_scanner(page, kiosk_scene.card(james))
+    expect(question).to_be_visible()
+    question.get_by_role("button", name="Stay").click()  # James stays: nothing queued for him
+    expect(page.locator("#pending")).to_have_text(re.compile("3 waiting to sync"))
+    assert unvoided_attendances(app) == []
+
+    page.unroute("**/kiosk/api/scan")
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(page.locator("#pending")).to_be_hidden(timeout=10_000)
+    records = {r.client_key: r for r in unvoided_attendances(app)}
+    arrived = records[kiosk_scene.maria.id].check_in_at
+    assert local(kiosk_scene.day, 9, 5) <= arrived <= local(kiosk_scene.day, 9, 6)  # when she scanned, offline
+    left = records[kiosk_scene.maria.id].check_out_at
+    assert local(kiosk_scene.day, 9, 25) <= left <= local(kiosk_scene.day, 9, 26)  # when she pressed it
+    assert records[james.id].check_out_at is None

@@ -112,3 +112,42 @@ def test_staff_accounts_keep_their_rows_when_sessions_move_to_the_server(app_con
     from helpers.web import AuthActions
 
     assert AuthActions(application.test_client(), application).login(create=False).status_code == 302
+
+
+def test_attendance_keeps_its_rows_as_in_person_when_modality_and_authorizations_arrive(app_config):
+    """0005 adds the authorization table and attendance.modality: records made before are in person,
+    and an authorization is unique by client, service and number."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    application = fresh_app(app_config)
+    migrate.upgrade(application, "0004")
+    engine = db.database(application).engine
+    with engine.begin() as connection:
+        run = connection.execute
+        run(text("INSERT INTO client (id, public_id, client_id, first_name, last_name, status, card_version, created_at) "
+                 "VALUES (7, 'p7', 'C7', 'Ann', 'Bee', 'active', 1, '2026-03-01 00:00:00')"))
+        run(text("INSERT INTO program_group (id, code, name, track, room, weekdays, start, \"end\", active) "
+                 "VALUES (3, 'RP', 'RP', 'relapse-prevention', 'B', 'Mon', '09:00:00', '12:00:00', true)"))
+        run(text("INSERT INTO group_session (id, group_id, date, starts_at, ends_at, status, current_step) "
+                 "VALUES (11, 3, '2026-03-02', '2026-03-02 14:00:00', '2026-03-02 17:00:00', 'closed', 0)"))
+        run(text("INSERT INTO attendance (id, session_id, client_key, status, source, created_at) "
+                 "VALUES (13, 11, 7, 'present', 'import', '2026-03-02 18:00:00')"))
+    migrate.upgrade(application)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT id, modality FROM attendance")).one() == (13, "in_person")
+        connection.execute(text(
+            "INSERT INTO \"authorization\" (client_key, payer, number, service, unit, units, start_date, end_date, "
+            "note, created_at) VALUES (7, 'Aetna', 'A-1', 'H0015', 'day', 20, '2026-03-01', '2026-03-31', '', "
+            "'2026-03-01 00:00:00')"))
+    with pytest.raises(IntegrityError):
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO \"authorization\" (client_key, payer, number, service, unit, units, start_date, "
+                "end_date, note, created_at) VALUES (7, 'Aetna', 'A-1', 'H0015', 'day', 5, '2026-04-01', "
+                "'2026-04-30', '', '2026-03-01 00:00:00')"))
+    from alembic import command
+
+    command.downgrade(migrate.alembic_config(application), "0004")  # and it can be undone
+    assert "authorization" not in inspect(engine).get_table_names()
+    assert "modality" not in {c["name"] for c in inspect(engine).get_columns("attendance")}

@@ -6,6 +6,7 @@ bodies as described, invalid input refused.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import schemathesis
@@ -53,7 +54,10 @@ def api(app, world, auth, client, kiosk_scene):
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     cookies = {"iop_kiosk": kiosk_scene.cookie, "session": client.get_cookie("session").value}
     headers = {"X-CSRFToken": token, "Referer": "http://localhost/coordinator/exports"}
-    return schema, cookies, headers, kiosk_scene.card(kiosk_scene.maria)
+    # James is scanned only by the described successes: whatever the fuzzer did to Maria (checked her
+    # in, out, or neither), his check-in, question and check-out each answer 200.
+    james = world.client("C2", "James", "Whitfield", groups=[kiosk_scene.group], plan_start=kiosk_scene.day)
+    return schema, cookies, headers, kiosk_scene.card(kiosk_scene.maria), kiosk_scene.card(james)
 
 
 def operations(schema):
@@ -65,11 +69,17 @@ def operations(schema):
 REAL_CARD_EVERY = 3  # every third generated scan carries the real card: the 200 path, every run
 
 
-def successes(schema, real_code):
+def successes(schema, fresh_code):
     """Requests the description says succeed, one per operation that takes input: each must answer 200
-    and be checked like the generated ones (the fuzzer rarely writes a valid date range by itself)."""
+    and be checked like the generated ones (the fuzzer rarely writes a valid date range by itself).
+    The scan's three answers, in order: a check-in, the question ten minutes later, the check-out."""
+    from iop import clock
+
     scan = schema["/kiosk/api/scan"]["POST"]
-    yield scan.Case(body={"code": real_code, "scan_id": "5b0e7a52-1f0c-4a8e-b0a9-3c2d1e0f9a87"})
+    yield scan.Case(body={"code": fresh_code, "scan_id": "5b0e7a52-1f0c-4a8e-b0a9-3c2d1e0f9a87"})
+    clock.advance(timedelta(minutes=10))
+    yield scan.Case(body={"code": fresh_code, "scan_id": "5b0e7a52-1f0c-4a8e-b0a9-3c2d1e0f9a88"})
+    yield scan.Case(body={"code": fresh_code, "scan_id": "5b0e7a52-1f0c-4a8e-b0a9-3c2d1e0f9a89", "action": "check_out"})
     exports = schema["/coordinator/exports/{kind}"]["POST"]
     for kind in ("hours", "attendance", "days"):
         for fmt in ("csv", "xlsx"):
@@ -81,7 +91,7 @@ def successes(schema, real_code):
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_operation_answers_as_described(api, mode):
-    schema, cookies, headers, real_code = api
+    schema, cookies, headers, real_code, fresh_code = api
     statuses: dict[str, set[int]] = {}
     for operation in operations(schema):
         label = operation.label
@@ -107,18 +117,22 @@ def test_every_operation_answers_as_described(api, mode):
             assert mode == GenerationMode.NEGATIVE  # nothing to break in a request without input (GET /healthz)
     assert all(status < 500 for seen in statuses.values() for status in seen), statuses
     if mode == GenerationMode.POSITIVE:
-        for case in successes(schema, real_code):
+        scan_results = []
+        for case in successes(schema, fresh_code):
             response = case.call(cookies=cookies, headers=headers)
             assert response.status_code == 200, (case.operation.label, response.status_code, response.text[:300])
+            if case.operation.label == "POST /kiosk/api/scan":
+                scan_results.append(response.json()["result"])
             case.validate_response(response, checks=CHECKS)
             statuses.setdefault(case.operation.label, set()).add(response.status_code)
+        assert scan_results == ["checked_in", "confirm_check_out", "checked_out"]
         assert 200 in statuses["POST /kiosk/api/scan"], statuses
         assert 200 in statuses["POST /coordinator/exports/{kind}"], statuses
         assert 200 in statuses["POST /coordinator/exports/fhir"], statuses
 
 
 def test_a_check_in_through_the_described_request_matches_the_described_answer(api, client, kiosk_scene):
-    schema, _cookies, _headers, real_code = api
+    schema, _cookies, _headers, real_code, _fresh_code = api
     operation = schema["/kiosk/api/scan"]["POST"]
     case = operation.Case(body={"code": real_code, "scan_id": "0f4c3c1e-8a5e-4d5e-9a31-1b2c3d4e5f60"})
     response = case.call(cookies={"iop_kiosk": kiosk_scene.cookie})

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from iop.clinic import plans
 from iop.rules.hours import Phase, PlanTerms
+from iop.rules.hours import phase_in_effect as hours_phase
 from iop.store import db
 from iop.store.models import AuditEvent, Client, Group, GroupSession, LevelOfCare, Plan
 
@@ -144,6 +145,51 @@ def test_coordinator_adds_a_client_then_a_stepping_down_plan(app, world, desk):
     page = desk.get(f"/coordinator/clients/{person.public_id}").get_data(as_text=True)
     assert "Hours under the level" in page and "weeks 5-8" in page  # four weeks at 6 h at level 2.1
     assert "2026-03-30 to 2026-04-26" in page  # phase 2's dates
+
+
+def _cell(page: str, label: str, near: str) -> str:
+    """The text of the first `data-label` cell after `near` on a page (a row's cell, tags stripped)."""
+    row = page[page.index(near):]
+    cell = re.search(rf'data-label="{label}"[^>]*>(.*?)</td>', row, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+
+
+def test_a_stepped_down_client_shows_the_phase_hours_on_every_page(app, world, desk, freeze):
+    """Rosa's plan is 9 h a week, stepping down to 6 h from plan week 5; in week 7 the Clients list,
+    the week board and her page all say 6 h. Leo's plan has no phases: 9 h everywhere. Ana's phases
+    ended with week 2: her plan's own 7 h 30 again."""
+    freeze(NOW)
+    world.group("RP-AM")
+    started = MON - timedelta(weeks=6)  # this is plan week 7
+    rosa = world.client("C1", "Rosa", "Mendez", groups=["RP-AM"], plan_start=started, weekly_hours=9,
+                        phases=[(1, 4, 9, 3), (5, 12, 6, 2)])
+    world.client("C2", "Leo", "Park", groups=["RP-AM"], plan_start=started, weekly_hours=9)
+    ana = world.client("C3", "Ana", "Ruiz", groups=["RP-AM"], plan_start=started, weekly_hours=7.5,
+                       phases=[(1, 2, 12, 4)])
+
+    clients_page = desk.get("/coordinator/clients").get_data(as_text=True)
+    assert _cell(clients_page, "Plan today", "Rosa Mendez") == "Level 2.1, 6 h 00 a week"
+    assert _cell(clients_page, "Plan today", "Leo Park") == "Level 2.1, 9 h 00 a week"
+    assert _cell(clients_page, "Plan today", "Ana Ruiz") == "Level 2.1, 7 h 30 a week"
+
+    board = desk.get("/coordinator/").get_data(as_text=True)
+    assert _cell(board, "Target", "C1") == "6 h 00"
+    assert _cell(board, "Target", "C2") == "9 h 00"
+    assert _cell(board, "Target", "C3") == "7 h 30"
+
+    for person, hours_text in ((rosa, "6 h 00"), (ana, "7 h 30")):
+        page = desk.get(f"/coordinator/clients/{person.public_id}").get_data(as_text=True)
+        this_week = page[page.index('id="week-title"'):page.index("</section>", page.index('id="week-title"'))]
+        assert f"of {hours_text}" in " ".join(re.sub(r"<[^>]+>", " ", this_week).split())
+
+
+def test_plan_on_a_day_is_the_phase_in_effect_that_week():
+    stepping = terms(start=MON, phases=[Phase(1, 2, 720, 4), Phase(3, 4, 360, 2)], weekly=540)
+    assert [hours_phase(stepping, MON + timedelta(days=d)) for d in (0, 6, 7, 14, 20, 27, 28)] == [
+        (720, 4), (720, 4), (720, 4), (360, 2), (360, 2), (360, 2), (540, 3)]  # after the phases: its own
+    mid_week = terms(start=MON + timedelta(days=2), phases=[Phase(1, 1, 720, 4), Phase(2, 3, 360, 2)])
+    assert hours_phase(mid_week, MON + timedelta(days=4)) == (720, 4)  # plan week 1 holds its start
+    assert hours_phase(mid_week, MON + timedelta(days=7)) == (360, 2)
 
 
 @pytest.mark.parametrize("change,message", [

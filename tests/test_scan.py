@@ -68,26 +68,92 @@ def test_repeat_within_five_minutes_writes_nothing(kiosk_scene, app, freeze):
     assert record.check_out_at is None
 
 
-def test_second_scan_after_five_minutes_checks_out_and_reports_minutes(kiosk_scene, app):
+def test_a_second_scan_after_five_minutes_asks_and_writes_nothing(kiosk_scene, app):
+    """Checked out by mistake (issue 12): a second scan asks "Leaving now?" instead of checking out."""
+    code = kiosk_scene.card(kiosk_scene.maria)
+    kiosk_scene.scan(code)
+    clock.advance(timedelta(minutes=5))  # 9:10
+    response = kiosk_scene.scan(code)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["result"] == "confirm_check_out"
+    assert body["client"] == {"display_name": "Maria G."}
+    assert body["check_in_at"] == "2026-03-02T09:05:00-05:00"  # the program's local time, for "You checked in at 9:05"
+    assert body["session"]["group"] == "Morning Relapse Prevention"
+    assert "Gonzalez" not in response.get_data(as_text=True)
+    [record] = attendances(app)
+    assert record.check_out_at is None  # nothing written
+    clock.advance(timedelta(minutes=1))
+    assert kiosk_scene.scan(code).get_json()["result"] == "confirm_check_out"  # asked again, still nothing written
+    assert attendances(app)[0].check_out_at is None
+
+
+def test_a_scan_with_action_check_out_checks_out_and_reports_minutes(kiosk_scene, app, monkeypatch):
+    from iop.live import roster
+
+    published = []
+    monkeypatch.setattr(roster, "publish", published.append)
     code = kiosk_scene.card(kiosk_scene.maria)
     kiosk_scene.scan(code)
     clock.advance(timedelta(hours=2))  # 11:05
-    body = kiosk_scene.scan(code).get_json()
+    assert kiosk_scene.scan(code).get_json()["result"] == "confirm_check_out"
+    response = kiosk_scene.scan(code, action="check_out")
+    assert response.status_code == 200
+    body = response.get_json()
     assert body["result"] == "checked_out"
+    assert body["client"] == {"display_name": "Maria G."}
     assert body["today"]["attended_minutes"] == 120  # 9:05 to 11:05, whole minutes
     assert body["week"]["attended_minutes"] == 120
     [record] = attendances(app)
     assert record.check_out_at == local(kiosk_scene.day, 11, 5).astimezone(timezone.utc)
     assert record.check_out_source == "kiosk"
+    assert published == [body["session"]["id"]] * 2  # the check-in and the check-out; the question changed nothing
+
+
+def test_a_confirmed_check_out_sent_again_is_answered_the_same_and_counted_once(kiosk_scene, app):
+    code = kiosk_scene.card(kiosk_scene.maria)
+    kiosk_scene.scan(code)
+    clock.advance(timedelta(minutes=30))  # 9:35
+    first = kiosk_scene.scan(code, scan_id="leaving-0001", action="check_out")
+    clock.advance(timedelta(minutes=10))  # the kiosk's retry, later: the stored answer, nothing moved
+    second = kiosk_scene.scan(code, scan_id="leaving-0001", action="check_out")
+    assert first.status_code == second.status_code == 200
+    assert second.get_json() == first.get_json() and first.get_json()["result"] == "checked_out"
+    [record] = attendances(app)
+    assert record.check_out_at == local(kiosk_scene.day, 9, 35).astimezone(timezone.utc)
+    assert scan_rows(app) == 2
+
+
+def test_a_check_out_within_five_minutes_is_what_the_person_chose(kiosk_scene, app):
+    code = kiosk_scene.card(kiosk_scene.maria)
+    kiosk_scene.scan(code)
+    clock.advance(timedelta(minutes=1))
+    assert kiosk_scene.scan(code, action="check_out").get_json()["result"] == "checked_out"
+    [record] = attendances(app)
+    assert record.check_out_at == local(kiosk_scene.day, 9, 6).astimezone(timezone.utc)
+
+
+def test_a_check_out_without_a_check_in_is_refused_and_writes_nothing(kiosk_scene, app):
+    body = assert_refused(kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria), action="check_out"), 409,
+                          "not_checked_in")
+    assert "staff" in body["error"]["message"]
+    assert attendances(app) == []
+
+
+@pytest.mark.parametrize("action", ["leave", "", "CHECK_OUT", None, 1, ["check_out"], {"check_out": True}])
+def test_an_unknown_action_is_a_bad_request(kiosk_scene, app, action):
+    assert_refused(kiosk_scene.scan(kiosk_scene.card(kiosk_scene.maria), action=action), 400, "bad_request")
+    assert attendances(app) == [] and scan_rows(app) == 0
 
 
 def test_a_scan_after_check_out_is_refused_and_makes_no_second_attendance(kiosk_scene, app):
     code = kiosk_scene.card(kiosk_scene.maria)
     kiosk_scene.scan(code)
     clock.advance(timedelta(minutes=30))
-    kiosk_scene.scan(code)
+    kiosk_scene.scan(code, action="check_out")
     clock.advance(timedelta(minutes=30))
     assert_refused(kiosk_scene.scan(code), 409, "already_checked_out")
+    assert_refused(kiosk_scene.scan(code, action="check_out"), 409, "already_checked_out")
     [record] = attendances(app)
     assert record.check_out_at == local(kiosk_scene.day, 9, 35).astimezone(timezone.utc)
 
@@ -361,14 +427,43 @@ def test_an_offline_scan_is_recorded_at_its_own_time(kiosk_scene, app):
 
 
 def test_offline_check_in_and_out_replayed_in_order(kiosk_scene, app):
+    """A queued first scan, then the queued "Check out" the person pressed: recorded as chosen."""
     code = kiosk_scene.card(kiosk_scene.maria)
     clock.advance(timedelta(hours=4))  # 13:05, after the group ended
     first = kiosk_scene.scan(code, scanned_at=local(kiosk_scene.day, 9, 0).isoformat())
-    second = kiosk_scene.scan(code, scanned_at=local(kiosk_scene.day, 11, 50).isoformat())
+    second = kiosk_scene.scan(code, scanned_at=local(kiosk_scene.day, 11, 50).isoformat(), action="check_out")
     assert [first.get_json()["result"], second.get_json()["result"]] == ["checked_in", "checked_out"]
     [record] = attendances(app)
     assert (record.check_in_at, record.check_out_at) == (local(kiosk_scene.day, 9, 0).astimezone(timezone.utc),
                                                          local(kiosk_scene.day, 11, 50).astimezone(timezone.utc))
+
+
+def test_an_unconfirmed_offline_second_scan_writes_no_check_out(kiosk_scene, app):
+    """A second scan queued without the person's "Check out" is a question nobody answered: nothing."""
+    code = kiosk_scene.card(kiosk_scene.maria)
+    clock.advance(timedelta(hours=1))  # 10:05
+    kiosk_scene.scan(code, scanned_at=local(kiosk_scene.day, 9, 0).isoformat())
+    late = kiosk_scene.scan(code, scanned_at=local(kiosk_scene.day, 9, 40).isoformat())
+    assert late.get_json()["result"] == "confirm_check_out"
+    [record] = attendances(app)
+    assert record.check_out_at is None
+
+
+def test_the_scheduled_check_out_at_the_end_is_unchanged(kiosk_scene, app):
+    """Rule 2: whoever did not check out is checked out when the session closes."""
+    from iop.clinic import attendance
+
+    code = kiosk_scene.card(kiosk_scene.maria)
+    kiosk_scene.scan(code)
+    clock.advance(timedelta(minutes=30))
+    assert kiosk_scene.scan(code).get_json()["result"] == "confirm_check_out"  # "Stay"
+    with app.app_context():
+        with db.transaction() as s:
+            group_session = s.scalars(select(GroupSession).where(GroupSession.group_id == kiosk_scene.group.id)).one()
+            attendance.close_session(group_session, local(kiosk_scene.day, 12, 10).astimezone(timezone.utc))
+    [record] = attendances(app)
+    assert record.check_out_at == local(kiosk_scene.day, 12, 0).astimezone(timezone.utc)
+    assert record.check_out_source == "close"
 
 
 def test_an_offline_check_in_replayed_after_the_session_closed(kiosk_scene, app):

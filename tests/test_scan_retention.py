@@ -117,7 +117,7 @@ def test_attendance_is_untouched_when_its_scans_are_cleared(kiosk_scene, app):
     code = kiosk_scene.card(kiosk_scene.maria)
     assert kiosk_scene.scan(code).get_json()["result"] == "checked_in"
     clock.advance(timedelta(hours=2))
-    assert kiosk_scene.scan(code).get_json()["result"] == "checked_out"
+    assert kiosk_scene.scan(code, action="check_out").get_json()["result"] == "checked_out"
     before = _attendance_rows(app)
     assert len(before) == 1 and len(_scan_ids(app)) == 2
     assert _clear(app, clock.now() + timedelta(days=100)) == 2

@@ -1,7 +1,8 @@
 """The kiosk's fast paths give the same answers as the general ones they replace (issue #7).
 
-- hours_queries.client_week (one client, their own groups' windows) equals hours_queries.week_figures for that
-  client: on the hand-worked cases of test_hours_rules and on generated programs.
+- hours_queries.client_weeks (one client's weeks: the client page, from the named client's own rows)
+  gives each week as hours_queries.week_figures (the board) does: on the hand-worked cases of
+  test_hours_rules and on generated programs.
 - The scan's greeting shows the week's figures of week_figures.
 - attendance.session_open_for finds the open session in one query and makes a session only when the
   day has none and its window is open.
@@ -31,19 +32,25 @@ from iop.store.models import Attendance, Client, Group, GroupSession, KioskDevic
 UTC = timezone.utc
 
 
+def client_week(client_key: int, monday: date, now: datetime) -> hours.WeekFigures:
+    """The week as the client page shows it (its history's week of `monday`)."""
+    (figures,) = hours_queries.client_weeks(client_key, monday, monday, now, NY)
+    return figures
+
+
 def assert_client_week_is_week_figures(app, monday: date, now: datetime, client_keys) -> int:
-    """Every named client's client_week equals week_figures'; returns how many were compared."""
+    """Every named client's week on the client page equals week_figures'; returns how many were compared."""
     with app.app_context():
         general = hours_queries.week_figures(monday, now, NY, list(client_keys))
         for client_key in client_keys:
-            assert hours_queries.client_week(client_key, monday, now, NY) == general[client_key], (client_key, now)
+            assert client_week(client_key, monday, now) == general[client_key], (client_key, now)
         everyone = hours_queries.week_figures(monday, now, NY)  # the board's call: no names given
         for client_key, figures in everyone.items():
-            assert hours_queries.client_week(client_key, monday, now, NY) == figures, (client_key, now)
+            assert client_week(client_key, monday, now) == figures, (client_key, now)
     return len(client_keys)
 
 
-# ---- client_week == week_figures: the hand-worked cases -------------------------------------------
+# ---- the client page's week == week_figures: the hand-worked cases -------------------------------------------
 
 MOMENTS = [
     at(MON, "00:00"), at(MON, "08:59"), at(MON, "10:30"), at(MON, "19:00"), NOW_WED, at(WED, "12:00"),
@@ -67,17 +74,17 @@ def test_client_week_follows_cancelled_and_closed_sessions(app, world):
             wednesday.status, wednesday.closed_at = "closed", NOW_WED.astimezone(UTC)
     assert_client_week_is_week_figures(app, MON, NOW_WED, [c.id for c in people.values()])
     with app.app_context():
-        assert hours_queries.client_week(people["C-FULL"].id, MON, NOW_WED, NY).status == "at_risk"
+        assert client_week(people["C-FULL"].id, MON, NOW_WED).status == "at_risk"
 
 
 def test_client_week_for_a_client_with_nothing(app, world):
     nobody = world.client("C-NONE", groups=[])
     with app.app_context():
-        assert hours_queries.client_week(nobody.id, MON, NOW_WED, NY) == hours_queries.week_figures(MON, NOW_WED, NY, [nobody.id])[nobody.id]
-        assert hours_queries.client_week(nobody.id, MON, NOW_WED, NY).status == "no_plan"
+        assert client_week(nobody.id, MON, NOW_WED) == hours_queries.week_figures(MON, NOW_WED, NY, [nobody.id])[nobody.id]
+        assert client_week(nobody.id, MON, NOW_WED).status == "no_plan"
 
 
-# ---- client_week == week_figures: generated programs ----------------------------------------------
+# ---- the client page's week == week_figures: generated programs ----------------------------------------------
 
 def _generated_program(app, seed: int) -> tuple[list[int], date]:
     """Groups on random days and times (some late at night, some inactive), clients in zero to three
@@ -164,8 +171,10 @@ def test_the_greeting_shows_week_figures_after_check_in_and_out(kiosk_scene, app
     code = kiosk_scene.card(kiosk_scene.maria)
     answers = [kiosk_scene.scan(code).get_json()]
     clock.advance(timedelta(minutes=50))
-    answers.append(kiosk_scene.scan(code).get_json())
-    assert [a["result"] for a in answers] == ["checked_in", "checked_out"]
+    answers.append(kiosk_scene.scan(code).get_json())  # "Leaving now?": the week so far
+    answers.append(kiosk_scene.scan(code, action="check_out").get_json())
+    assert [a["result"] for a in answers] == ["checked_in", "confirm_check_out", "checked_out"]
+    assert answers[1]["week"] == answers[2]["week"]
     with app.app_context():
         figures = hours_queries.week_figures(hours.week_start(kiosk_scene.day), clock.now(), NY,
                                      [kiosk_scene.maria.id])[kiosk_scene.maria.id]

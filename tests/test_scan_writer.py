@@ -11,7 +11,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from iop import clock
-from iop.clinic import cards, scan
+from iop.clinic import cards, scan, scan_batch
 from iop.store import db
 from iop.store.models import Attendance, KioskDevice, Scan
 
@@ -24,10 +24,17 @@ def people(kiosk_scene, world):
     return kiosk_scene.maria, ana, ben
 
 
-def pending(kiosk_id: int, client, scan_id: str | None = None) -> scan.PendingScan:
+def pending(kiosk_id: int, client, scan_id: str | None = None, check_out: bool = False) -> scan.PendingScan:
     now = clock.now()
     token = cards.read_card(cards.card_code(client.id, client.card_version))
-    return scan.PendingScan(kiosk_id, scan_id or secrets.token_hex(8), token, None, now, now)
+    return scan.PendingScan(kiosk_id, scan_id or secrets.token_hex(8), token, None, now, now, check_out)
+
+
+def write(batch: list[scan.PendingScan]) -> list[scan_batch.Waiting]:
+    """The batch through the app's scan writer, as its thread writes it; each one's answer or error."""
+    waiting = [scan_batch.Waiting(item) for item in batch]
+    scan.writer().write_batch(waiting)
+    return waiting
 
 
 def commits_during(app, work) -> int:
@@ -53,12 +60,13 @@ def test_scans_arriving_together_are_one_transaction_with_each_its_own_answer(ap
     maria, ana, ben = people
     kiosk = kiosk_scene.device.id
     batch = [pending(kiosk, maria), pending(kiosk, ana), pending(kiosk, maria), pending(kiosk, ben)]
-    assert commits_during(app, lambda: scan.writer()._write(batch)) == 1
-    assert [s.error for s in batch] == [None] * 4
+    written = []
+    assert commits_during(app, lambda: written.extend(write(batch))) == 1
+    assert [s.error for s in written] == [None] * 4
     # Maria's second scan sees her first (same transaction); each greeting names its own scanner.
-    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "already_checked_in", "checked_in"]
-    assert [s.answer.body["client"]["display_name"] for s in batch] == ["Maria G.", "Ana L.", "Maria G.", "Ben O."]
-    assert all(s.answer.body["week"]["target_minutes"] == 540 for s in batch)
+    assert [s.answer.code for s in written] == ["checked_in", "checked_in", "already_checked_in", "checked_in"]
+    assert [s.answer.body["client"]["display_name"] for s in written] == ["Maria G.", "Ana L.", "Maria G.", "Ben O."]
+    assert all(s.answer.body["week"]["target_minutes"] == 540 for s in written)
     db.session().rollback()
     assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
     assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
@@ -70,9 +78,9 @@ def test_a_scan_sent_twice_in_one_batch_is_counted_once(app, ctx, kiosk_scene, p
     maria, ana, _ben = people
     kiosk = kiosk_scene.device.id
     batch = [pending(kiosk, maria, "maria-first-1"), pending(kiosk, ana), pending(kiosk, maria, "maria-first-1")]
-    scan.writer()._write(batch)
-    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
-    assert batch[2].answer.body == batch[0].answer.body
+    written = write(batch)
+    assert [s.answer.code for s in written] == ["checked_in", "checked_in", "checked_in"]
+    assert written[2].answer.body == written[0].answer.body
     db.session().rollback()
     assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id])
     assert len(rows(Scan)) == 2
@@ -87,14 +95,14 @@ def test_the_greetings_of_a_batch_show_each_clients_own_week(app, ctx, kiosk_sce
     kiosk = kiosk_scene.device.id
     monday = kiosk_scene.day
     freeze(local(monday, 8, 55))
-    scan.writer()._write([pending(kiosk, maria)])  # Maria in at 8:55 (credited from 9:00)
+    write([pending(kiosk, maria)])  # Maria in at 8:55 (credited from 9:00)
     freeze(local(monday, 10, 30))
-    batch = [pending(kiosk, maria), pending(kiosk, ana)]
-    scan.writer()._write(batch)
-    assert [s.answer.code for s in batch] == ["checked_out", "checked_in"]
-    assert batch[0].answer.body["week"]["attended_minutes"] == 90
-    assert batch[0].answer.body["today"]["attended_minutes"] == 90
-    assert batch[1].answer.body["week"]["attended_minutes"] == 0
+    batch = [pending(kiosk, maria, check_out=True), pending(kiosk, ana)]
+    written = write(batch)
+    assert [s.answer.code for s in written] == ["checked_out", "checked_in"]
+    assert written[0].answer.body["week"]["attended_minutes"] == 90
+    assert written[0].answer.body["today"]["attended_minutes"] == 90
+    assert written[1].answer.body["week"]["attended_minutes"] == 0
 
 
 def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, ctx, kiosk_scene, people, monkeypatch):
@@ -113,9 +121,10 @@ def test_a_lost_race_in_a_batch_writes_the_others_and_answers_it_as_stored(app, 
 
     monkeypatch.setattr(scan, "_store", store)
     batch = [pending(kiosk, maria), pending(kiosk, ana, "raced-scan-1"), pending(kiosk, ben)]
-    commits = commits_during(app, lambda: scan.writer()._write(batch))
+    written = []
+    commits = commits_during(app, lambda: written.extend(write(batch)))
     assert commits == 3  # the batch's transaction rolled back; one each after
-    assert [s.answer.code for s in batch] == ["checked_in", "checked_in", "checked_in"]
+    assert [s.answer.code for s in written] == ["checked_in", "checked_in", "checked_in"]
     db.session().rollback()
     assert sorted(r.client_key for r in rows(Attendance)) == sorted([maria.id, ana.id, ben.id])
     assert sorted(s.scan_id for s in rows(Scan)) == sorted(s.scan_id for s in batch)
@@ -127,9 +136,9 @@ def test_a_kiosk_revoked_meanwhile_gets_nothing_written_and_the_others_are_kept(
     with db.transaction() as s:  # revoked by another process: this one still holds its cookie
         s.execute(update(KioskDevice).where(KioskDevice.id == other.id).values(revoked_at=clock.now()))
     batch = [pending(kiosk_scene.device.id, maria), pending(other.id, ana)]
-    scan.writer()._write(batch)
-    assert batch[0].answer.code == "checked_in"
-    assert batch[1].answer.status == 403 and batch[1].answer.code == "not_enrolled"
+    written = write(batch)
+    assert written[0].answer.code == "checked_in"
+    assert written[1].answer.status == 403 and written[1].answer.code == "not_enrolled"
     db.session().rollback()
     assert [r.client_key for r in rows(Attendance)] == [maria.id]
     assert [s.kiosk_id for s in rows(Scan)] == [kiosk_scene.device.id]
@@ -144,10 +153,10 @@ def test_an_unreachable_database_is_told_to_every_waiting_scan_and_nothing_is_wr
         calls.append(1)
         raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(scan, "_decide", down)
+    monkeypatch.setattr(scan, "decide", down)
     batch = [pending(kiosk_scene.device.id, maria), pending(kiosk_scene.device.id, ana)]
-    scan.writer()._write(batch)
-    assert all(isinstance(s.error, OperationalError) and s.answer is None for s in batch)
+    written = write(batch)
+    assert all(isinstance(s.error, OperationalError) and s.answer is None for s in written)
     assert len(calls) == 1  # not tried again scan by scan: the kiosks queue and resend
     db.session().rollback()
     assert rows(Attendance) == [] and rows(Scan) == []
@@ -158,7 +167,7 @@ def test_parallel_requests_are_answered_by_one_writer_thread(app, kiosk_scene, p
     thread touched the database for them."""
     maria, ana, ben = people
     writers = set()
-    real_decide = scan._decide
+    real_decide = scan.decide
 
     def decide(*args, **kwargs):
         writers.add(threading.current_thread().name)
@@ -175,7 +184,7 @@ def test_parallel_requests_are_answered_by_one_writer_thread(app, kiosk_scene, p
         answers[n] = http.post("/kiosk/api/scan", json={"code": codes[n], "scan_id": secrets.token_hex(8)})
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scan, "_decide", decide)
+        patch.setattr(scan, "decide", decide)
         threads = [threading.Thread(target=kiosk, args=(n,)) for n in range(len(codes))]
         for thread in threads:
             thread.start()

@@ -9,14 +9,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VIEW_PACKAGES = ("coordinator", "facilitator", "kiosk")
 QUERY_METHODS = {"execute", "scalar", "scalars", "query"}  # a session's (or a connection's) ways to run SQL
 
-# The week board's and the client page's figures still query here until the hours work of issue 13
-# moves them into iop/store/hours_queries.py; once moved, this list must shrink (the test says so).
-PENDING = {
-    ("coordinator/routes.py", "<module>"),  # `from sqlalchemy import select`, for the two below
-    ("coordinator/routes.py", "board_rows"),
-    ("coordinator/routes.py", "_attendance_rows"),
-}
-
 
 def sql_in(source: str) -> list[tuple[str, int, str]]:
     """(function, line, what) for each piece of SQL in a module: sqlalchemy imports, select(...),
@@ -52,17 +44,9 @@ def view_modules() -> list[Path]:
 
 
 def test_no_view_module_holds_sql():
-    seen_pending = set()
-    unexpected = []
-    for path in view_modules():
-        name = path.relative_to(ROOT).as_posix()
-        for where, line, what in sql_in(path.read_text(encoding="utf-8")):
-            if (name, where) in PENDING:
-                seen_pending.add((name, where))
-            else:
-                unexpected.append(f"{name}:{line} in {where}: {what}")
-    assert not unexpected, "SQL in a view (move it into iop/clinic, iop/files or iop/store):\n" + "\n".join(unexpected)
-    assert seen_pending == PENDING, f"these moved out of the views; remove them from PENDING: {PENDING - seen_pending}"
+    found = [f"{path.relative_to(ROOT).as_posix()}:{line} in {where}: {what}"
+             for path in view_modules() for where, line, what in sql_in(path.read_text(encoding="utf-8"))]
+    assert not found, "SQL in a view (move it into iop/clinic, iop/files or iop/store):\n" + "\n".join(found)
 
 
 def test_the_check_finds_sql_where_it_is():

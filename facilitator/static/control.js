@@ -145,6 +145,7 @@ function showRoster(roster) {
     if (entry.left_early) { marks.append(badge("Left early", "late", "↩")); }
     if (entry.new_to_module) { marks.append(badge("New to this module", "new", "★")); }
     if (entry.at_risk) { marks.append(badge("Hours at risk", "at_risk", "!")); }
+    if (entry.video) { marks.append(badge("By video", "video", "▭")); }
     if (entry.manual) { marks.append(badge("By hand", "quiet-badge", "")); }
     item.append(name, when, marks);
     if (entry.state === "in") { item.append(actionButton("Check out…", "check_out", entry)); }
@@ -169,7 +170,8 @@ function showRoster(roster) {
     name.textContent = person.name;
     item.append(name);
     if (person.at_risk) { item.append(badge("Hours at risk", "at_risk", "!")); }
-    item.append(actionButton("Check in…", "check_in", person), actionButton("Excused…", "excuse", person));
+    item.append(actionButton("Check in…", "check_in", person), actionButton("Joins by video…", "check_in_video", person),
+      actionButton("Excused…", "excuse", person));
     missing.append(item);
   }
   $("headcount").textContent = roster.headcount;
@@ -181,6 +183,7 @@ const dialog = $("hand-dialog");
 const form = $("hand-form");
 const WORDS = {
   check_in: { title: "Check in", button: "Check in", reasonNeeded: false, time: true },
+  check_in_video: { title: "Check in by video", button: "Check in by video", reasonNeeded: false, time: true },
   check_out: { title: "Check out", button: "Check out", reasonNeeded: false, time: true },
   excuse: { title: "Mark excused", button: "Mark excused", reasonNeeded: true, time: false },
 };

@@ -6,7 +6,7 @@ audit every manual change. Corrections void a record and add a new one; nothing 
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
 from flask import current_app
@@ -80,12 +80,22 @@ class Visit(NamedTuple):
         return self.check_in_at is not None and self.check_out_at is None
 
 
+class GroupWindow(NamedTuple):
+    """A client's group as a scan needs it: whether it meets, on which weekdays, from when to when."""
+
+    id: int
+    active: bool
+    weekdays: str
+    start: time
+    end: time
+
+
 class SessionsNear(NamedTuple):
     """A client and their groups' sessions around a moment, as read in one query (client_sessions_near)."""
 
     client: ClientFacts | None  # None: no such client
     day: date  # the moment's local date
-    groups: list[tuple]  # (id, active, weekdays, start, end), in group code order
+    groups: list[GroupWindow]  # in group code order
     sessions: dict[tuple[int, date], OpenSession]  # by (group id, date), dated `day` or the day after
     visits: dict[int, Visit]  # the client's unvoided record in each of those sessions, by session id
     open_visits: int  # the client's records checked in, not out, in sessions ending after the moment
@@ -95,8 +105,8 @@ class SessionsNear(NamedTuple):
 def client_sessions_statement():
     """Each named client's (:client_keys) row, each of their groups (by code), its sessions dated :day
     or :next_day and the client's unvoided record in each; and how many of the client's records are
-    open in sessions ending after :at. Callers may add columns after these (the scan adds whether
-    its scan_id is known)."""
+    open in sessions ending after :at. Its columns are labelled (sessions_near_from_rows reads them by
+    name); callers may add columns after these (the scan adds whether its scan_id is known)."""
     from sqlalchemy import and_, func
 
     client, member = Client.__table__.c, ClientGroup.__table__.c
@@ -107,10 +117,14 @@ def client_sessions_statement():
                           other.c.check_in_at.is_not(None), other.c.check_out_at.is_(None),
                           other_group_session.c.ends_at > bindparam("at"))
                    .scalar_subquery())
-    return (select(client.id, client.card_version, client.status, client.first_name, client.last_name,
-                   group.id, group.active, group.weekdays, group.start, group.end, group.name, group.room,
-                   group_session.id, group_session.date, group_session.starts_at, group_session.ends_at, group_session.status, group_session.closed_at,
-                   record.id, record.status, record.check_in_at, record.check_out_at, open_visits)
+    return (select(client.id.label("client_key"), client.card_version, client.status.label("client_status"),
+                   client.first_name, client.last_name,
+                   group.id.label("group_id"), group.active, group.weekdays, group.start, group.end,
+                   group.name.label("group_name"), group.room,
+                   group_session.id.label("session_id"), group_session.date, group_session.starts_at,
+                   group_session.ends_at, group_session.status.label("session_status"), group_session.closed_at,
+                   record.id.label("visit_id"), record.status.label("visit_status"), record.check_in_at,
+                   record.check_out_at, open_visits.label("open_visits"))
             .select_from(Client.__table__
                          .outerjoin(ClientGroup.__table__, member.client_key == client.id)
                          .outerjoin(Group.__table__, group.id == member.group_id)
@@ -124,62 +138,73 @@ def client_sessions_statement():
             .order_by(client.id, group.code, group_session.date))
 
 
-def client_sessions_near(client_key: int, moment: datetime, statement=None, params: dict | None = None
-                         ) -> tuple[SessionsNear, list]:
+def sessions_near_parameters(client_keys: list[int], moment: datetime) -> dict:
+    """The parameters of client_sessions_statement for these clients around `moment`."""
+    day = local_date(moment, program_tz())
+    return {"client_keys": list(client_keys), "day": day, "next_day": day + timedelta(days=1), "at": moment}
+
+
+def sessions_near_from_rows(rows, moment: datetime) -> dict[int, SessionsNear]:
+    """The rows of client_sessions_statement (read for `moment`) gathered by client (a client not
+    found is left out)."""
+    found: dict[int, tuple] = {}
+    for row in rows:
+        facts, groups, sessions, visits, _open = found.setdefault(row.client_key, (
+            ClientFacts(row.card_version, row.client_status, row.first_name, row.last_name), {}, {}, {},
+            row.open_visits or 0))
+        if row.group_id is None:
+            continue  # in no group
+        groups.setdefault(row.group_id, GroupWindow(row.group_id, row.active, row.weekdays, row.start, row.end))
+        if row.session_id is not None:
+            sessions[(row.group_id, row.date)] = OpenSession(
+                row.session_id, row.group_id, row.date, row.starts_at, row.ends_at, row.session_status,
+                row.closed_at, row.group_name, row.room or "")
+            if row.visit_id is not None:
+                visits[row.session_id] = Visit(row.visit_id, row.session_id, row.visit_status, row.check_in_at,
+                                               row.check_out_at)
+    day = local_date(moment, program_tz())
+    return {client_key: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
+            for client_key, (facts, groups, sessions, visits, open_count) in found.items()}
+
+
+def no_such_client(moment: datetime) -> SessionsNear:
+    """What client_sessions_near says of a client key that names no one."""
+    return SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0)
+
+
+def client_sessions_near(client_key: int, moment: datetime) -> SessionsNear:
     """The client, their groups, those groups' sessions dated the moment's local day or the day
-    after and the client's records in them, in one query (client_sessions_statement, or
-    `statement` built on it with `params` for its own columns); also the rows, for such columns."""
-    near, rows = clients_sessions_near([client_key], moment, statement, params)
-    return near.get(client_key) or SessionsNear(None, local_date(moment, program_tz()), [], {}, {}, 0), rows
+    after and the client's records in them, in one query (client_sessions_statement)."""
+    return clients_sessions_near([client_key], moment).get(client_key) or no_such_client(moment)
 
 
-def clients_sessions_near(client_keys: list[int], moment: datetime, statement=None, params: dict | None = None
-                          ) -> tuple[dict[int, SessionsNear], list]:
+def clients_sessions_near(client_keys: list[int], moment: datetime) -> dict[int, SessionsNear]:
     """client_sessions_near for several clients at once, by client (a client not found is left out).
     Open visits are counted in sessions ending after `moment`: give the earliest of the scans' times."""
-    day = local_date(moment, program_tz())
-    rows = db.session().connection().execute(
-        statement if statement is not None else client_sessions_statement(),
-        {"client_keys": list(client_keys), "day": day, "next_day": day + timedelta(days=1), "at": moment,
-         **(params or {})}).all()
-    found: dict[int, tuple] = {}
-    for (client_key, card_version, status, first_name, last_name, group_id, active, weekdays, start, end, name, room,
-         session_id, date_, starts, ends, session_status, closed_at, visit_id, visit_status, check_in, check_out,
-         open_visits, *_added) in rows:
-        facts, groups, sessions, visits, _open = found.setdefault(client_key, (
-            ClientFacts(card_version, status, first_name, last_name), {}, {}, {}, open_visits or 0))
-        if group_id is None:
-            continue  # in no group
-        groups.setdefault(group_id, (group_id, active, weekdays, start, end))
-        if session_id is not None:
-            sessions[(group_id, date_)] = OpenSession(session_id, group_id, date_, starts, ends, session_status,
-                                                      closed_at, name, room or "")
-            if visit_id is not None:
-                visits[session_id] = Visit(visit_id, session_id, visit_status, check_in, check_out)
-    return {client_key: SessionsNear(facts, day, list(groups.values()), sessions, visits, open_count)
-            for client_key, (facts, groups, sessions, visits, open_count) in found.items()}, rows
+    rows = db.session().connection().execute(client_sessions_statement(),
+                                             sessions_near_parameters(client_keys, moment))
+    return sessions_near_from_rows(rows, moment)
 
 
-def session_open_for(client_key: int, moment: datetime, near: SessionsNear | None = None) -> OpenSession | None:
-    """The client's group session open at `moment`: found in one query (or in `near`, read for
-    that moment's day); made from the schedule only when the day has no session yet and its
-    window is open now (the scheduler makes the others)."""
+def session_open_for(near: SessionsNear, moment: datetime) -> OpenSession | None:
+    """The client's group session open at `moment`, from `near` (read for that moment's day); made
+    from the schedule only when the day has no session yet and its window is open now (the
+    scheduler makes the others)."""
     tz = program_tz()
     day = local_date(moment, tz)
-    if near is None or near.day != day:
-        near = client_sessions_near(client_key, moment)[0]
+    assert near.day == day, "read the client's sessions for the moment's day"
     candidates = []
-    for group_id, active, weekdays, start, end in near.groups:
-        meets = set(weekday_numbers(weekdays)) if active else set()
+    for group in near.groups:
+        meets = set(weekday_numbers(group.weekdays)) if group.active else set()
         for date_ in (day, day + timedelta(days=1)):  # a session just after midnight opens the day before
             if date_.weekday() not in meets:
                 continue
-            group_session = near.sessions.get((group_id, date_))
+            group_session = near.sessions.get((group.id, date_))
             if group_session is None:
-                starts, ends = local_to_utc(date_, start, tz), local_to_utc(date_, end, tz)
+                starts, ends = local_to_utc(date_, group.start, tz), local_to_utc(date_, group.end, tz)
                 if not _opens_before(starts) <= moment < ends:
                     continue
-                group_session = _open_session(ensure_session(db.session().get(Group, group_id), date_))
+                group_session = _open_session(ensure_session(db.session().get(Group, group.id), date_))
             if is_open_at(group_session, moment):
                 candidates.append(group_session)
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
@@ -203,8 +228,9 @@ def _audit_manual(action: str, record: Attendance, by_user: StaffUser | None, re
 
 
 def check_in(group_session: GroupSession, client: Client, at: datetime, source: str = "kiosk",
-             by_user: StaffUser | None = None, reason: str | None = None) -> Attendance:
-    """A new check-in. Any other open attendance of the client ends at `at` (they moved rooms)."""
+             by_user: StaffUser | None = None, reason: str | None = None, modality: str = "in_person") -> Attendance:
+    """A new check-in (in person, or by video: `modality` telehealth). Any other open attendance of the
+    client ends at `at` (they moved rooms)."""
     if unvoided_attendance(group_session.id, client.id) is not None:
         raise AttendanceError("already_checked_in", "This client is already checked in to this group.")
     for other in db.session().scalars(select(Attendance).join(GroupSession).where(
@@ -214,10 +240,12 @@ def check_in(group_session: GroupSession, client: Client, at: datetime, source: 
         if other.check_in_at <= at:
             check_out(other, at, source, by_user)
     record = Attendance(session_id=group_session.id, client_key=client.id, status="present", source=source,
-                        check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None)
+                        check_in_at=at, reason=reason, recorded_by_id=by_user.id if by_user else None,
+                        modality=modality)
     db.session().add(record)
     db.session().flush()
-    _audit_manual("attendance.check_in", record, by_user, reason)
+    _audit_manual("attendance.check_in_video" if modality == "telehealth" else "attendance.check_in", record, by_user,
+                  reason)
     return record
 
 
@@ -252,20 +280,19 @@ def _visits_statement():
     return union_all(here, elsewhere)
 
 
-def kiosk_visits(session_id: int, client_key: int, at: datetime, near: SessionsNear | None = None
+def kiosk_visits(near: SessionsNear, session_id: int, client_key: int, at: datetime
                  ) -> tuple[Visit | None, list[Visit]]:
     """The client's unvoided record in this session (or None), and their records open in other sessions
-    that end after `at` (check_in ends those: one room at a time). From `near`, when given: read in
-    this transaction for `at`, with the session found in it or made since (so it has no record yet);
-    it tells both unless a record is open elsewhere. Else in one query."""
-    if near is not None:
-        here = near.visits.get(session_id)
-        if near.open_visits == (1 if here is not None and here.is_open else 0):
-            return here, []
+    that end after `at` (check_in ends those: one room at a time). `near` was read in this
+    transaction for `at`, with the session found in it or made since (so it has no record yet): it
+    tells both unless a record is open elsewhere, which takes one query."""
+    here = near.visits.get(session_id)
+    if near.open_visits == (1 if here is not None and here.is_open else 0):
+        return here, []
     here, elsewhere = None, []
     for row in db.session().connection().execute(
             _visits_statement(), {"session_id": session_id, "client_key": client_key, "at": at}):
-        visit = Visit(*row)
+        visit = Visit(**row._mapping)
         if visit.session_id == session_id:
             here = visit
         else:
@@ -274,8 +301,8 @@ def kiosk_visits(session_id: int, client_key: int, at: datetime, near: SessionsN
 
 
 class CheckIns:
-    """A batch of scans' new kiosk check-ins, written together (one statement) when flushed: before
-    any read that must see them, and at the end of the batch."""
+    """Scans' new kiosk check-ins, written together (one statement) when flushed: before any read
+    that must see them, and before the scans' answers are read."""
 
     def __init__(self):
         self.rows: list[dict] = []
@@ -286,23 +313,19 @@ class CheckIns:
             self.rows = []
 
 
-def kiosk_check_in(session_id: int, client_key: int, at: datetime, elsewhere: list[Visit],
-                   check_out_at: datetime | None = None, check_out_source: str | None = None,
-                   batch: CheckIns | None = None) -> None:
+def kiosk_check_in(check_ins: CheckIns, session_id: int, client_key: int, at: datetime, elsewhere: list[Visit],
+                   check_out_at: datetime | None = None, check_out_source: str | None = None) -> None:
     """check_in(source="kiosk") in plain statements, for the scan's short transaction: the same rows.
     The caller found no unvoided record here (kiosk_visits); a racing one meets the unique index
     (IntegrityError). `check_out_at` closes the visit at once (a replayed scan of a closed session).
-    With `batch`, the new record is written when the batch is flushed."""
+    The other visits end now; the new record is written when `check_ins` is flushed."""
     connection = db.session().connection()
     for other in elsewhere:
         if other.check_in_at <= at:
             _kiosk_check_out(connection, other.id, at, "kiosk")
     row = {"session_id": session_id, "client_key": client_key, "status": "present", "source": "kiosk",
            "check_in_at": at, "check_out_at": check_out_at, "check_out_source": check_out_source}
-    if batch is not None:
-        batch.rows.append(row)
-    else:
-        connection.execute(Attendance.__table__.insert(), row)
+    check_ins.rows.append(row)
 
 
 def kiosk_check_out(visit: Visit, at: datetime) -> None:
@@ -342,7 +365,7 @@ def excuse(group_session: GroupSession, client: Client, by_user: StaffUser, reas
 
 
 def correct(record: Attendance, check_in: datetime | None, check_out: datetime | None, by_user: StaffUser,
-            reason: str, status: str = "present") -> Attendance:
+            reason: str, status: str = "present", modality: str | None = None) -> Attendance:
     """Void `record` and add its replacement with the given times (audited, with the reason)."""
     reason = (reason or "").strip()
     if not reason:
@@ -355,7 +378,8 @@ def correct(record: Attendance, check_in: datetime | None, check_out: datetime |
     replacement = Attendance(session_id=record.session_id, client_key=record.client_key, status=status,
                              source="manual", check_in_at=check_in, check_out_at=check_out,
                              check_out_source="manual" if check_out else None, reason=reason,
-                             recorded_by_id=by_user.id, replaces_id=record.id)
+                             recorded_by_id=by_user.id, replaces_id=record.id,
+                             modality=modality or record.modality)
     db.session().add(replacement)
     db.session().flush()
     audit.record("attendance.correct", target=f"attendance:{replacement.id}", user=by_user,

@@ -69,6 +69,10 @@ ACTIONS = {
     "level_of_care.updated": "Changed a level of care",
     "attendance.check_in": "Checked a client in by hand",
     "attendance.check_out": "Checked a client out by hand",
+    "attendance.check_in_video": "Checked a client in by hand as joining by video",
+    "authorization.created": "Added an authorization",
+    "authorization.updated": "Changed an authorization",
+    "utilization.view": "Viewed the utilization page",
     "attendance.excuse": "Marked a client excused",
     "attendance.correct": "Corrected an attendance",
     "session.start": "Started a group",
@@ -89,7 +93,8 @@ ACTIONS = {
     "import.failed": "An import was refused",
 }
 KIND_WORDS = {"hours": "weekly hours", "attendance": "attendance", "days": "billing days", "fhir": "attendance for the EHR",
-              "groups": "groups", "clients": "clients and plans"}
+              "groups": "groups", "clients": "clients and plans", "utilization": "utilization",
+              "authorizations": "authorizations"}
 
 
 def action_words(action: str, detail: dict | None = None) -> str:

@@ -129,6 +129,17 @@ def clients_for_cards(client_ids: list[str]) -> list:
     return [found[client_id] for client_id in dict.fromkeys(client_ids)]
 
 
+def active_clients_page(number: int, size: int):
+    """Page `number` (from 1) of the active clients, by name, as the cards page lists them."""
+    from sqlalchemy import select
+
+    from iop.clinic import program
+    from iop.store.models import Client
+
+    return program.page_of(select(Client).where(Client.status == "active").order_by(
+        Client.last_name, Client.first_name, Client.client_id, Client.id), number, size)
+
+
 # ---- printable cards -------------------------------------------------------------------------
 # Wallet size (ISO/IEC 7810 ID-1), two columns of five on a Letter page. Rows touch so one cut
 # separates them; the columns have a gutter. Nothing on a card names the program or treatment
@@ -311,13 +322,13 @@ def record_printed(clients: list, by_user=None) -> None:
                      clients=[f"client:{client.public_id}" for client in clients][:200])
 
 
-def record_listed(clients: list, by_user=None) -> None:
-    """The audit log's line for the cards page: a list of names was shown."""
+def record_listed(clients: list, by_user=None, **detail) -> None:
+    """The audit log's line for the cards page: a list of names was shown (`detail`: which page)."""
     from iop.clinic import audit
     from iop.store import db
 
     with db.transaction():
-        audit.record("cards.view", target="cards", user=by_user, rows=len(clients))
+        audit.record("cards.view", target="cards", user=by_user, rows=len(clients), **detail)
 
 
 def write_cards_pdf(client_ids: list[str], output) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from sqlalchemy import select
 
@@ -29,10 +29,6 @@ class PlanError(entry.Refused):
 
 # ---- what a valid plan is (pure) ------------------------------------------------------------
 
-def dates_overlap(a: PlanTerms, b: PlanTerms) -> bool:
-    return a.start_date <= (b.end_date or date.max) and b.start_date <= (a.end_date or date.max)
-
-
 def plan_problems(terms: PlanTerms, levels: Sequence[str], other_plans: Sequence[PlanTerms] = ()) -> list[str]:
     """Every reason `terms` cannot be saved beside the client's other plans (empty when fine)."""
     problems = []
@@ -50,7 +46,7 @@ def plan_problems(terms: PlanTerms, levels: Sequence[str], other_plans: Sequence
     elif any(p.weekly_minutes > MAX_WEEKLY_MINUTES for p in terms.phases):
         problems.append("A phase's weekly hours must be from 0 to 168.")
     for other in other_plans:
-        if dates_overlap(terms, other):
+        if hours.dates_overlap(terms, other):
             # Two plans on the same days would add up two targets for one week.
             problems.append(f"These dates overlap the plan from {other.start_date:%Y-%m-%d} to "
                             f"{other.end_date.isoformat() if other.end_date else 'open end'}; "
@@ -104,7 +100,7 @@ def low_hours_runs(terms: PlanTerms, minimum_minutes: int,
     runs: list[LowHoursRun] = []
     run_start, run_minutes = None, 0
     for week in range(1, horizon + 2):  # one past the end closes a run that reaches it
-        minutes = _week_minutes(terms, week) if week <= horizon else None
+        minutes = hours.phase_of_week(terms, week)[0] if week <= horizon else None
         under = minutes is not None and minutes < minimum_minutes
         if under and run_start is None:
             run_start, run_minutes = week, minutes
@@ -117,13 +113,6 @@ def low_hours_runs(terms: PlanTerms, minimum_minutes: int,
                 runs.append(LowHoursRun(run_start, None if open_end else last, run_minutes, minimum_minutes))
             run_start = None
     return runs
-
-
-def _week_minutes(terms: PlanTerms, week: int) -> int:
-    for phase in terms.phases:
-        if phase.first_week <= week <= phase.last_week:
-            return phase.weekly_minutes
-    return terms.weekly_minutes
 
 
 def low_hours_flags(plan_terms: Sequence[PlanTerms], minimums: dict[str, int]) -> list[str]:
@@ -239,7 +228,18 @@ def phase_start_dates(terms: PlanTerms) -> list[tuple[Phase, date, date | None]]
              week_one + timedelta(weeks=phase.last_week, days=-1)) for phase in terms.phases]
 
 
-def plan_in_effect_on(client: Client, day: date) -> Plan | None:
-    """The client's plan whose dates hold `day` (the latest-starting one if several)."""
-    holding = [plan for plan in client.plans if hours.plan_terms(plan).covers(day)]
-    return max(holding, key=lambda plan: plan.start_date) if holding else None
+class PlanOnDay(NamedTuple):
+    """A client's plan on a day as the Clients list shows it: the hours are the phase's in effect."""
+
+    level_of_care: str
+    weekly_minutes: int
+    days_per_week: int
+
+
+def plan_on(client: Client, day: date) -> PlanOnDay | None:
+    """The client's plan whose dates hold `day` (the latest-starting one if several), with the weekly
+    hours and days of its phase in effect that week (rule 5, as the board and the client page show)."""
+    terms = hours.plan_on([hours.plan_terms(plan) for plan in client.plans], day)
+    if terms is None:
+        return None
+    return PlanOnDay(terms.level_of_care, *hours.phase_in_effect(terms, day))

@@ -205,9 +205,52 @@ def client_record(public_id: str) -> Client | None:
         .where(Client.public_id == public_id))
 
 
-def clients(status: str = "active") -> list[Client]:
-    """Clients of a status (active, discharged, or all) by client ID, with groups and plans loaded."""
-    query = select(Client).options(selectinload(Client.groups), selectinload(Client.plans)).order_by(Client.client_id)
-    if status != "all":
-        query = query.where(Client.status == status)
-    return list(db.session().scalars(query))
+def _clients_query(status: str):
+    """Clients of a status (active, discharged, or all) by client ID, with groups and plans (and their
+    phases: the Clients list shows the phase in effect) loaded."""
+    query = (select(Client).options(selectinload(Client.groups), selectinload(Client.plans).selectinload(Plan.phases))
+             .order_by(Client.client_id, Client.id))
+    return query if status == "all" else query.where(Client.status == status)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a long list: its rows, its number (from 1), how many pages and rows in all."""
+
+    rows: list
+    number: int
+    pages: int
+    total: int
+    size: int
+
+    @property
+    def first_row(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.rows else 0
+
+    @property
+    def last_row(self) -> int:
+        return (self.number - 1) * self.size + len(self.rows)
+
+
+def page_of(query, number: int, size: int) -> Page:
+    """Page `number` (from 1; past the end: the last page) of an ordered `query`: one count and one
+    page of rows (LIMIT/OFFSET), so a long list costs a page, whatever its length."""
+    session = db.session()
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // size))
+    number = min(max(1, number), pages)
+    rows = list(session.scalars(query.offset((number - 1) * size).limit(size)))
+    return Page(rows, number, pages, total, size)
+
+
+def rows_page(rows: list, number: int, size: int) -> Page:
+    """Page `number` (from 1; past the end: the last page) of rows already read and in order (a list
+    whose order needs figures the database does not have)."""
+    pages = max(1, -(-len(rows) // size))
+    number = min(max(1, number), pages)
+    return Page(rows[(number - 1) * size:number * size], number, pages, len(rows), size)
+
+
+def clients_page(status: str, number: int, size: int) -> Page:
+    """Page `number` of the clients of a status (active, discharged, or all) by client ID."""
+    return page_of(_clients_query(status), number, size)

@@ -5,9 +5,17 @@ kiosk's scan_id: a retry of the same scan_id collides on that key and gets the s
 it is counted once however the retries race. Parallel scans of one card with different scan_ids
 meet the partial unique index on unvoided attendance, and the losers answer already_checked_in.
 
+The story of a scan, top-down below: checked at the edge (record_scan), then in the writer's
+transaction decided (`decide`), written (`write`) and answered (`answer_and_store`). The writer that
+groups scans arriving together is iop/clinic/scan_batch.py; it calls `write_together` for them, or
+`write_alone` for each.
+
 Decisions (README "Kiosk"):
-- A second scan at least REPEAT_SCAN_MINUTES after the check-in checks out (rule 2); sooner, it
-  answers already_checked_in and writes nothing.
+- A second scan at least REPEAT_SCAN_MINUTES after the check-in writes nothing and answers
+  confirm_check_out: the kiosk asks "Leaving now?", and the person's "Check out" (or the same card
+  scanned again on that screen) sends the scan with `"action": "check_out"`, which checks out.
+  Sooner, a second scan answers already_checked_in and writes nothing. A check_out without a
+  check-in in the session open now answers the error `not_checked_in`.
 - A scan after the check-out of the same session answers the error `already_checked_out` ("see
   staff"): a check-out is never reopened or moved by the kiosk, and no second attendance is made.
 - Offline scans carry `scanned_at`: up to OFFLINE_SCAN_MAX_AGE_HOURS old, never more than
@@ -24,7 +32,6 @@ import functools
 import logging
 import re
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -35,7 +42,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from iop import clock
-from iop.clinic import attendance, cards, kiosks
+from iop.clinic import attendance, cards, kiosks, scan_batch
 from iop.clock import local_date, program_tz
 from iop.rules import hours
 from iop.store import db, hours_queries
@@ -49,12 +56,14 @@ CLOCK_SKEW = timedelta(seconds=60)
 BAD_SCANS_PER_MINUTE = 5
 COOL_DOWN = timedelta(seconds=30)
 BAD_CARD_CODES = frozenset({"unknown_card", "revoked_card"})
+ACTIONS = ("check_out",)  # what a scan body's optional "action" may say
 
 # The HTTP status of each answer; the words for the person live in the kiosk's catalogues.
 STATUS = {
     "checked_in": 200,
     "checked_out": 200,
     "already_checked_in": 200,
+    "confirm_check_out": 200,
     "bad_request": 400,
     "scanned_at_invalid": 422,
     "not_enrolled": 403,
@@ -63,6 +72,7 @@ STATUS = {
     "revoked_card": 410,
     "no_session_now": 409,
     "already_checked_out": 409,
+    "not_checked_in": 409,
     "see_staff": 409,
     "too_large": 413,
     "too_many_attempts": 429,
@@ -74,6 +84,7 @@ class ScanRequest:
     code: str
     scan_id: str
     scanned_at: datetime | None = None
+    check_out: bool = False  # `"action": "check_out"`: the person confirmed they are leaving
 
 
 @dataclass
@@ -109,6 +120,8 @@ def parse_request(data: object) -> ScanRequest:
     code, scan_id, scanned_at = data.get("code"), data.get("scan_id"), data.get("scanned_at")
     if not isinstance(code, str) or not isinstance(scan_id, str) or not SCAN_ID.match(scan_id):
         raise ScanRefused("bad_request")
+    if "action" in data and data["action"] not in ACTIONS:
+        raise ScanRefused("bad_request")
     when = None
     if scanned_at is not None:
         if not isinstance(scanned_at, str) or len(scanned_at) > 40:
@@ -120,7 +133,8 @@ def parse_request(data: object) -> ScanRequest:
         if when.tzinfo is None:  # a wall-clock time without a zone could be anything
             raise ScanRefused("scanned_at_invalid")
         when = when.astimezone(timezone.utc)
-    return ScanRequest(code=code.strip()[: MAX_CODE_LENGTH + 1], scan_id=scan_id, scanned_at=when)
+    return ScanRequest(code=code.strip()[: MAX_CODE_LENGTH + 1], scan_id=scan_id, scanned_at=when,
+                       check_out=data.get("action") == "check_out")
 
 
 def scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
@@ -180,7 +194,7 @@ def limiter() -> BadScanLimiter:
 _PER_APP_LOCK = threading.Lock()
 
 
-# ---- the use case ------------------------------------------------------------------------------
+# ---- the scan, from the kiosk's request to its answer -----------------------------------------------
 # A scan's whole cost is on the kiosk's wait and on every other kiosk's (one server, few cores), so
 # the path is lean: one transaction of a few plain statements on indexed rows, nothing read twice,
 # no ORM objects, and the roster pushed after the answer by the roster's publisher.
@@ -189,25 +203,14 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     """Answer one scan from an enrolled kiosk, writing at most one check-in or check-out.
 
     What needs no database is checked here (the bad-card slow-down, the scan's time, the card's
-    signature); the rest is written by the process's scan writer (ScanWriter), which answers
-    after its transaction commits. A scan_id seen before gets its stored answer."""
+    signature); the rest is written by the process's scan writer (iop/clinic/scan_batch.py), which
+    answers after its transaction commits. A scan_id seen before gets its stored answer."""
     now = clock.now()
     if limiter().blocked(kiosk_id, now):
         return _stored_answer(request.scan_id, kiosk_id) or refusal("too_many_attempts")
-    try:
-        at = scan_time(request.scanned_at, now)
-    except ScanRefused as exc:
-        at, early = now, refusal(exc.code)
-    else:
-        early = None
-    token = None
-    if early is None:
-        try:
-            token = cards.read_card(request.code)
-        except cards.CardError:
-            early = refusal("unknown_card")
+    scan = checked_at_the_edge(kiosk_id, request, now)
     db.end_snapshot()  # what the writer commits is seen by this request next
-    answer = writer().write(PendingScan(kiosk_id, request.scan_id, token, early, at, now))
+    answer = writer().write(scan)
     if answer.code in BAD_CARD_CODES:
         limiter().note_bad(kiosk_id, now)
     if answer.session_id is not None:
@@ -215,158 +218,131 @@ def record_scan(kiosk_id: int, request: ScanRequest) -> ScanAnswer:
     return answer
 
 
-# ---- the scan writer -----------------------------------------------------------------------------
-# Twenty kiosks scanning at once used to mean twenty request threads queueing for the database's one
-# writer, each with its own transaction: most of a scan's cost was the queue (threads woken and put
-# back to sleep, a BEGIN and COMMIT each). Instead one thread a process writes the scans, in arrival
-# order, several to a transaction when they arrive together; every kiosk still gets its answer only
-# once its scan is committed.
-
-def _held_lock() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
-@dataclass
+@dataclass(frozen=True)
 class PendingScan:
-    """A scan checked at the edge, waiting for the writer; `answer` or `error` once it is written."""
+    """A scan checked at the edge, waiting for the writer."""
 
     kiosk_id: int
     scan_id: str
-    token: cards.CardToken | None
+    token: cards.CardToken | None  # None when `early` refused it
     early: ScanAnswer | None  # the refusal already decided (bad time, bad card), stored like any answer
+    at: datetime  # when it happened (a replayed offline scan's own time)
+    now: datetime  # when it arrived
+    check_out: bool = False  # the person confirmed on the kiosk that they are leaving
+
+
+def checked_at_the_edge(kiosk_id: int, request: ScanRequest, now: datetime) -> PendingScan:
+    """The scan's time and the card's signature, checked without the database."""
+    try:
+        at = scan_time(request.scanned_at, now)
+    except ScanRefused as exc:
+        return PendingScan(kiosk_id, request.scan_id, None, refusal(exc.code), now, now, request.check_out)
+    try:
+        token = cards.read_card(request.code)
+    except cards.CardError:
+        return PendingScan(kiosk_id, request.scan_id, None, refusal("unknown_card"), at, now, request.check_out)
+    return PendingScan(kiosk_id, request.scan_id, token, None, at, now, request.check_out)
+
+
+def writer() -> scan_batch.ScanWriter:
+    """The process's scan writer: scans that arrive together are written together (write_together),
+    else each alone (write_alone)."""
+    return scan_batch.writer(current_app._get_current_object(), "iop.scan_writer", write_together, write_alone,
+                             key=_scan_id)
+
+
+def _scan_id(scan: PendingScan) -> str:
+    return scan.scan_id
+
+
+# ---- one scan's story: decide, write, answer ------------------------------------------------------
+
+class Decision(NamedTuple):
+    """A scan that found its client's session, and what it does there. Its answer's body waits for
+    the week's figures (success_bodies)."""
+
+    result: str  # checked_in, checked_out, confirm_check_out or already_checked_in
+    client_key: int
+    name: str  # the display name: first name and last initial
+    group_session: attendance.OpenSession
     at: datetime
-    now: datetime
-    answer: ScanAnswer | None = None
-    error: BaseException | None = None
-    # Held until the writer is done with the scan; its request waits by acquiring it. (A plain lock:
-    # a threading.Event, made and waited on for every scan, cost a few percent of the server's time.)
-    done: threading.Lock = field(default_factory=_held_lock)
+    visit: attendance.Visit | None  # the client's record in the session (none before a check-in)
+    elsewhere: list[attendance.Visit]  # their records open in other sessions (a check-in ends them)
+
+    @property
+    def changes_roster(self) -> bool:
+        return self.result in ("checked_in", "checked_out")
 
 
-class ScanWriter:
-    """Per app: one thread writing the pending scans in arrival order, up to BATCH a transaction
-    (measured on PostgreSQL too: a second or third writer thread only added contention).
-
-    A batch is written optimistically in one transaction. When any of its scans meets what only a
-    race produces (a unique key taken by a parallel retry or another process, a kiosk revoked
-    meanwhile), the batch is rolled back and each of its scans is written alone, with the
-    retries it needs, so no scan's answer depends on another's. A database error (unreachable)
-    is raised in every waiting request, which answers the kiosk try_again (it queues the scan)."""
-
-    BATCH = 32
-    IDLE_SECONDS = 2.0  # the thread ends after this long without scans (started again on demand)
-    # Under load (the last batch had company), wait this long for more scans before writing: the
-    # kiosks just answered are sending their next scans, and one transaction for them all costs
-    # less than two (PostgreSQL's commit_delay, for the same reason). A lone scan never waits.
-    LINGER_SECONDS = 0.002
-
-    def __init__(self, app):
-        self.app = app
-        self.lock = threading.Condition()
-        self.pending: deque[PendingScan] = deque()
-        self.running = False
-
-    def write(self, scan: PendingScan) -> ScanAnswer:
-        with self.lock:
-            self.pending.append(scan)
-            if self.running:
-                self.lock.notify()
-            else:
-                self.running = True
-                threading.Thread(target=self._run, name="iop-scan-writer", daemon=True).start()
-        scan.done.acquire()
-        if scan.error is not None:
-            raise scan.error
-        return scan.answer
-
-    def _run(self) -> None:
-        last = 0
-        while True:
-            with self.lock:
-                if not self.pending:
-                    self.lock.wait(self.IDLE_SECONDS)
-                if not self.pending:
-                    self.running = False
-                    return
-                if last > 1:
-                    until = time.monotonic() + self.LINGER_SECONDS
-                    while len(self.pending) < self.BATCH and (left := until - time.monotonic()) > 0:
-                        self.lock.wait(left)
-                batch = [self.pending.popleft() for _ in range(min(self.BATCH, len(self.pending)))]
-                last = len(batch)
-            try:
-                with self.app.app_context():
-                    self._write(batch)
-            except BaseException as exc:  # noqa: BLE001  (never leave a kiosk waiting)
-                log.exception("scan writer failed")
-                for scan in batch:
-                    if scan.answer is None and scan.error is None:
-                        scan.error = exc
-            finally:
-                for scan in batch:
-                    scan.done.release()
-
-    def _write(self, batch: list[PendingScan]) -> None:
-        if len(batch) > 1 and len({scan.scan_id for scan in batch}) == len(batch):
-            try:
-                answers = _commit(batch)
-            except (IntegrityError, _KioskRevoked):
-                pass  # rolled back: each scan again, alone (a scan_id sent twice meanwhile goes alone too)
-            except Exception as exc:  # noqa: BLE001  (unreachable database: every kiosk is told to retry)
-                for scan in batch:
-                    scan.error = exc
-                return
-            else:
-                for scan, answer in zip(batch, answers):
-                    scan.answer = answer
-                return
-        for scan in batch:
-            try:
-                scan.answer = _write_alone(scan)
-            except Exception as exc:  # noqa: BLE001  (told to the scan's own request)
-                scan.error = exc
+class Retry(NamedTuple):
+    """The scan_id was stored before: a kiosk's retry, given the stored answer and decided no more."""
 
 
-def writer() -> ScanWriter:
-    app = current_app._get_current_object()
-    found = app.extensions.get("iop.scan_writer")
-    if found is None:
-        with _PER_APP_LOCK:
-            found = app.extensions.setdefault("iop.scan_writer", ScanWriter(app))
-    return found
+Outcome = ScanAnswer | Decision | Retry
 
 
-def _commit(scans: list[PendingScan]) -> list[ScanAnswer]:
-    """The scans written and committed in one transaction, with their kiosks' last_seen_at."""
-    with db.transaction():
-        answers = _write_scans(scans)
-        seen = _note_kiosks_seen(scans)
-    for kiosk_id, now in seen:
-        kiosks.note_seen(kiosk_id, now)
-    return answers
-
-
-def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
-    """The scans (distinct scan_ids) in the caller's transaction, in arrival order: each decided and
-    its attendance written, then the greetings' weeks read for all of them at once (as the
-    transaction leaves them), then every new scan's row in one statement. _KioskRevoked when a
-    kiosk was revoked meanwhile (nothing of it may be written: the caller rolls back)."""
-    if len(scans) > 1:
-        known, near, check_ins = _known_ids(scans), _sessions_near(scans), attendance.CheckIns()
-        outcomes = [_decision(scan, known, near, check_ins) for scan in scans]
-        check_ins.flush()
+def decide(scan: PendingScan, near: attendance.SessionsNear) -> ScanAnswer | Decision:
+    """What the scan comes to, from its client's facts as this transaction reads them: the card,
+    the session open now (made from the schedule if it has no row yet), the client's record there."""
+    token, at = scan.token, scan.at
+    client_key, client = token.client_key, near.client
+    if client is None or token.version > client.card_version:
+        return refusal("unknown_card")
+    if token.version < client.card_version:
+        return refusal("revoked_card", client_key)
+    if client.status != "active":
+        return refusal("inactive_client", client_key)
+    group_session = session_at(near, at)
+    if group_session is None:
+        return refusal("no_session_now", client_key)
+    visit, elsewhere = attendance.kiosk_visits(near, group_session.id, client_key, at)
+    if visit is None:
+        if scan.check_out:
+            return refusal("not_checked_in", client_key)
+        result = "checked_in"
+    elif visit.status != "present" or visit.check_in_at is None:
+        return refusal("see_staff", client_key)  # staff recorded this visit by hand (e.g. excused)
+    elif visit.check_out_at is not None:
+        return refusal("already_checked_out", client_key)
+    elif scan.check_out and at >= visit.check_in_at:
+        result = "checked_out"
+    elif not scan.check_out and at - visit.check_in_at >= timedelta(minutes=current_app.config["REPEAT_SCAN_MINUTES"]):
+        result = "confirm_check_out"  # asked on the kiosk's screen; nothing is written until confirmed
     else:
-        outcomes = [_decision(scan) for scan in scans]
-    bodies = iter(success_bodies([o for o in outcomes if isinstance(o, Greeting)], max(scan.now for scan in scans)))
+        result = "already_checked_in"
+    return Decision(result, client_key, Client.display_name.fget(client), group_session, at, visit, elsewhere)
+
+
+def write(decision: ScanAnswer | Decision, check_ins: attendance.CheckIns) -> None:
+    """What the decision writes: a check-in (waiting in `check_ins`), a check-out, or nothing."""
+    if not isinstance(decision, Decision):
+        return
+    if decision.result == "checked_in":
+        group_session, closed = decision.group_session, None
+        if group_session.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
+            closed = max(hours.close_check_out(group_session.closed_at or group_session.ends_at, group_session.ends_at),
+                         decision.at)
+        attendance.kiosk_check_in(check_ins, group_session.id, decision.client_key, decision.at, decision.elsewhere,
+                                  closed, "close" if closed else None)
+    elif decision.result == "checked_out":
+        attendance.kiosk_check_out(decision.visit, decision.at)
+
+
+def answer_and_store(scans: list[PendingScan], outcomes: list[Outcome]) -> list[ScanAnswer]:
+    """In the scans' transaction, once decided and written: each one's answer (the greetings' weeks
+    read for all of them at once, as the transaction leaves them; a retry's stored answer), then
+    every new scan's row in one statement. _KioskRevoked when a kiosk was revoked meanwhile (nothing
+    of it may be written: the caller rolls back)."""
+    decisions = [outcome for outcome in outcomes if isinstance(outcome, Decision)]
+    bodies = iter(success_bodies(decisions, max(scan.now for scan in scans)))
     answers, new = [], []
     for scan, outcome in zip(scans, outcomes):
-        if outcome is None:  # the scan_id is known: a retry, answered as before
+        if isinstance(outcome, Retry):
             answers.append(_stored_answer(scan.scan_id, scan.kiosk_id))
             continue
-        if isinstance(outcome, Greeting):
-            outcome = ScanAnswer(200, next(bodies), session_id=outcome.session_id, client_key=outcome.client_key)
+        if isinstance(outcome, Decision):
+            outcome = ScanAnswer(200, next(bodies), client_key=outcome.client_key,
+                                 session_id=outcome.group_session.id if outcome.changes_roster else None)
         answers.append(outcome)
         new.append((scan, outcome))
     if new and not _store(new):
@@ -374,21 +350,119 @@ def _write_scans(scans: list[PendingScan]) -> list[ScanAnswer]:
     return answers
 
 
-def _decision(scan: PendingScan, known: set[str] | None = None,
-              near: dict[int, attendance.SessionsNear] | None = None,
-              check_ins: attendance.CheckIns | None = None) -> ScanAnswer | Greeting | None:
-    """The scan decided (None: its scan_id is known). `known`, `near` and `check_ins`: what a batch
-    read for all its scans at once (the scan_ids stored before, the sessions near its clients) and
-    its check-ins waiting to be written (written first when this scan reads on its own)."""
-    if known is not None and scan.scan_id in known:
-        return None
+# ---- writing: one scan alone, or the scans that arrived together ----------------------------------
+
+def write_alone(scan: PendingScan) -> ScanAnswer:
+    """One scan in its own transaction. The scan's row is written last: a retry racing its original
+    collides on the key, the whole transaction rolls back, and the stored answer is given."""
+    for attempt in range(3):
+        try:
+            # One short transaction (on SQLite it holds the write lock): everything it reads is a few
+            # indexed rows, and reading them in a transaction of their own first cost more (its own
+            # BEGIN and COMMIT) than holding the lock for them.
+            with db.transaction():
+                [answer] = answer_and_store([scan], [_decide_alone(scan)])
+                seen = _note_kiosks_seen([scan])
+            _noted(seen)
+            return answer
+        except _KioskRevoked:
+            kiosks.forget(scan.kiosk_id)
+            return refusal("not_enrolled")
+        except IntegrityError:
+            # Either this scan_id was stored by a racing retry (answer as it was answered), or a
+            # parallel scan of the same card checked in first, or made the day's session first
+            # (PostgreSQL): try again on fresh data, where the decision sees what won.
+            stored = _stored_answer(scan.scan_id, scan.kiosk_id)
+            if stored is not None:
+                return stored
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _decide_alone(scan: PendingScan) -> Outcome:
+    """The scan decided and written: its client's facts and whether its scan_id is known, in one query."""
     if scan.early is not None:
-        return scan.early if known is not None or not _known(scan.scan_id) else None
-    if near and scan.token.client_key in near:
-        return _decide(scan.token, scan.scan_id, scan.at, near[scan.token.client_key], check_ins)
-    if check_ins is not None:
-        check_ins.flush()
-    return _decide(scan.token, scan.scan_id, scan.at, check_ins=check_ins)
+        return Retry() if _known(scan.scan_id) else scan.early
+    near, known = _near_and_known(scan)
+    if known:
+        return Retry()
+    check_ins = attendance.CheckIns()
+    decision = decide(scan, near)
+    write(decision, check_ins)
+    check_ins.flush()
+    return decision
+
+
+def write_together(scans: list[PendingScan]) -> list[ScanAnswer] | None:
+    """Scans (distinct scan_ids) that arrived together, in one transaction and in arrival order: what
+    they need is read for all of them at once (which scan_ids are known, the sessions near their
+    clients), their check-ins are written in one statement. None, with nothing written, when one of
+    them met what only a race produces (a unique key taken by a parallel retry or another process, a
+    kiosk revoked meanwhile): the writer then writes each alone."""
+    try:
+        with db.transaction():
+            answers = answer_and_store(scans, _decide_together(scans))
+            seen = _note_kiosks_seen(scans)
+    except (IntegrityError, _KioskRevoked):
+        return None  # rolled back
+    _noted(seen)
+    return answers
+
+
+def _decide_together(scans: list[PendingScan]) -> list[Outcome]:
+    known, near = _known_ids(scans), _sessions_near(scans)
+    check_ins = attendance.CheckIns()
+    outcomes: list[Outcome] = []
+    for scan in scans:
+        if scan.scan_id in known:
+            outcomes.append(Retry())
+            continue
+        if scan.early is not None:
+            outcomes.append(scan.early)
+            continue
+        client_near = near.get(scan.token.client_key)
+        if client_near is None:  # scanned twice in the batch (or on another day): read after the writes before it
+            check_ins.flush()
+            client_near = attendance.client_sessions_near(scan.token.client_key, scan.at)
+        decision = decide(scan, client_near)
+        write(decision, check_ins)
+        outcomes.append(decision)
+    check_ins.flush()
+    return outcomes
+
+
+# ---- what the scans read and write -----------------------------------------------------------------
+
+def _scan_known():
+    from sqlalchemy import exists
+
+    return exists().where(Scan.__table__.c.scan_id == bindparam("scan_id")).label("scan_known")
+
+
+@functools.cache
+def _near_statement():
+    """attendance.client_sessions_statement, and whether this scan_id is known (one query, not two)."""
+    return attendance.client_sessions_statement().add_columns(_scan_known())
+
+
+def _near_and_known(scan: PendingScan) -> tuple[attendance.SessionsNear, bool]:
+    """The scan's client's sessions near its time, and whether its scan_id is known (one query)."""
+    client_key = scan.token.client_key
+    rows = db.session().connection().execute(
+        _near_statement(), {**attendance.sessions_near_parameters([client_key], scan.at),
+                            "scan_id": scan.scan_id}).all()
+    near = attendance.sessions_near_from_rows(rows, scan.at).get(client_key) or attendance.no_such_client(scan.at)
+    return near, bool(rows[0].scan_known) if rows else _known(scan.scan_id)
+
+
+@functools.cache
+def _known_statement():
+    return select(_scan_known())
+
+
+def _known(scan_id: str) -> bool:
+    return bool(db.session().connection().execute(_known_statement(), {"scan_id": scan_id}).scalar())
 
 
 @functools.cache
@@ -418,7 +492,7 @@ def _sessions_near(scans: list[PendingScan]) -> dict[int, attendance.SessionsNea
     if not once:
         return {}
     earliest = min(scan.at for scan in once)
-    near = attendance.clients_sessions_near(sorted(scan.token.client_key for scan in once), earliest)[0]
+    near = attendance.clients_sessions_near(sorted(scan.token.client_key for scan in once), earliest)
     return {client_key: sessions for client_key, sessions in near.items() if sessions.day == day}
 
 
@@ -433,28 +507,10 @@ def _note_kiosks_seen(batch: list[PendingScan]) -> list[tuple[int, datetime]]:
     return seen
 
 
-def _write_alone(scan: PendingScan) -> ScanAnswer:
-    """One scan in its own transaction. The scan's row is written last: a retry racing its original
-    collides on the key, the whole transaction rolls back, and the stored answer is given."""
-    for attempt in range(3):
-        try:
-            # One short transaction (on SQLite it holds the write lock): everything it reads is a few
-            # indexed rows, and reading them in a transaction of their own first cost more (its own
-            # BEGIN and COMMIT) than holding the lock for them.
-            return _commit([scan])[0]
-        except _KioskRevoked:
-            kiosks.forget(scan.kiosk_id)
-            return refusal("not_enrolled")
-        except IntegrityError:
-            # Either this scan_id was stored by a racing retry (answer as it was answered), or a
-            # parallel scan of the same card checked in first, or made the day's session first
-            # (PostgreSQL): try again on fresh data, where the decision sees what won.
-            stored = _stored_answer(scan.scan_id, scan.kiosk_id)
-            if stored is not None:
-                return stored
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+def _noted(seen: list[tuple[int, datetime]]) -> None:
+    """After the commit: the process remembers the kiosks' last_seen_at it wrote."""
+    for kiosk_id, now in seen:
+        kiosks.note_seen(kiosk_id, now)
 
 
 class _KioskRevoked(Exception):
@@ -519,117 +575,41 @@ def _publish(session_id: int) -> None:
         log.exception("roster publish failed for session %s", session_id)
 
 
-def _scan_known():
-    from sqlalchemy import exists
+# ---- the answer ------------------------------------------------------------------------------------
 
-    return exists().where(Scan.__table__.c.scan_id == bindparam("scan_id")).label("scan_known")
-
-
-@functools.cache
-def _near_statement():
-    """attendance.client_sessions_statement, and whether this scan_id is known (one query, not two)."""
-    return attendance.client_sessions_statement().add_columns(_scan_known())
-
-
-@functools.cache
-def _known_statement():
-    return select(_scan_known())
-
-
-def _known(scan_id: str) -> bool:
-    return bool(db.session().connection().execute(_known_statement(), {"scan_id": scan_id}).scalar())
-
-
-class Greeting(NamedTuple):
-    """A scan that succeeded; its answer's body waits for the week's figures (success_bodies)."""
-
-    result: str
-    client_key: int
-    name: str
-    group_session: attendance.OpenSession
-    at: datetime
-    session_id: int | None  # the roster changed: publish after commit
-
-
-def _decide(token: cards.CardToken, scan_id: str, at: datetime, near: attendance.SessionsNear | None = None,
-            check_ins: attendance.CheckIns | None = None) -> ScanAnswer | Greeting | None:
-    """Inside the scan's transaction: check the card, find the session, write in or out.
-    None when the scan_id is known already (a retry: nothing is decided again). `near`: the client's
-    sessions as read for a batch, without asking about the scan_id (a known one then collides when
-    its row is stored, and the batch goes one scan at a time); `check_ins`: the batch's, where a new
-    check-in waits to be written with the others."""
-    client_key = token.client_key
-    if near is None:
-        near, rows = attendance.client_sessions_near(client_key, at, _near_statement(), {"scan_id": scan_id})
-        if rows[0].scan_known if rows else _known(scan_id):
-            return None
-    client = near.client
-    if client is None or token.version > client.card_version:
-        return refusal("unknown_card")
-    if token.version < client.card_version:
-        return refusal("revoked_card", client_key)
-    if client.status != "active":
-        return refusal("inactive_client", client_key)
-    group_session = session_at(client_key, at, near)
-    if group_session is None:
-        return refusal("no_session_now", client_key)
-
-    record, elsewhere = attendance.kiosk_visits(group_session.id, client_key, at, near)
-    if record is None:
-        closed = None
-        if group_session.status == "closed":  # a replayed scan of a session closed since: out at the close (rule 2)
-            closed = max(hours.close_check_out(group_session.closed_at or group_session.ends_at, group_session.ends_at), at)
-        attendance.kiosk_check_in(group_session.id, client_key, at, elsewhere, closed, "close" if closed else None,
-                                  check_ins)
-        result = "checked_in"
-    elif record.status != "present" or record.check_in_at is None:
-        return refusal("see_staff", client_key)  # staff recorded this visit by hand (e.g. excused)
-    elif record.check_out_at is not None:
-        return refusal("already_checked_out", client_key)
-    elif at - record.check_in_at >= timedelta(minutes=current_app.config["REPEAT_SCAN_MINUTES"]):
-        attendance.kiosk_check_out(record, at)
-        result = "checked_out"
-    else:
-        result = "already_checked_in"
-    return Greeting(result, client_key, Client.display_name.fget(client), group_session, at,
-                    session_id=group_session.id if result != "already_checked_in" else None)
-
-
-def session_at(client_key: int, at: datetime, near: attendance.SessionsNear | None = None
-               ) -> attendance.OpenSession | None:
+def session_at(near: attendance.SessionsNear, at: datetime) -> attendance.OpenSession | None:
     """The client's session open at `at`; for a replayed offline scan, also one that closed since."""
-    group_session = attendance.session_open_for(client_key, at, near)
+    group_session = attendance.session_open_for(near, at)
     if group_session is not None:
         return group_session
-    if near is None:
-        near = attendance.client_sessions_near(client_key, at)[0]
     candidates = [m for m in near.sessions.values()
                   if m.status == "closed" and m.closed_at is not None and m.closed_at > at
                   and attendance.opens_at(m) <= at < m.ends_at]
     return min(candidates, key=lambda m: m.starts_at) if candidates else None
 
 
-def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
+def success_bodies(decisions: list[Decision], now: datetime) -> list[dict]:
     """The 200 answers: the scanner's own short name, the session, and this week's hours (hours.py:
     the figures of week_figures, from each client's minutes per day as this transaction leaves them,
-    read for all the greetings of a batch in two queries)."""
-    if not greetings:
+    read for all the decisions of a batch in two queries). A confirm_check_out also says when the
+    client checked in (the program's local time, with its offset)."""
+    if not decisions:
         return []
     tz = program_tz()
-    mondays = [hours.week_start(local_date(greeting.at, tz)) for greeting in greetings]
-    first = min(min(monday, g.group_session.date) for monday, g in zip(mondays, greetings))
-    last = max(max(monday + timedelta(days=6), g.group_session.date) for monday, g in zip(mondays, greetings))
-    client_keys = sorted({greeting.client_key for greeting in greetings})
-    minutes = hours_queries.clients_minutes_by_day(client_keys, first, last, now)
+    mondays = [hours.week_start(local_date(decision.at, tz)) for decision in decisions]
+    first = min(min(monday, d.group_session.date) for monday, d in zip(mondays, decisions))
+    last = max(max(monday + timedelta(days=6), d.group_session.date) for monday, d in zip(mondays, decisions))
+    client_keys = sorted({decision.client_key for decision in decisions})
+    minutes = hours_queries.minutes_by_client_day(first, last, now, client_keys)
     plans = hours_queries.plans_touching(first, last, client_keys)
     bodies = []
-    for monday, greeting in zip(mondays, greetings):
-        group_session, client_key = greeting.group_session, greeting.client_key
+    for monday, decision in zip(mondays, decisions):
+        group_session, client_key = decision.group_session, decision.client_key
         by_day = {day: m for (pk, day), m in minutes.items() if pk == client_key}
         week_plans = [plan for plan in plans.get(client_key, ()) if plan.overlaps_week(monday)]
-        bodies.append({
-            "result": greeting.result,
-            "client": {"display_name": greeting.name},
+        body = {
+            "result": decision.result,
+            "client": {"display_name": decision.name},
             "session": {
                 "id": group_session.id,
                 "group": group_session.group_name,
@@ -638,9 +618,12 @@ def success_bodies(greetings: list[Greeting], now: datetime) -> list[dict]:
                 "ends": group_session.ends_at.astimezone(tz).strftime("%H:%M"),
             },
             "week": {
-                "attended_minutes": sum(hours_queries.week_minutes(by_day, monday)),
+                "attended_minutes": hours.week_minutes(by_day, monday),
                 "target_minutes": hours.week_target(week_plans, monday) or 0,
             },
             "today": {"attended_minutes": by_day.get(group_session.date, 0)},
-        })
+        }
+        if decision.result == "confirm_check_out":
+            body["check_in_at"] = decision.visit.check_in_at.astimezone(tz).isoformat(timespec="seconds")
+        bodies.append(body)
     return bodies

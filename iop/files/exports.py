@@ -2,25 +2,26 @@
 
 Rows stream from the database (yield_per: a server-side cursor on PostgreSQL) straight into the
 CSV or XLSX writer, so a year of a large program never sits in memory. Every figure comes from
-iop.hours. Every export, from the command line or the web, is written to the audit log.
+the hours rules (iop.rules.hours, and iop.store.hours_queries for many rows at once). Every export,
+from the command line or the web, is written to the audit log.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from iop import clock, config
 from iop.clinic import audit
+from iop.files import cells
 from iop.rules import entry, hours
 from iop.store import db, hours_queries
 from iop.store.models import Attendance, Client, Group, GroupSession
@@ -71,6 +72,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                                                       "times)"),
         Column("status", width=9, meaning="present or excused"),
         Column("source", width=9, meaning="how the check-in was recorded: kiosk, manual (by staff) or import"),
+        Column("modality", width=11, meaning="in_person, or telehealth for a client who joined by video"),
     ),
     "days": (
         Column("date", "date", meaning="the day"),
@@ -82,12 +84,32 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                                             "({full_day} minutes), else no"),
     ),
 }
+COLUMNS["utilization"] = (
+    Column("client_id", meaning="the program's id of the client"),
+    Column("client_name", width=24, meaning="first and last name"),
+    Column("payer", width=18, meaning="the payer that gave the authorization"),
+    Column("number", width=14, meaning="the payer's authorization number"),
+    Column("service", width=9, meaning="the service code authorized (H0015, S9480, 90853, ...)"),
+    Column("unit", width=8, meaning="day (a full day of {full_day} minutes) or session (an attended session)"),
+    Column("start", "date", meaning="the first date authorized"),
+    Column("end", "date", meaning="the last date authorized (included)"),
+    Column("units_authorized", "int", 16, meaning="units the payer authorized"),
+    Column("units_used", "int", 11, meaning="units attended inside the dates up to the export's date, at most "
+                                             "those authorized"),
+    Column("units_remaining", "int", 15, meaning="units authorized less units used"),
+    Column("units_over", "int", 11, meaning="units attended beyond those authorized (not authorized)"),
+    Column("status", width=10, meaning="on the export's date: over, exhausted, expired, future, expiring or active"),
+    Column("runs_out", "date", meaning="the date the units run out at the client's plan pace, when that falls "
+                                       "inside the dates (else empty)"),
+)
 KINDS = tuple(COLUMNS)
+# The exports of a range of dates (--from/--to); utilization is taken on one date (--on).
+RANGE_KINDS = tuple(kind for kind in KINDS if kind != "utilization")
 
 
 def column_meanings(kind: str) -> list[tuple[str, str]]:
     """(column, what it holds) of an export, in file order, as the Exports page lists them."""
-    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
+    full_day = config.full_day_minutes()
     return [(column.name, column.meaning.format(full_day=full_day)) for column in COLUMNS[kind]]
 
 
@@ -124,7 +146,8 @@ def _years_after(day: date, years: int) -> date:
 def rows(kind: str, first: date, last: date, now: datetime | None = None) -> Iterator[tuple]:
     """The export's rows, streamed; close the iterator to release the database cursor early."""
     now = now or clock.now()
-    source = {"hours": _hours_rows, "attendance": _attendance_rows, "days": _days_rows}[kind]
+    source = {"hours": _hours_rows, "attendance": _attendance_rows, "days": _days_rows,
+              "utilization": _utilization_rows}[kind]
     return source(first, last, now)
 
 
@@ -132,19 +155,20 @@ def _full_name(first_name: str, last_name: str) -> str:
     return f"{first_name} {last_name}".strip()
 
 
-def _streamed(query):
+def _streamed(query, params: dict | None = None):
     """Execute `query` so its rows come from the database in batches, never all at once."""
-    return db.session().execute(query.execution_options(yield_per=FETCH_ROWS))
+    return db.session().execute(query.execution_options(yield_per=FETCH_ROWS), params)
 
 
 def attendance_query(first: date, last: date, now: datetime):
     """The attendance export's statement: each unvoided attendance whose session date is in the range, with
-    its credited minutes (iop.hours), in the export's order. The FHIR export adds columns to it."""
+    its credited minutes (rule 1 in SQL), in the export's order. The FHIR export adds columns to it."""
     credited = hours_queries.credited_minutes_sql(Attendance, GroupSession, now)
     return (
         select(GroupSession.date, Client.client_id, Client.first_name, Client.last_name, Group.code, Group.track,
                GroupSession.module_id, Attendance.check_in_at, Attendance.check_out_at,
-               credited.label("credited_minutes"), Attendance.status, Attendance.source)
+               credited.label("credited_minutes"), Attendance.status, Attendance.source,
+               Attendance.modality.label("modality"))
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .join(Group, Group.id == GroupSession.group_id)
         .join(Client, Client.id == Attendance.client_key)
@@ -168,12 +192,23 @@ def credited(record) -> int:
 
 
 def _attendance_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    tz = current_app.config["PROGRAM_TZ"]
+    tz = clock.program_tz()
     for record in streamed(attendance_query(first, last, now)):
         (day, client_id, first_name, last_name, group, track, module, check_in, check_out, _minutes,
-         status, source) = record
+         status, source, modality) = record
         yield (day, client_id, _full_name(first_name, last_name), group, track, module or "",
-               _local_time(check_in, tz), _local_time(check_out, tz), credited(record), status, source)
+               _local_time(check_in, tz), _local_time(check_out, tz), credited(record), status, source, modality)
+
+
+def _utilization_rows(_first: date, on: date, now: datetime) -> Iterator[tuple]:
+    """One row per authorization whose dates include `on` or that ended in the 30 days before it."""
+    from iop.clinic import authorizations
+
+    for row in authorizations.export_rows(on, now):
+        record, used = row.record, row.usage
+        yield (row.client_id, row.client_name, record.payer, record.number, record.service, record.unit,
+               record.start_date, record.end_date, record.units, used.used, used.remaining, used.over, row.status,
+               row.forecast.runs_out)
 
 
 def _local_time(moment: datetime | None, tz) -> time | None:
@@ -181,25 +216,16 @@ def _local_time(moment: datetime | None, tz) -> time | None:
 
 
 def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    full_day = current_app.config.get("FULL_DAY_MINUTES", hours.FULL_DAY_MINUTES)
-    per_session = (
-        select(Attendance.client_key.label("client_key"), GroupSession.date.label("day"),
-               hours_queries.credited_minutes_sql(Attendance, GroupSession, now).label("minutes"))
-        .join(GroupSession, GroupSession.id == Attendance.session_id)
-        .where(GroupSession.date.between(first, last), Attendance.voided_at.is_(None),
-               Attendance.status == "present")
-        .subquery()
-    )
-    minutes = func.sum(per_session.c.minutes)
+    """Each client's days with credited minutes: hours_queries' minutes per client and day, with names."""
+    full_day = config.full_day_minutes()
+    days = hours_queries.minutes_by_day_statement(with_sessions=True).subquery()
     query = (
-        select(per_session.c.day, Client.client_id, Client.first_name, Client.last_name, minutes,
-               func.sum(case((per_session.c.minutes > 0, 1), else_=0)))
-        .join(Client, Client.id == per_session.c.client_key)
-        .group_by(per_session.c.day, Client.id, Client.client_id, Client.first_name, Client.last_name)
-        .having(minutes > 0)
-        .order_by(per_session.c.day, Client.client_id)
+        select(days.c.day, Client.client_id, Client.first_name, Client.last_name, days.c.minutes, days.c.sessions)
+        .join(Client, Client.id == days.c.client_key)
+        .where(days.c.minutes > 0)
+        .order_by(days.c.day, Client.client_id)
     )
-    result = _streamed(query)
+    result = _streamed(query, hours_queries.range_params(first, last, now))
     try:
         for day, client_id, first_name, last_name, day_minutes, sessions in result:
             day_minutes = int(day_minutes)
@@ -210,7 +236,7 @@ def _days_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
 
 
 def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
-    tz = current_app.config["PROGRAM_TZ"]
+    tz = clock.program_tz()
     for monday in hours.weeks_overlapping(first, last):
         figures = hours_queries.week_figures(monday, now, tz)  # one week's clients at a time
         if not figures:
@@ -230,6 +256,9 @@ def _hours_rows(first: date, last: date, now: datetime) -> Iterator[tuple]:
 
 # ---- writers -------------------------------------------------------------------------------
 
+# Every cell of every export goes through iop.files.cells (cells.CsvWriter, cells.xlsx_value): text
+# can never be taken for a formula, and a character no cell may hold never stops an export.
+
 def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
     values = []
     for column, value in zip(columns, row):
@@ -240,7 +269,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
         elif column.kind == "time":
             values.append(value.strftime("%H:%M"))
         elif column.kind == "hours":
-            values.append(hours.decimal_hours(value))
+            values.append(Decimal(hours.decimal_hours(value)))  # a number: never neutralised as text
         else:
             values.append(value)
     return values
@@ -249,7 +278,7 @@ def _csv_values(columns: tuple[Column, ...], row: tuple) -> list:
 def write_csv(kind: str, source: Iterator[tuple], out: TextIO) -> int:
     """The header and every row to a text stream; the number of rows."""
     columns = COLUMNS[kind]
-    writer = csv.writer(out, lineterminator="\n")
+    writer = cells.CsvWriter(out)
     writer.writerow(header(kind))
     count = 0
     for row in source:
@@ -262,7 +291,7 @@ def csv_chunks(kind: str, source: Iterator[tuple], counter: list[int]) -> Iterat
     """The CSV as UTF-8 byte chunks of about CHUNK_BYTES (a streamed web response); counter[0] counts rows."""
     columns = COLUMNS[kind]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = cells.CsvWriter(buffer)
     writer.writerow(header(kind))
     for row in source:
         writer.writerow(_csv_values(columns, row))
@@ -291,7 +320,7 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     bold = Font(bold=True)
     heading = []
     for name in header(kind):
-        cell = WriteOnlyCell(sheet, value=name)
+        cell = WriteOnlyCell(sheet, value=cells.printable(name))
         cell.font = bold
         heading.append(cell)
     sheet.append(heading)
@@ -301,14 +330,14 @@ def write_xlsx(kind: str, source: Iterator[tuple], target) -> int:
     styled = [(index, formats[column.kind]) for index, column in enumerate(columns) if column.kind in formats]
     count = 0
     for row in source:
-        cells = list(row)
+        values = [cells.xlsx_value(sheet, value) for value in row]
         for index, number_format in styled:
-            if cells[index] is not None:
-                value = cells[index]
+            if values[index] is not None:
+                value = values[index]
                 cell = WriteOnlyCell(sheet, value=round(value / 60, 2) if number_format == "0.00" else value)
                 cell.number_format = number_format
-                cells[index] = cell
-        sheet.append(cells)
+                values[index] = cell
+        sheet.append(values)
         count += 1
     book.save(target)
     return count
@@ -364,6 +393,8 @@ def record(kind: str, first: date, last: date, fmt: str, count: int, actor, via:
 # ---- the web -------------------------------------------------------------------------------
 
 def filename(kind: str, first: date, last: date, fmt: str) -> str:
+    if kind == "utilization":
+        return f"utilization-on-{last.isoformat()}.{fmt}"
     return f"{kind}-{first.isoformat()}-to-{last.isoformat()}.{fmt}"
 
 
@@ -418,7 +449,7 @@ class AuditFilter:
 
 def audit_events_query(wanted: AuditFilter):
     """The audit events that match, newest first."""
-    from iop.clock import local_to_utc, program_tz
+    from iop.clock import local_to_utc
     from iop.store.models import AuditEvent
 
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -430,7 +461,7 @@ def audit_events_query(wanted: AuditFilter):
         query = query.where(AuditEvent.action == wanted.action)
     if wanted.target:
         query = query.where(AuditEvent.target == wanted.target)
-    tz = program_tz()
+    tz = clock.program_tz()
     if wanted.first:
         query = query.where(AuditEvent.at >= local_to_utc(wanted.first, time(0), tz))
     if wanted.last:
@@ -505,12 +536,11 @@ def audit_csv_stream(wanted: AuditFilter, actor) -> Iterator[bytes]:
     itself audited when it ends."""
     import json
 
-    from iop.clock import program_tz
 
     def generate():
-        tz = program_tz()
+        tz = clock.program_tz()
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = cells.CsvWriter(buffer)
         writer.writerow(AUDIT_HEADER)
         count, complete = 0, False
         result = db.session().execute(audit_events_query(wanted).execution_options(yield_per=FETCH_ROWS))

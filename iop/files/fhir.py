@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from flask import current_app
-from sqlalchemy import String, literal, select
+from sqlalchemy import select
 
 from iop import clock
 from iop.config import signing_keys
@@ -142,14 +142,12 @@ def program_ids() -> Ids:
 
 def _attendance(first: date, last: date, now: datetime) -> Iterator:
     """The attendance export's rows with what the resources need beside them."""
-    modality = getattr(Attendance, "modality", None)  # the billing issue's column; until then all in person
-    query = (
+    query = (  # the attendance export's statement carries each record's modality (its last column)
         exports.attendance_query(first, last, now)
         .add_columns(Attendance.session_id, Attendance.client_key.label("client_key"), GroupSession.group_id,
                      GroupSession.status.label("session_status"), GroupSession.starts_at, GroupSession.ends_at,
                      GroupSession.facilitator_id, Group.name.label("group_name"), Group.room,
-                     Group.active.label("group_active"), StaffUser.display_name, StaffUser.credentials,
-                     (modality if modality is not None else literal("in_person", String)).label("modality"))
+                     Group.active.label("group_active"), StaffUser.display_name, StaffUser.credentials)
         .outerjoin(StaffUser, StaffUser.id == GroupSession.facilitator_id)
     )
     return exports.streamed(query)
@@ -161,7 +159,7 @@ class _Writer:
     def __init__(self, files: dict, counts: dict, now: datetime):
         config = current_app.config
         self.files, self.counts, self.now = files, counts, now
-        self.tz = config["PROGRAM_TZ"]
+        self.tz = clock.program_tz()
         self.ids = program_ids()
         code = config["FHIR_SERVICE_CODE"]
         self.service_type = [{"coding": [{"system": service_code_system(code), "code": code}]}]

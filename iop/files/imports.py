@@ -67,11 +67,12 @@ LAYOUTS = {
     "groups": Layout(("code", "name", "track", "room", "weekdays", "start", "end")),
     "clients": Layout(("client_id", "first_name", "last_name", "level_of_care", "plan_start", "plan_end",
                        "weekly_hours", "days_per_week", "groups"), ("phases",)),
-    "attendance": Layout(("client_id", "group", "date", "check_in", "check_out"), ("status",)),
+    "attendance": Layout(("client_id", "group", "date", "check_in", "check_out"), ("status", "modality")),
+    "authorizations": Layout(("client_id", "payer", "number", "service", "unit", "units", "start", "end")),
 }
 KINDS = tuple(LAYOUTS)
 NOUNS = {"groups": ("group", "groups"), "clients": ("client", "clients"),
-         "attendance": ("attendance", "attendances")}
+         "attendance": ("attendance", "attendances"), "authorizations": ("authorization", "authorizations")}
 
 
 class ImportFailed(Exception):
@@ -213,7 +214,8 @@ def check_kind(kind: str) -> None:
 def run(kind: str, source: BinaryIO, size: int, bar: "Progress", actor=None, via: str = "web") -> ImportResult:
     """Check every row read from `source`, then load them, or raise ImportFailed (audited)."""
     check_kind(kind)
-    loader = {"groups": _GroupImport, "clients": _ClientImport, "attendance": _AttendanceImport}[kind]
+    loader = {"groups": _GroupImport, "clients": _ClientImport, "attendance": _AttendanceImport,
+              "authorizations": _AuthorizationImport}[kind]
     try:
         try:
             job = loader(bar, actor)
@@ -613,7 +615,7 @@ class _ClientImport(_Import):
                 if plan.start_date == item.plan.start_date:
                     continue  # the same plan: the row updates it
                 other = hours.plan_terms(plan)
-                if _dates_overlap(other, item.plan):
+                if hours.dates_overlap(other, item.plan):
                     self.problem(item.line, (
                         f"this plan overlaps {item.client_id}'s plan that starts {plan.start_date} "
                         f"(ends {plan.end_date or 'open'}); end that plan first, or give its plan_start "
@@ -647,11 +649,6 @@ class _ClientImport(_Import):
                 self.result.updated += 1
             else:
                 self.result.unchanged += 1
-
-
-def _dates_overlap(a: hours.PlanTerms, b: hours.PlanTerms) -> bool:
-    far = date.max
-    return a.start_date <= (b.end_date or far) and b.start_date <= (a.end_date or far)
 
 
 def _new_plan(terms: hours.PlanTerms) -> Plan:
@@ -709,6 +706,7 @@ class _AttendanceRow:
     check_in: datetime | None
     check_out: datetime | None
     skip: bool = False
+    modality: str = "in_person"
 
 
 class _AttendanceImport(_Import):
@@ -775,8 +773,10 @@ class _AttendanceImport(_Import):
                              "repeated")
             else:
                 self.seen[key] = row.line
+        modality = self.cell(row, entry.modality, row["modality"])
         if self.ok(row):
-            self.parsed.append(_AttendanceRow(row.line, client_key, client_id, group, day, status, check_in, check_out))
+            self.parsed.append(_AttendanceRow(row.line, client_key, client_id, group, day, status, check_in, check_out,
+                                              modality=modality))
 
     def _moment(self, day: date, at: time) -> datetime:
         from iop.clock import local_to_utc
@@ -884,7 +884,7 @@ class _AttendanceImport(_Import):
                         session_id=sessions[(item.group.id, item.day)], client_key=item.client_key,
                         status=item.status, check_in_at=item.check_in, check_out_at=item.check_out, source="import",
                         check_out_source="import" if item.check_out else None, recorded_by_id=recorder,
-                        created_at=stamp) for item in batch])
+                        created_at=stamp, modality=item.modality) for item in batch])
                     self.result.added += len(batch)
                     if start + LOAD_BATCH >= len(todo):
                         self.audit_success(via)
@@ -930,6 +930,99 @@ def take_back(first_row_id: int, stamp: datetime) -> int:
         gone = s.execute(delete(Attendance).where(
             Attendance.id > first_row_id, Attendance.created_at == stamp, Attendance.source == "import"))
     return gone.rowcount or 0
+
+
+class _AuthorizationImport(_Import):
+    """Payer authorizations: a row with the client, service and number of one already kept updates it."""
+
+    kind = "authorizations"
+
+    def __init__(self, bar, actor):
+        super().__init__(bar, actor)
+        self.clients: dict[str, int] = dict(self.session.execute(select(Client.client_id, Client.id)).tuples().all())
+        self.parsed: list[tuple[int, int, object]] = []  # (line, client key, the authorization's fields)
+        self.seen: dict[tuple[str, str, str], int] = {}
+
+    @staticmethod
+    def _fields(values: dict):
+        from iop.clinic import authorizations
+
+        try:
+            return authorizations.import_fields(values)
+        except entry.EntryError as exc:
+            if exc.code == "end_before_start":
+                raise RowProblem(f"end {values['end']} is before start {values['start']}", "end_before_start") from None
+            raise
+
+    def check_row(self, row):
+        client_id = self.cell(row, entry.client_id, row["client_id"])
+        client_key = None
+        if client_id is not BAD:
+            client_key = self.clients.get(client_id)
+            if client_key is None:
+                self.problem(row, f"unknown client_id {client_id!r}", "unknown_client")
+        fields = self.cell(row, self._fields, dict(row.values))
+        if client_key is None or fields is BAD:
+            return
+        key = (client_id, fields.service, fields.number)
+        if key in self.seen:
+            self.problem(row, f"{client_id}'s authorization {fields.number} for {fields.service} is already "
+                              f"on line {self.seen[key]}", "repeated")
+            return
+        self.seen[key] = row.line
+        if self.ok(row):
+            self.parsed.append((row.line, client_key, fields))
+
+    def check_together(self):
+        from iop.clinic import authorizations
+        from iop.rules import authorizations as rules
+        from iop.store import authorization_queries
+
+        kept: dict[int, list] = {}
+        for client_key in {client_key for _line, client_key, _fields in self.parsed}:
+            kept[client_key] = authorization_queries.client_authorizations(client_key)
+        for index, (line, client_key, fields) in enumerate(self.parsed):
+            replaced = {(a.service, a.number) for _l, k, a in self.parsed if k == client_key}
+            others = [a for a in kept[client_key] if (a.service, a.number) not in replaced]
+            problem = authorizations.overlap_problem(fields, others)
+            if problem is None:
+                for other_line, other_key, other in self.parsed[:index]:
+                    if other_key == client_key and rules.overlaps(fields.terms, other.terms):
+                        problem = (f"these dates overlap line {other_line} (authorization {other.number} "
+                                   f"for {other.service}); two authorizations of one service may not overlap")
+                        break
+            if problem is not None:
+                self.problem(line, problem[0].lower() + problem[1:].rstrip("."), "overlap")
+
+    def load_rows(self):
+        import dataclasses
+
+        from iop.clinic import authorizations
+
+        updates, additions = [], []
+        for line, client_key, fields in self.parsed:
+            client = self.session.get(Client, client_key)
+            record = next((a for a in authorizations.of_client(client)
+                           if a.service == fields.service and a.number == fields.number), None)
+            if record is None:
+                additions.append((line, client, fields, None))
+                continue
+            before = (record.payer, record.unit, record.units, record.start_date, record.end_date)
+            if before == (fields.payer, fields.unit, fields.units, fields.start, fields.end):
+                self.result.unchanged += 1
+            else:
+                updates.append((line, client, dataclasses.replace(fields, note=record.note), record))
+        # Changed dates first, so a new row may take dates an updated one gave up (all checked above).
+        for line, client, fields, record in updates + additions:
+            try:
+                authorizations.save(client, fields, self.actor, record, via="import")
+            except authorizations.AuthorizationError as exc:
+                raise ImportFailed("Nothing was imported: 1 line with problems.",
+                                   [f"line {line}: {' '.join(exc.problems)}"], rows=self.row_count,
+                                   reason="rows") from None
+        self.result.updated += len(updates)
+        self.result.added += len(additions)
+
 
 
 # ---- progress ------------------------------------------------------------------------------

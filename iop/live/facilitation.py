@@ -16,7 +16,7 @@ from sqlalchemy import select
 from curriculum import markup
 from curriculum.catalog import catalog
 from curriculum.model import Module, Step
-from iop import clock
+from iop import clock, config
 from iop.clinic import attendance, audit
 from iop.clinic.staff import has_role
 from iop.clock import iso, program_tz, time_text
@@ -242,7 +242,7 @@ def display_session(token, now: datetime | None = None) -> GroupSession:
 
 # ---- attendance by hand ----------------------------------------------------------------------
 
-HAND_ACTIONS = ("check_in", "check_out", "excuse")
+HAND_ACTIONS = ("check_in", "check_in_video", "check_out", "excuse")
 HAND_TIME = entry.Field("at", "The time", needed=False)
 
 
@@ -279,6 +279,9 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
     if client is None or (client.id not in members and attendance.unvoided_attendance(group_session.id, client.id) is None):
         raise LiveError("unknown_client", "Please pick a client of this group from the list.")
     reason = _typed(entry.REASON, reason, "reason")
+    modality = "telehealth" if action == "check_in_video" else "in_person"
+    by_video = " by video" if modality == "telehealth" else ""
+    action = "check_in" if action == "check_in_video" else action
     try:
         if action == "excuse":
             attendance.excuse(group_session, client, by_user, reason)
@@ -287,15 +290,17 @@ def record_by_hand(group_session: GroupSession, action, client_public_id, reason
         existing = attendance.unvoided_attendance(group_session.id, client.id)
         if action == "check_in" and existing is not None and existing.status == "excused":
             # Marked excused, then came after all: the excused record is corrected, not edited.
-            attendance.correct(existing, at, None, by_user, reason or "Came after being marked excused")
-            return f"{client.display_name} is checked in at {time_text(at)}."
+            attendance.correct(existing, at, None, by_user, reason or "Came after being marked excused",
+                               modality=modality)
+            return f"{client.display_name} is checked in{by_video} at {time_text(at)}."
         if action == "check_in" and existing is not None and existing.check_out_at is not None:
             raise LiveError("already_checked_out", f"{client.display_name} already checked out of this group. "
                             "A coordinator can correct the record if they came back.", 409)
         if action == "check_in":
             attendance.check_in(group_session, client, at, source="manual", by_user=by_user,
-                                reason=reason or "Checked in by staff")
-            return f"{client.display_name} is checked in at {time_text(at)}."
+                                reason=reason or ("Joined by video" if by_video else "Checked in by staff"),
+                                modality=modality)
+            return f"{client.display_name} is checked in{by_video} at {time_text(at)}."
         if existing is None or existing.status != "present":
             raise LiveError("not_checked_in", f"{client.display_name} is not checked in.")
         attendance.check_out(existing, at, source="manual", by_user=by_user, reason=reason or "Checked out by staff")
@@ -329,6 +334,11 @@ class SummaryRow:
     left_early: bool
     source: str
     reason: str
+    modality: str = "in_person"
+
+    @property
+    def by_video(self) -> bool:
+        return self.modality == "telehealth"
 
 
 @dataclass
@@ -347,13 +357,18 @@ class SessionSummary:
     def total_minutes(self) -> int:
         return sum(row.credited_minutes for row in self.rows)
 
+    @property
+    def joined_by_video(self) -> list[SummaryRow]:
+        """Participants who joined by video (telehealth), as payers want the modality said."""
+        return [row for row in self.rows if row.status == "present" and row.check_in is not None and row.by_video]
+
 
 def summary(group_session: GroupSession, now: datetime | None = None) -> SessionSummary:
     """What an audit asks of a session: times, module, facilitator, headcount, each client's part.
 
-    Minutes follow iop.hours exactly (an attendance still open counts to now, as everywhere)."""
+    Minutes and flags follow iop.rules.hours exactly (an attendance still open counts to now, as everywhere)."""
     now = now or clock.now()
-    grace = current_app.config["GRACE_MINUTES"]
+    grace = config.grace_minutes()
     records = db.session().execute(
         select(Attendance, Client).join(Client, Client.id == Attendance.client_key)
         .where(Attendance.session_id == group_session.id, Attendance.voided_at.is_(None))
@@ -361,18 +376,14 @@ def summary(group_session: GroupSession, now: datetime | None = None) -> Session
         .execution_options(populate_existing=True)).all()
     rows = []
     for record, client in records:
-        present = record.status == "present"
-        minutes = 0
-        if present and record.check_in_at is not None:
-            out = hours.effective_check_out(record.check_out_at, group_session.ends_at, now)
-            minutes = hours.credited_minutes(record.check_in_at, max(out, record.check_in_at),
-                                             group_session.starts_at, group_session.ends_at)
+        present, starts, ends = record.status == "present", group_session.starts_at, group_session.ends_at
+        late, left_early = hours.attendance_flags(present, record.check_in_at, record.check_out_at, starts, ends, grace)
         rows.append(SummaryRow(
             client_id=client.client_id, name=client.full_name, status=record.status,
-            check_in=record.check_in_at, check_out=record.check_out_at, credited_minutes=minutes,
-            late=present and hours.is_late(record.check_in_at, group_session.starts_at, grace),
-            left_early=present and hours.left_early(record.check_out_at, group_session.ends_at, grace),
-            source=record.source, reason=record.reason or ""))
+            check_in=record.check_in_at, check_out=record.check_out_at,
+            credited_minutes=hours.credited_so_far(present, record.check_in_at, record.check_out_at, starts, ends, now),
+            late=late, left_early=left_early, source=record.source, reason=record.reason or "",
+            modality=record.modality))
     facilitator = group_session.facilitator.signature if group_session.facilitator else "No facilitator recorded"
     return SessionSummary(group_session=group_session, module=module_of(group_session), facilitator=facilitator, rows=rows)
 
@@ -387,7 +398,12 @@ def draft_note(report: SessionSummary) -> str:
         lines += [f"- {goal}" for goal in module.goals]
     else:
         lines.append("Topic: (no module recorded)")
-    lines += ["", f"Participants: {report.headcount}.", "",
+    video = report.joined_by_video
+    lines += ["", f"Participants: {report.headcount}."]
+    if video:
+        lines.append(f"Joined by video (telehealth): {len(video)} ({', '.join(row.name for row in video)}); "
+                     f"in person: {report.headcount - len(video)}.")
+    lines += ["",
               "Observations: ", "", f"Facilitator: {report.facilitator}"]
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flask import current_app, has_request_context
 from sqlalchemy import func, select
 
-from iop import clock
+from iop import clock, config
 from iop.live import realtime
 from iop.rules import hours
 from iop.store import db
@@ -73,11 +73,13 @@ def _statements():
     sessions = select(group_session.id, group_session.group_id, group_session.module_id, group_session.date, group_session.starts_at,
                       group_session.ends_at).where(db.one_of(group_session.id, "session_ids"))
     records = (select(record.session_id, record.status, record.check_in_at, record.check_out_at, record.source,
-                      client.id, client.public_id, client.first_name, client.last_name)
+                      record.modality, client.id.label("client_key"), client.public_id, client.first_name,
+                      client.last_name)
                .select_from(Attendance.__table__.join(Client.__table__, client.id == record.client_key))
                .where(db.one_of(record.session_id, "session_ids"), record.voided_at.is_(None))
                .order_by(record.id))
-    members = (select(member.group_id, client.id, client.public_id, client.first_name, client.last_name)
+    members = (select(member.group_id, client.id.label("client_key"), client.public_id, client.first_name,
+                      client.last_name)
                .select_from(Client.__table__.join(ClientGroup.__table__, member.client_key == client.id))
                .where(db.one_of(member.group_id, "group_ids"), client.status == "active")
                .order_by(client.first_name, client.last_name, client.id))
@@ -98,6 +100,21 @@ class _Person(NamedTuple):
         return Client.display_name.fget(self)  # "Maria G.": the one rule, on plain values
 
 
+class _Record(NamedTuple):
+    """An unvoided attendance in a session, with its client."""
+
+    status: str
+    check_in_at: datetime | None
+    check_out_at: datetime | None
+    source: str
+    person: _Person
+    modality: str  # in_person or telehealth
+
+
+def _person(row) -> _Person:
+    return _Person(row.client_key, row.public_id, row.first_name, row.last_name)
+
+
 def roster_payload(group_session: GroupSession) -> dict:
     """The facilitator's roster: who is in (newest first), who left, who is excused, who is not here.
 
@@ -114,36 +131,38 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
         return {}
     _sessions, records_sql, members_sql, at_risk_sql = _statements()
     connection = db.session().connection()
-    grace = current_app.config["GRACE_MINUTES"]
+    grace = config.grace_minutes()
     session_ids = [m.id for m in group_sessions]
-    records: dict[int, list] = {m.id: [] for m in group_sessions}
-    for session_id, status, check_in, check_out, source, *person in connection.execute(
-            records_sql, {"session_ids": session_ids}):
-        records[session_id].append((status, check_in, check_out, source, _Person(*person)))
+    records: dict[int, list[_Record]] = {m.id: [] for m in group_sessions}
+    for row in connection.execute(records_sql, {"session_ids": session_ids}):
+        records[row.session_id].append(_Record(row.status, row.check_in_at, row.check_out_at, row.source,
+                                               _person(row), row.modality))
     members: dict[int, list[_Person]] = {}
-    for group_id, *person in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in group_sessions})}):
-        members.setdefault(group_id, []).append(_Person(*person))
+    for row in connection.execute(members_sql, {"group_ids": sorted({m.group_id for m in group_sessions})}):
+        members.setdefault(row.group_id, []).append(_person(row))
     everyone = {p.id for m in group_sessions for p in members.get(m.group_id, ())} | {
-        r[4].id for m in group_sessions for r in records[m.id]}
+        r.person.id for m in group_sessions for r in records[m.id]}
     weeks = sorted({hours.week_start(m.date) for m in group_sessions})
     at_risk = {(client_key, week) for client_key, week in connection.execute(
         at_risk_sql, {"weeks": weeks, "client_keys": sorted(everyone)})} if everyone else set()
     new: dict[str | None, set[int]] = {}
     for module_id in {m.module_id for m in group_sessions}:
-        pks = sorted({r[4].id for m in group_sessions if m.module_id == module_id for r in records[m.id]})
-        new[module_id] = _new_to_module(pks, module_id) if pks else set()
+        client_keys = sorted({r.person.id for m in group_sessions if m.module_id == module_id for r in records[m.id]})
+        new[module_id] = _new_to_module(client_keys, module_id) if client_keys else set()
 
     payloads = {}
     for group_session in group_sessions:
         week = hours.week_start(group_session.date)
         entries = []
-        for status, check_in, check_out, source, person in records[group_session.id]:
+        for status, check_in, check_out, source, person, modality in records[group_session.id]:  # a _Record
             if status == "excused":
                 state = "excused"
             elif check_out is not None:
                 state = "out"
             else:
                 state = "in"
+            late, left_early = hours.attendance_flags(status == "present", check_in, check_out,
+                                                      group_session.starts_at, group_session.ends_at, grace)
             entries.append({
                 "id": person.public_id,
                 "name": person.display_name,
@@ -151,18 +170,19 @@ def roster_payloads(group_sessions: list[_SessionRow]) -> dict[int, dict]:
                 "check_in_at": iso(check_in),
                 "time_in": time_text(check_in),
                 "time_out": time_text(check_out),
-                "late": state != "excused" and hours.is_late(check_in, group_session.starts_at, grace),
-                "left_early": state == "out" and hours.left_early(check_out, group_session.ends_at, grace),
+                "late": late,
+                "left_early": left_early,
                 "new_to_module": person.id in new[group_session.module_id],
                 "at_risk": (person.id, week) in at_risk,
                 "manual": source == "manual",
+                "video": modality == "telehealth",
             })
         # In the room first, newest arrival on top (the facilitator looks up when someone walks in);
         # then those who left, then the excused.
         order = {"in": 0, "out": 1, "excused": 2}
         entries.sort(key=lambda e: e["check_in_at"] or "", reverse=True)
         entries.sort(key=lambda e: order[e["state"]])
-        recorded = {r[4].id for r in records[group_session.id]}
+        recorded = {r.person.id for r in records[group_session.id]}
         not_here = [{"id": member.public_id, "name": member.display_name, "at_risk": (member.id, week) in at_risk}
                     for member in members.get(group_session.group_id, ()) if member.id not in recorded]
         payloads[group_session.id] = {"session_id": group_session.id, "entries": entries, "not_here": not_here,
@@ -195,7 +215,7 @@ def publish(session_id: int) -> None:
 def _push(session_ids: list[int]) -> None:
     try:
         _sessions_sql = _statements()[0]
-        group_sessions = [_SessionRow(*row) for row in db.session().connection().execute(
+        group_sessions = [_SessionRow(**row._mapping) for row in db.session().connection().execute(
             _sessions_sql, {"session_ids": session_ids})]
         for session_id, payload in roster_payloads(group_sessions).items():
             realtime.emit_to_staff("roster", payload, session_id)

@@ -46,6 +46,75 @@ def demo_command():
     click.echo(demo.describe(summary))
 
 
+# ---- backups -------------------------------------------------------------------------------
+
+@click.group("backup", invoke_without_command=True)
+@click.option("-o", "--output", type=click.Path(),
+              help="The file to write (default: a new file in IOP_BACKUP_DIR).")
+@with_appcontext
+@click.pass_context
+def backup_group(ctx, output):
+    """Back up the database while the server runs (`iop backup verify FILE` checks a backup)."""
+    from iop.ops import backup
+
+    if ctx.invoked_subcommand is not None:
+        if output:
+            raise UserError("-o goes with `iop backup` alone, not with a subcommand.")
+        return
+    app = current_app._get_current_object()
+    try:
+        path = Path(output).expanduser().resolve() if output else backup.new_backup_path(app)
+        manifest = backup.write_backup(app, path)
+    except backup.BackupError as exc:
+        raise UserError(str(exc)) from None
+    sealed = "encrypted" if app.config.get("BACKUP_KEY") else "not encrypted: IOP_BACKUP_KEY is not set"
+    click.echo(f"Wrote the {manifest.describe()} to {path} ({path.stat().st_size:,} bytes, {sealed}) "
+               f"in {manifest.seconds:.1f} s.")
+
+
+@backup_group.command("verify")
+@click.argument("file", type=click.Path())
+@with_appcontext
+def backup_verify_command(file):
+    """Check FILE: restore it into a temporary database and compare it with its manifest."""
+    from iop.ops import backup
+
+    app = current_app._get_current_object()
+    path = Path(file).expanduser().resolve()
+    in_folder = path.parent == backup.backup_dir(app).resolve() and backup.NAME.match(path.name)
+    try:
+        manifest = backup.verify(app, path)
+    except backup.BackupError as exc:
+        if in_folder and path.is_file():
+            backup.record_check(path, False, str(exc))
+        raise UserError(str(exc)) from None
+    if in_folder:
+        backup.record_check(path, True)
+    click.echo(f"OK: the {manifest.describe()}; the checksum, the row counts and the schema check out.")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path())
+@click.option("--force", is_flag=True,
+              help="Replace a database that holds data (it is kept aside as a backup first).")
+@with_appcontext
+def restore_command(file, force):
+    """Restore the database from a backup FILE (stop the server first); an older schema is migrated forward."""
+    from iop.ops import backup
+
+    try:
+        restored = backup.restore(current_app._get_current_object(), Path(file).expanduser().resolve(), force=force)
+    except backup.BackupError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"Restored the {restored.manifest.describe()}; the schema is now revision {restored.revision_now}.")
+    if restored.kept_aside:
+        click.echo(f"The database it replaced is kept in {restored.kept_aside}.")
+    if not restored.same_secret_key:
+        click.echo("Note: this server's secret key is not the one the backup was made with: printed cards and "
+                   "enrolled kiosks work again once IOP_SECRET_KEY is set to the old key (or reprint the cards "
+                   "and enroll the kiosks again).", err=True)
+
+
 # ---- serving -------------------------------------------------------------------------------
 
 @click.command("serve")
@@ -289,7 +358,7 @@ def card_code_command(client_ids, reissue):
 # ---- imports and exports -------------------------------------------------------------------
 
 @click.command("import")
-@click.argument("kind", type=click.Choice(["groups", "clients", "attendance"]))
+@click.argument("kind", type=click.Choice(["groups", "clients", "attendance", "authorizations"]))
 @click.argument("file", type=click.Path())
 @with_appcontext
 def import_command(kind, file):
@@ -309,7 +378,7 @@ def import_command(kind, file):
 
 @click.group("export")
 def export_group():
-    """Hours, attendance and billing days, as CSV or XLSX; attendance as FHIR R4 for the EHR."""
+    """Hours, attendance, billing days and utilization, as CSV or XLSX; attendance as FHIR R4 for the EHR."""
 
 
 def _export_command(kind: str):
@@ -339,6 +408,26 @@ def _export_command(kind: str):
 
 for _kind in ("hours", "attendance", "days"):
     _export_command(_kind)
+
+
+@export_group.command("utilization")
+@click.option("--on", "on", required=True, help="The date, YYYY-MM-DD: units used, left and over on it.")
+@click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "xlsx"]), show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (stdout when absent).")
+@with_appcontext
+def export_utilization_command(on, fmt, output):
+    """Each authorization's units used, left and over on a date, and when they run out."""
+    from iop.files import exports
+
+    day = _date(on, "--on")
+    if fmt == "xlsx" and not output:
+        raise UserError("XLSX needs a file: add -o FILE.xlsx.")
+    try:
+        rows = exports.export_to("utilization", day, day, fmt, Path(output) if output else None, actor=None)
+    except exports.ExportError as exc:
+        raise UserError(str(exc)) from None
+    if output:
+        click.echo(f"Wrote {rows} row(s) to {output}.", err=True)
 
 
 @export_group.command("fhir")
@@ -383,8 +472,8 @@ def curriculum_check_command():
 
 
 COMMANDS = [
-    init_command, demo_command, serve_command, scheduler_command, user_group, kiosk_group,
-    cards_command, card_code_command, import_command, export_group, curriculum_group,
+    init_command, demo_command, backup_group, restore_command, serve_command, scheduler_command, user_group,
+    kiosk_group, cards_command, card_code_command, import_command, export_group, curriculum_group,
 ]
 
 

@@ -1,5 +1,5 @@
 """The scheduled jobs (APScheduler 3.11): sessions made, opened and closed on time; at-risk weeks
-marked; kiosk scans past their retention cleared.
+marked; kiosk scans past their retention cleared; backups taken (iop/ops/backup.py).
 
 Every job is idempotent and decides from the database what is due, not from when it last ran:
 a restart, a missed run or a second run does no harm, and whatever was missed is caught up on
@@ -228,7 +228,7 @@ def start(app: Flask):
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    tz = app.config["PROGRAM_TZ"]
+    tz = clock.program_tz(app)
     scheduler = BackgroundScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1})
     jobs = [
         ("heartbeat", heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=tz), 30),
@@ -244,6 +244,14 @@ def start(app: Flask):
     for name, job, trigger, grace in jobs:
         scheduler.add_job(_in_context(app, job, name), trigger, id=name, name=name, misfire_grace_time=grace,
                           replace_existing=True)
+    if app.config["BACKUP_EVERY_HOURS"]:
+        from iop.ops.backup import scheduled_backup
+
+        # Every quarter hour (and now) it looks whether a backup is due; in a job of its own, so a long
+        # backup delays none of the others.
+        scheduler.add_job(_in_context(app, scheduled_backup, "backup"), IntervalTrigger(minutes=15, timezone=tz),
+                          id="backup", name="backup", misfire_grace_time=900, replace_existing=True,
+                          next_run_time=datetime.now(tz))
     scheduler.add_job(_in_context(app, catch_up, "catch_up"), id="catch_up", name="catch_up")  # once, now
     scheduler.start()
     app.extensions["iop.scheduler"] = scheduler

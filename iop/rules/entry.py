@@ -107,6 +107,15 @@ PLAN_END = Field("plan_end", "The end date", needed=False)
 WEEKLY_HOURS = Field("weekly_hours", "Weekly hours")
 DAYS_PER_WEEK = Field("days_per_week", "Days a week")
 PHASES = Field("phases", "The phases", 2000, needed=False)
+PAYER = Field("payer", "The payer", 120)
+AUTHORIZATION_NUMBER = Field("number", "The authorization number", 60)
+SERVICE = Field("service", "The service code", 20)
+UNIT = Field("unit", "The unit")
+UNITS = Field("units", "The units authorized")
+AUTHORIZATION_START = Field("start", "The start date")
+AUTHORIZATION_END = Field("end", "The end date")
+AUTHORIZATION_NOTE = Field("note", "The note", 300, needed=False)
+MODALITY = Field("modality", "The modality", needed=False)
 
 
 # ---- text --------------------------------------------------------------------------------------
@@ -254,6 +263,59 @@ def time_range(start: time, end: time, field: Field = END) -> None:
     if end <= start:
         raise EntryError(field, "end_not_after_start", f"{end:%H:%M} is not after start {start:%H:%M}",
                          sentence=f"{field.label} must be after the start time (on the same day).")
+
+
+# ---- authorizations and modality -----------------------------------------------------------------
+
+SERVICE_SHAPE = re.compile(r"[A-Z0-9][A-Z0-9.\-]*", re.ASCII)
+UNIT_WORDS = ("day", "session")
+MODALITIES = ("in_person", "telehealth")
+MAX_UNITS = 9999
+
+
+def service_code(value: object, field: Field = SERVICE) -> str:
+    """A service code as the payer writes it (H0015, S9480, 90853 or the program's own), upper case."""
+    code = text(value, field).upper()
+    if not SERVICE_SHAPE.fullmatch(code):
+        raise EntryError(field, "bad_service", "is letters and digits like H0015 or 90853", code)
+    return code
+
+
+def authorization_number(value: object, field: Field = AUTHORIZATION_NUMBER) -> str:
+    return _one_word(value, field, "cannot contain spaces; it is one word like A-12345")
+
+
+def unit(value: object, field: Field = UNIT) -> str:
+    """`day` or `session`."""
+    word = text(value, field).lower()
+    if word not in UNIT_WORDS:
+        raise EntryError(field, "bad_unit", "must be day or session", word)
+    return word
+
+
+def units(value: object, field: Field = UNITS) -> int:
+    """A whole number of units, at least 1."""
+    typed = text(value, replace(field, most=0))
+    if not typed:
+        raise EntryError(field, "missing", "is needed")
+    if not WHOLE.fullmatch(typed) or not 1 <= int(typed) <= MAX_UNITS:
+        raise EntryError(field, "bad_units", f"must be a whole number from 1 to {MAX_UNITS}", typed)
+    return int(typed)
+
+
+def date_range(start: date, end: date, field: Field = AUTHORIZATION_END) -> None:
+    """An end on or after the start (both dates included)."""
+    if end < start:
+        raise EntryError(field, "end_before_start", f"{end} is before the start {start}",
+                         sentence=f"{field.label} is before the start date.")
+
+
+def modality(value: object, field: Field = MODALITY) -> str:
+    """in_person (when empty) or telehealth."""
+    word = text(value, field).lower() or "in_person"
+    if word not in MODALITIES:
+        raise EntryError(field, "bad_modality", "must be in_person, telehealth or empty", word)
+    return word
 
 
 # ---- weekdays ------------------------------------------------------------------------------------

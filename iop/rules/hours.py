@@ -62,6 +62,16 @@ def overlaps(a_start: datetime, a_end: datetime | None, b_start: datetime, b_end
     return a_start < (b_end or far) and b_start < (a_end or far)
 
 
+def credited_so_far(present: bool, check_in: datetime | None, check_out: datetime | None,
+                    starts: datetime, ends: datetime, now: datetime) -> int:
+    """Rules 1, 2 and 7 for one attendance record as every page shows it: the minutes credited so
+    far (a missing check-out counts up to now, to the session's end after it); 0 for an excused
+    record, one without a check-in, or one whose times are reversed."""
+    if not present or check_in is None:
+        return 0
+    return credited_minutes(check_in, max(effective_check_out(check_out, ends, now), check_in), starts, ends)
+
+
 # ---- rule 8: flags ---------------------------------------------------------------------------
 
 def is_late(check_in: datetime | None, starts: datetime, grace_minutes: int = GRACE_MINUTES) -> bool:
@@ -72,6 +82,14 @@ def left_early(check_out: datetime | None, ends: datetime, grace_minutes: int = 
     return check_out is not None and check_out < ends - timedelta(minutes=grace_minutes)
 
 
+def attendance_flags(present: bool, check_in: datetime | None, check_out: datetime | None,
+                     starts: datetime, ends: datetime, grace_minutes: int) -> tuple[bool, bool]:
+    """(late, left early) of one attendance record; an excused record is neither."""
+    if not present:
+        return False, False
+    return is_late(check_in, starts, grace_minutes), left_early(check_out, ends, grace_minutes)
+
+
 # ---- rules 3 and 4: days and weeks -----------------------------------------------------------
 
 def is_full_day(minutes: int, full_day_minutes: int = FULL_DAY_MINUTES) -> bool:
@@ -80,6 +98,18 @@ def is_full_day(minutes: int, full_day_minutes: int = FULL_DAY_MINUTES) -> bool:
 
 def days_attended(minutes_by_date: dict[date, int]) -> int:
     return sum(1 for minutes in minutes_by_date.values() if minutes > 0)
+
+
+def week_totals(minutes_by_date: dict[date, int], full_day_minutes: int) -> tuple[int, int, int]:
+    """(credited minutes, days attended, full days) of a week's minutes per date (rules 3 and 4)."""
+    return (sum(minutes_by_date.values()), days_attended(minutes_by_date),
+            sum(1 for minutes in minutes_by_date.values() if is_full_day(minutes, full_day_minutes)))
+
+
+def week_minutes(minutes_by_date: dict[date, int], monday: date) -> int:
+    """The credited minutes of the week of `monday` (rule 4), from minutes per date (other dates ignored)."""
+    sunday = monday + SIX_DAYS
+    return sum(minutes for day, minutes in minutes_by_date.items() if monday <= day <= sunday)
 
 
 def week_start(day: date) -> date:
@@ -132,6 +162,11 @@ class PlanTerms(NamedTuple):
         return self.start_date <= monday + SIX_DAYS and (self.end_date is None or self.end_date >= monday)
 
 
+def dates_overlap(a: PlanTerms, b: PlanTerms) -> bool:
+    """Whether two plans share a day (open ends run forever): one client's plans must not."""
+    return a.start_date <= (b.end_date or date.max) and b.start_date <= (a.end_date or date.max)
+
+
 def plan_terms(plan) -> PlanTerms:
     """PlanTerms from a models.Plan."""
     return PlanTerms(
@@ -146,15 +181,20 @@ def plan_week_number(plan_start: date, monday: date) -> int:
     return (monday - week_start(plan_start)).days // 7 + 1
 
 
-def phase_in_effect(plan: PlanTerms, monday: date) -> tuple[int, int]:
-    """(weekly minutes, days per week) of the phase in effect on `monday`; the plan's own without one."""
-    if not plan.phases:
-        return plan.weekly_minutes, plan.days_per_week
-    number = plan_week_number(plan.start_date, monday)
+def phase_of_week(plan: PlanTerms, number: int) -> tuple[int, int]:
+    """(weekly minutes, days per week) of the phase holding plan week `number`; the plan's own outside its phases."""
     for phase in plan.phases:
         if phase.first_week <= number <= phase.last_week:
             return phase.weekly_minutes, phase.days_per_week
     return plan.weekly_minutes, plan.days_per_week
+
+
+def phase_in_effect(plan: PlanTerms, day: date) -> tuple[int, int]:
+    """(weekly minutes, days per week) of the phase in effect in the week holding `day` (rule 5):
+    the one figure every screen and export shows as a plan's hours; the plan's own without phases."""
+    if not plan.phases:
+        return plan.weekly_minutes, plan.days_per_week
+    return phase_of_week(plan, plan_week_number(plan.start_date, week_start(day)))
 
 
 def covered_weekdays(plan: PlanTerms, monday: date) -> int:
@@ -191,6 +231,12 @@ def plan_in_effect(plans: Sequence[PlanTerms], monday: date) -> PlanTerms | None
     return max(touching, key=lambda plan: plan.start_date) if touching else None
 
 
+def plan_on(plans: Sequence[PlanTerms], day: date) -> PlanTerms | None:
+    """The latest-starting plan whose dates hold `day` (a client's plan "today")."""
+    holding = [plan for plan in plans if plan.covers(day)]
+    return max(holding, key=lambda plan: plan.start_date) if holding else None
+
+
 def phases_problem(phases: Sequence[Phase]) -> str | None:
     """Why a phase list is unusable (overlaps, gaps, reversed weeks), or None."""
     ordered = sorted(phases, key=lambda p: p.first_week)
@@ -207,6 +253,41 @@ def phases_problem(phases: Sequence[Phase]) -> str | None:
     if ordered and ordered[0].first_week != 1:
         return f"Phases start at week {ordered[0].first_week}; the first phase must start at week 1."
     return None
+
+
+# ---- rules 4 to 6: a client's week -----------------------------------------------------------
+
+class WeekFigures(NamedTuple):
+    """A client's week: every number the kiosk, the board, the client page and the hours export show."""
+
+    client_key: int
+    week_start: date
+    level_of_care: str
+    target_minutes: int
+    attended_minutes: int
+    days_attended: int
+    status: str
+    full_days: int = 0
+
+    @property
+    def attended_hours(self) -> str:
+        return decimal_hours(self.attended_minutes)
+
+
+def figures_for_week(client_key: int, monday: date, totals: tuple[int, int, int], plans: Sequence[PlanTerms],
+                     week_over: bool, still_possible: int) -> WeekFigures:
+    """One client's WeekFigures from their week's (minutes, days attended, full days), their plans
+    touching the week, whether the week is over and the minutes they could still earn in it.
+    The one place the figures are put together: the board does this for every client."""
+    attended, days, full_days = totals
+    if len(plans) == 1:  # the usual case, kept cheap
+        target = plan_week_target(plans[0], monday)
+        level = plans[0].level_of_care if target is not None else ""
+    else:
+        target, in_effect = week_target(plans, monday), plan_in_effect(plans, monday)
+        level = in_effect.level_of_care if in_effect else ""
+    return WeekFigures(client_key, monday, level, target or 0, attended, days,
+                       week_status(target, attended, week_over, still_possible), full_days)
 
 
 # ---- rule 6: status --------------------------------------------------------------------------
@@ -233,6 +314,17 @@ def remaining_minutes(windows: Iterable[tuple[datetime, datetime]], now: datetim
         if ends > now:
             total += max(0, (whole_seconds(ends) - whole_seconds(max(starts, now))) // 60)
     return total
+
+
+def merged_windows(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping windows joined: a client in two groups at once can only sit in one room."""
+    merged: list[tuple[datetime, datetime]] = []
+    for starts, ends in sorted(windows):
+        if merged and starts <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], ends))
+        else:
+            merged.append((starts, ends))
+    return merged
 
 
 def hours_text(minutes: int) -> str:

@@ -279,6 +279,8 @@ class Attendance(Base):
     check_in_at: Mapped[datetime | None]
     check_out_at: Mapped[datetime | None]
     source: Mapped[str] = mapped_column(String(20), default="kiosk")  # kiosk|manual|import
+    # in_person (every kiosk scan) | telehealth (staff record a client joining by video); changes no minutes
+    modality: Mapped[str] = mapped_column(String(20), default="in_person", server_default="in_person")
     check_out_source: Mapped[str | None] = mapped_column(String(20))  # kiosk|manual|close|import
     reason: Mapped[str | None] = mapped_column(String(300))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -289,6 +291,28 @@ class Attendance(Base):
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("attendance.id"))
 
     session: Mapped[GroupSession] = relationship(back_populates="attendances", foreign_keys=[session_id])
+    client: Mapped[Client] = relationship()
+
+
+class Authorization(Base):
+    """A payer's approval of units of one service for one client between two dates (both included).
+    The units used are never stored: they are counted from the attendance (iop.rules.authorizations)."""
+
+    __tablename__ = "authorization"
+    __table_args__ = (UniqueConstraint("client_key", "service", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_key: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), index=True)
+    payer: Mapped[str] = mapped_column(String(120))
+    number: Mapped[str] = mapped_column(String(60))
+    service: Mapped[str] = mapped_column(String(20))
+    unit: Mapped[str] = mapped_column(String(10))  # day | session
+    units: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date, index=True)
+    note: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
     client: Mapped[Client] = relationship()
 
 

@@ -18,12 +18,15 @@ def index():
 
 @bp.route("/healthz")
 def healthz():
-    """Database, message queue and scheduler state; names no one."""
+    """Database, message queue, scheduler and backup state; names no one."""
     from iop.live import realtime
-    from iop.ops import scheduler
+    from iop.ops import backup, scheduler
 
     report = {"status": "ok", "database": "ok", "queue": realtime.queue_health(current_app),
-              "scheduler": scheduler.health(current_app)}
+              "scheduler": scheduler.health(current_app), "backup": backup.health(current_app)}
+    failure = backup.last_failure(current_app)
+    if failure is not None:  # the last scheduled backup failed (its reason is on the Backups page)
+        report["backup_failed_at"] = failure.at.isoformat(timespec="seconds")
     try:
         with db.database().engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -31,7 +34,8 @@ def healthz():
         report["database"] = "unreachable"
         report["status"] = "down"
         return jsonify(report), 503
-    if report["queue"] not in ("ok", "off") or report["scheduler"] not in ("ok", "off"):
+    if (report["queue"] not in ("ok", "off") or report["scheduler"] not in ("ok", "off")
+            or report["backup"] == "stale" or failure is not None):
         report["status"] = "degraded"
     return jsonify(report), 200
 

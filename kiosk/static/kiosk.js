@@ -9,7 +9,8 @@
   var words = JSON.parse(document.getElementById("kiosk-words").textContent);
   var QUEUE_KEY = "iop-kiosk-queue";
   var LANG_KEY = "iop-kiosk-lang";
-  var SHOW_FOR = { in: 5000, out: 5000, already: 4000, problem: 6000, saved: 4000, help: 8000 };
+  var SHOW_FOR = { in: 5000, out: 5000, already: 4000, problem: 6000, saved: 4000, help: 8000, confirm: 8000 };
+  var REPEAT_MINUTES = Number(root.dataset.repeatMinutes) || 5; // a second scan this long after the first asks "Leaving now?"
   var SPINNER_AFTER = 150;
   var REQUEST_TIMEOUT = 8000;
   var RETRY_EVERY = 15000;
@@ -20,6 +21,7 @@
   var busy = Promise.resolve();
   var lastCode = "", lastCodeAt = 0;
   var flushing = false;
+  var asking = null; // while "Leaving now?" shows: { code, checkedInAt } of the card it asks about (in memory only)
 
   // ---- words ------------------------------------------------------------------------------
   function t(key, values) {
@@ -36,6 +38,7 @@
     document.querySelectorAll("[data-welcome]").forEach(function (el) { el.textContent = words.welcome[lang] || t("ready.welcome"); });
     document.querySelectorAll("[data-set-lang]").forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.setLang === lang)); });
     document.title = t("page.title");
+    if (state === "confirm") askInWords(); // the question in the language just chosen
     showPending();
     tick();
   }
@@ -65,6 +68,7 @@
     clearTimeout(resetTimer);
     if (state === "camera" && next !== "camera" && window.IOPCamera) window.IOPCamera.stop(); // a scanner was faster
     state = next;
+    if (next !== "confirm") asking = null;
     root.querySelectorAll(".state").forEach(function (el) { el.hidden = el.id !== "state-" + next; });
     if (holdFor) resetTimer = setTimeout(ready, holdFor);
     keepFocus();
@@ -75,8 +79,37 @@
   }
   function announce(text) { document.getElementById("kiosk-announce").textContent = text; }
 
-  function greet(answer) {
+  function timeText(iso) {
+    // The program's local time, as the kiosk's clock shows it ("9:02 AM"; "9:02" in Spanish).
+    try {
+      return new Intl.DateTimeFormat(lang === "es" ? "es" : "en-US", { hour: "numeric", minute: "2-digit", timeZone: root.dataset.tz })
+        .format(new Date(iso));
+    } catch (e) { return ""; }
+  }
+  // "You checked in at 9:02. Leaving now?": nothing is written unless the person says so.
+  function askToLeave(name, checkedInAt, code) {
+    clearSlots();
+    slot("confirm-name").textContent = name || "";
+    asking = { code: code, checkedInAt: checkedInAt };
+    askInWords();
+    show("confirm", SHOW_FOR.confirm);
+    announce(slot("confirm-question").textContent);
+  }
+  function askInWords() {
+    if (asking) slot("confirm-question").textContent = t("confirm.question", { time: timeText(asking.checkedInAt) });
+  }
+  function leave() {
+    if (!asking) return;
+    var scan = { code: asking.code, scan_id: newScanId(), scanned_at: new Date(Date.now() + serverOffset).toISOString(),
+                 action: "check_out" };
+    asking = null;
+    clearTimeout(resetTimer); // the answer (or "Saved") replaces the question
+    busy = busy.then(function () { return send(scan); }, function () { return send(scan); });
+  }
+
+  function greet(answer, scan) {
     var name = answer.client.display_name;
+    if (answer.result === "confirm_check_out") { askToLeave(name, answer.check_in_at, scan.code); return; }
     clearSlots();
     if (answer.result === "checked_in") {
       slot("in-name").textContent = t("in.welcome", { name: name });
@@ -186,6 +219,14 @@
     queue.push(scan);
     saveQueue(queue);
   }
+  // Offline, a second scan of a card whose check-in waits here is asked about as the server would
+  // ask: the waiting check-in, if it is at least REPEAT_MINUTES older and the card's last scan here.
+  function queuedCheckIn(scan) {
+    var same = loadQueue().filter(function (s) { return s.code === scan.code; });
+    var last = same[same.length - 1];
+    if (!last || last.action) return null;
+    return Date.parse(scan.scanned_at) - Date.parse(last.scanned_at) >= REPEAT_MINUTES * 60000 ? last : null;
+  }
   // Send waiting scans oldest first; stop at the first that cannot be sent yet (order matters:
   // a check-in must reach the server before the same person's check-out).
   function flush() {
@@ -213,21 +254,30 @@
     var now = Date.now();
     if (code === lastCode && now - lastCodeAt < 3000) return; // one card read twice by the scanner
     lastCode = code; lastCodeAt = now;
+    if (state === "confirm" && asking && asking.code === code) { leave(); return; } // the same card again: "Check out"
     var scan = { code: code, scan_id: newScanId(), scanned_at: new Date(now + serverOffset).toISOString() };
     busy = busy.then(function () { return send(scan); }, function () { return send(scan); });
   }
   function send(scan) {
     var spinner = setTimeout(function () { show("checking"); }, SPINNER_AFTER);
-    function offline() { clearTimeout(spinner); enqueue(scan); show("saved", SHOW_FOR.saved); announce(t("saved.title")); }
+    function offline() {
+      clearTimeout(spinner);
+      var earlier = scan.action ? null : queuedCheckIn(scan);
+      if (earlier) { askToLeave("", earlier.scanned_at, scan.code); return; } // asked here; only a "Check out" is kept
+      enqueue(scan);
+      show("saved", SHOW_FOR.saved);
+      announce(t("saved.title"));
+    }
     // Earlier scans go first; if they still cannot be sent, this one waits behind them.
     return flush().then(function () {
       if (loadQueue().length || navigator.onLine === false) { offline(); return; }
       // An online scan is timed by the server; only a queued one carries the kiosk's time.
       var online = { code: scan.code, scan_id: scan.scan_id };
+      if (scan.action) online.action = scan.action;
       return post(root.dataset.scanUrl, online).then(function (r) {
         clearTimeout(spinner);
         if (retryable(r.status) && r.status !== 429) { offline(); return; }
-        if (r.status === 200 && r.data.result) { greet(r.data); return; }
+        if (r.status === 200 && r.data.result) { greet(r.data, scan); return; }
         var error = r.data.error || {};
         if (error.code === "not_enrolled") { location.reload(); return; }
         problem(error.code || "server_error", error.message);
@@ -271,6 +321,8 @@
     });
   });
   document.getElementById("camera-cancel").addEventListener("click", ready);
+  document.getElementById("confirm-check-out").addEventListener("click", leave);
+  document.getElementById("confirm-stay").addEventListener("click", ready);
   // Browsers offer the camera only over HTTPS (or on the server itself): no button that cannot work.
   if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) document.getElementById("camera-button").hidden = true;
 

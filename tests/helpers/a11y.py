@@ -18,7 +18,9 @@ def settled(page) -> None:
     """Wait until no CSS transition or finite animation runs: a step fading in is read half-transparent,
     and its contrast then depends on the moment axe looks (a person reads the step once it has arrived).
     Endless ones (the kiosk's spinner, its card picture) are part of how the page looks."""
-    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running'"
+    # A function, not an expression: Playwright re-evaluates an expression with eval() while it polls,
+    # which the Content-Security-Policy (no 'unsafe-eval') refuses on a page still animating.
+    page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running'"
                            " || (a.effect && a.effect.getComputedTiming().iterations === Infinity))")
 
 
