@@ -193,6 +193,56 @@ def test_a_load_stopped_part_way_takes_its_rows_back(clinic, app, tmp_path, monk
     assert attendance_count(app) == 0
 
 
+DIES_MID_LOAD = """
+import os, sys
+from iop.files import import_jobs
+from iop.ops import console
+
+def update(self, done):  # the first batch is committed: the process is killed (kill -9) right there
+    import_jobs.JobProgress.update(self, done)
+    if self.label == "Loading" and done:
+        os._exit(9)
+
+import_jobs.CommandProgress.update = update
+sys.argv = ["iop", "import", "attendance", sys.argv[1]]
+console.main()
+"""
+
+
+def test_a_command_killed_mid_load_is_taken_back_within_minutes(clinic, app, app_config, tmp_path, freeze):
+    """`iop import` killed between two committed batches leaves rows behind for a moment: its job row goes
+    stale, and the scheduler's minute (or the next import) takes them back: all rows or none."""
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    from iop.ops import scheduler
+    from iop.store.models import ImportJob
+
+    path = tmp_path / "attendance.csv"
+    path.write_text(HEADER + good_rows(50))  # 3,000 rows: several batches
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IOP_")}
+    env.update(IOP_INSTANCE_PATH=app_config["INSTANCE_PATH"], IOP_SECRET_KEY=app_config["SECRET_KEY"],
+               IOP_TIMEZONE=app_config["TIMEZONE"], IOP_SCHEDULER="off")
+    if app_config.get("DATABASE_URL"):
+        env["IOP_DATABASE_URL"] = app_config["DATABASE_URL"]
+    died = subprocess.run([sys.executable, "-c", DIES_MID_LOAD, str(path)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert died.returncode == 9, died.stderr[-2000:]
+    assert attendance_count(app) == imports.LOAD_BATCH  # what a reader sees until it is taken back
+
+    freeze(datetime.now(timezone.utc) + timedelta(minutes=1))
+    with app.app_context():
+        scheduler.tidy_imports()  # not yet stale: a slow load is not taken for a dead one
+    assert attendance_count(app) == imports.LOAD_BATCH
+    freeze(datetime.now(timezone.utc) + timedelta(minutes=3))
+    with app.app_context():
+        scheduler.tidy_imports()
+        [job] = db.session().scalars(select(ImportJob)).all()
+        assert (job.via, job.status) == ("cli", "failed")
+    assert attendance_count(app) == 0
+
+
 def test_the_command_lists_fifty_problems_and_the_total(clinic, runner, tmp_path):
     path = tmp_path / "attendance.csv"
     path.write_text(HEADER + "".join(f"K{n % 30:03d},XX,2025-01-06,9am,12:00\n" for n in range(100)))

@@ -7,8 +7,9 @@ several) answers the page that follows the job. The thread paces itself (`PACE`)
 of work it sleeps a share of the time it worked, so the kiosks' requests in the same process get
 the interpreter and the database between chunks (bench/bench_import_load.py measures it).
 
-A job whose row has not moved for STALE_AFTER (its process stopped) is failed when next looked at,
-and the attendance rows its load had written are taken back. Finished jobs are kept a day (their
+The `iop import` command keeps a job row too (`run_here`). A job whose row has not moved for
+STALE_AFTER (its process stopped) is failed when next looked at (its page, the next import, the
+scheduler's minute), and the attendance rows its load had written are taken back. Finished jobs are kept a day (their
 problem lines quote cells of the file), then deleted.
 """
 from __future__ import annotations
@@ -81,6 +82,35 @@ def start(kind: str, stream, actor: StaffUser | None) -> str:
     _threads[job_id] = thread
     thread.start()
     return job_id
+
+
+def run_here(kind: str, path: Path, show_progress: bool) -> imports.ImportResult:
+    """The `iop import` command: the import runs in this process, kept as a job row like a web
+    import's, so that a load stopped part-way (the command killed, the machine stopping) is found
+    stale and its rows taken back (`tidy`: the scheduler's minute, the next import): all rows or
+    none holds for the command as for the page. ImportFailed as `imports.import_file`."""
+    imports.check_kind(kind)
+    tidy()
+    job_id = secrets.token_hex(16)
+    with db.transaction() as s:
+        s.add(ImportJob(id=job_id, kind=kind, via="cli", user_id=None, total=0, problems={}))
+    try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        size = 0
+    tracker = CommandProgress(job_id, size, show_progress)
+    try:
+        result = imports.import_file(kind, path, via="cli", sink=tracker)
+    except imports.ImportFailed as failure:
+        tracker.finish("failed", failure.summary, rows=failure.rows)
+        raise
+    except BaseException:  # an error or an interrupt: the load took its rows back; the row says so
+        with contextlib.suppress(Exception):
+            _write(job_id, status="failed", finished_at=clock.now(), problems={},
+                   summary="Nothing was imported: the import stopped before it finished.")
+        raise
+    tracker.finish("done", result.summary, rows=result.rows)
+    return result
 
 
 def upload_folder(app: Flask | None = None) -> Path:
@@ -178,6 +208,30 @@ class JobProgress(imports.Progress):
     def finish(self, status: str, summary: str, rows: int, problems: dict | None = None) -> None:
         _write(self.job_id, status=status, summary=summary[:300], rows=rows, problems=problems or {},
                finished_at=clock.now(), done=self.total)
+
+
+class CommandProgress(JobProgress):
+    """The command's progress: written to its job row (what `tidy` needs to take a stopped load back)
+    and drawn on the terminal. No pauses: the command is a process of its own, the kiosks are not
+    waiting for its interpreter."""
+
+    def __init__(self, job_id: str, size: int, show: bool):
+        super().__init__(job_id, size)
+        self.terminal = imports.Progress(size, enabled=show, unit="bytes")
+
+    def phase(self, label: str, total: int | None = None, unit: str | None = None) -> None:
+        super().phase(label, total, unit)
+        self.terminal.phase(label, total, unit)
+
+    def update(self, done: int) -> None:
+        super().update(done)
+        self.terminal.update(done)
+
+    def breathe(self) -> None:
+        pass
+
+    def done(self) -> None:
+        self.terminal.done()
 
 
 def _write(job_id: str, **values) -> None:
