@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 
 from coordinator import bp, forms
 from iop import clock
 from iop.clinic import audit
 from iop.clock import local_date, program_tz
-from iop.files import exports, fhir, imports
+from iop.files import exports, fhir, import_jobs, imports
 from iop.web.auth import current_user, staff_required
 
-PROBLEMS_SHOWN = 500  # a page of problems is enough to fix a file; the count says how many more
 AUDIT_PAGE_SIZE = 50
 RANGE_KEY = "export_range"
 EXPORT_TITLES = {
@@ -51,7 +61,7 @@ def _page(status: int = 200, export_error: str = "", import_failure: tuple[str, 
         export_columns={kind: exports.column_meanings(kind) for kind in EXPORT_TITLES},
         fhir_files=fhir.RESOURCE_GUIDE, utilization_columns=exports.column_meanings("utilization"), today=_today(),
         first=first if first is not None else remembered[0], last=last if last is not None else remembered[1],
-        export_error=export_error, import_failure=import_failure, problems_shown=PROBLEMS_SHOWN,
+        export_error=export_error, import_failure=import_failure,
         upload_limit_mb=imports.UPLOAD_MAX_BYTES // (1024 * 1024),
     ), status
 
@@ -106,11 +116,31 @@ def import_upload(kind: str):
         failure = imports.ImportFailed("Nothing was imported: please choose a CSV file first.")
         return _page(400, import_failure=(kind, failure))
     try:
-        result = imports.import_upload(kind, form.chosen.stream, actor=current_user())
+        job_id = import_jobs.start(kind, form.chosen.stream, current_user())
     except imports.ImportFailed as failure:
         return _page(413 if isinstance(failure, imports.UploadTooLarge) else 400, import_failure=(kind, failure))
-    flash(result.summary)
-    return redirect(url_for("coordinator.exports_page"))
+    return redirect(url_for("coordinator.import_job", job_id=job_id), 303)
+
+
+@bp.route("/imports/jobs/<job_id>")
+@staff_required("coordinator")
+def import_job(job_id: str):
+    """The import's progress bar while it runs (polled by import_job.js; refreshed without JS), then its result."""
+    job = import_jobs.state(job_id)
+    if job is None:
+        abort(404)
+    return render_template("coordinator/import_job.html", job=job, title=IMPORT_TITLES[job.kind][0])
+
+
+@bp.route("/imports/jobs/<job_id>.json")
+@staff_required("coordinator")
+def import_job_status(job_id: str):
+    job = import_jobs.state(job_id)
+    if job is None:
+        abort(404)
+    response = jsonify(job.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # ---- the audit log (admins) ----------------------------------------------------------------

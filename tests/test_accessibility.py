@@ -140,7 +140,8 @@ def test_every_staff_page_has_no_wcag_violations(program, live_server, page):
         "buffer": b"code,name,track,room,weekdays,start,end\nX,,nowhere,,Funday,25:00,09:00\n"}])
     page.get_by_role("button", name="Import groups").click()
     expect(page.get_by_role("alert").first).to_be_visible()
-    found.check(page, "exports and imports, a refused import")
+    found.check(page, "an import's page, a refused import")
+    page.goto(base + "/coordinator/exports")
     for summary in page.locator("details.columns summary").all():
         summary.click()
     found.check(page, "exports and imports, every export's columns open")

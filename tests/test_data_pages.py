@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -127,12 +128,27 @@ def upload(client, token, kind, content: bytes, name="file.csv"):
                        content_type="multipart/form-data")
 
 
+def finished_job(client, response):
+    """Follow an accepted upload to its job's page once the job has ended: (the page's html, its url)."""
+    from iop.files import import_jobs
+
+    assert response.status_code == 303, response.status_code
+    url = response.headers["Location"]
+    job_id = url.rsplit("/", 1)[1]
+    assert import_jobs.wait(job_id, 120), "the import job did not end"
+    page = client.get(url)
+    assert page.status_code == 200
+    return page.get_data(as_text=True), url
+
+
 def test_an_upload_loads_and_says_what_it_did(client, auth, app, freeze):
     freeze(local(date(2026, 4, 1), 12))
     token = sign_in(auth, "coordinator")
-    response = upload(client, token, "groups", GROUPS.encode())
-    assert response.status_code == 302
-    assert "Imported 1 group: 1 added" in client.get("/coordinator/exports").get_data(as_text=True)
+    html, url = finished_job(client, upload(client, token, "groups", GROUPS.encode()))
+    assert "Imported 1 group: 1 added" in html
+    assert 'id="import-result"' in html and "<progress" not in html
+    status = client.get(url + ".json").get_json()
+    assert status["finished"] and status["status"] == "done" and status["percent"] == 100
     [event] = audit_events(app, "import.groups")
     assert event.username == "coordinator" and event.detail["via"] == "web"
 
@@ -143,14 +159,78 @@ def test_a_bad_upload_shows_each_line_and_loads_nothing(client, auth, app, progr
                "C1,RP-AM,2026-03-06,09:00,12:00\n"
                "C1,XX,2026-03-06,09:00,12:00\n"
                "C1,RP-AM,2026-03-09,12:00,09:00\n").encode()
-    response = upload(client, token, "attendance", content)
-    html = response.get_data(as_text=True)
-    assert response.status_code == 400
+    html, _url = finished_job(client, upload(client, token, "attendance", content))
     assert "Nothing was imported: 2 rows with problems (of 3)." in html
     assert "line 3: unknown group &#39;XX&#39;" in html
     assert "line 4: check_out 09:00 is before check_in 12:00" in html
+    assert html.index('id="import-result"') < html.index("line 3:"), "the result comes first on the page"
     with app.app_context():
         assert db.session().scalar(select(func.count()).select_from(Attendance)) == 2
+    [event] = audit_events(app, "import.failed")
+    assert event.detail["via"] == "web" and event.detail["rows"] == 3 and event.detail["lines"] == 2
+    assert event.detail["first"] == ["line 3: unknown_group", "line 4: check_out_before"]
+    assert "XX" not in str(event.detail) and "C1" not in str(event.detail), "the audit quotes nothing of the file"
+
+
+def test_every_problem_of_every_line_is_listed_up_to_fifty_with_the_total(client, auth, app, program):
+    """A line with four problems shows four; past 50 problems the page says how many more, in how many lines."""
+    token = sign_in(auth, "coordinator")
+    four = "C404,XX,2026-02-30,09:00,12:00,late\n"  # unknown client, unknown group, no such date, bad status
+    content = ("client_id,group,date,check_in,check_out,status\n" + four * 20).encode()
+    html, _url = finished_job(client, upload(client, token, "attendance", content))
+    assert "Nothing was imported: 20 rows with problems (of 20)." in html
+    items = [line for line in html.split("<li>")[1:]]
+    assert len(items) == 50
+    line2 = [item for item in items if item.startswith("line 2:")]
+    assert [item.split(":", 1)[1].split("<")[0].strip().split(" ")[0] for item in line2] == \
+        ["unknown", "unknown", "date", "status"]
+    # 20 lines x 4 = 80 problems; 50 shown (lines 2-13 whole, 2 of line 14's): 30 more on lines 14-21
+    assert "and 30 more problems in 8 lines" in html
+
+
+def test_the_job_page_shows_a_named_progress_bar_while_it_runs(client, auth, app):
+    from iop.files import import_jobs
+    from iop.store.models import ImportJob
+
+    token = sign_in(auth, "coordinator")
+    with app.app_context():
+        with db.transaction() as s:
+            s.add(ImportJob(id="a" * 32, kind="attendance", total=1000, done=500, status="checking", problems={}))
+    html = client.get("/coordinator/imports/jobs/" + "a" * 32).get_data(as_text=True)
+    assert '<progress id="import-progress" max="100" value="35" aria-label="Import progress">' in html
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in html, "refreshes itself without JS"
+    assert "import_job.js" in html
+    assert client.get("/coordinator/imports/jobs/" + "a" * 32 + ".json").get_json()["percent"] == 35
+    assert client.get("/coordinator/imports/jobs/" + "b" * 32).status_code == 404
+    assert import_jobs.state("../../etc") is None
+    del token
+
+
+def test_a_job_whose_server_stopped_takes_its_rows_back(client, auth, app, program, freeze):
+    """A load that stopped part-way (its process gone) is failed when looked at, and its rows removed."""
+    from datetime import datetime, timezone
+
+    from iop.store.models import ImportJob
+
+    token = sign_in(auth, "coordinator")
+    del token
+    with app.app_context():
+        s = db.session()
+        before = s.scalar(select(func.count()).select_from(Attendance))
+        first = s.scalar(select(func.max(Attendance.id)))
+        stamp = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+        session_id = s.scalar(select(Attendance.session_id))
+        client_key = s.scalar(select(Attendance.client_key))
+        db.end_snapshot()
+        with db.transaction() as t:
+            t.add(ImportJob(id="c" * 32, kind="attendance", total=10, done=5, status="loading", problems={},
+                            first_row_id=first, stamp=stamp, updated_at=stamp))
+            t.add(Attendance(session_id=session_id, client_key=client_key, status="excused",
+                             source="import", created_at=stamp, voided_at=stamp))
+    html = client.get("/coordinator/imports/jobs/" + "c" * 32).get_data(as_text=True)
+    assert "the import stopped before it finished" in html
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Attendance)) == before
 
 
 def test_an_upload_without_csrf_is_refused(client, auth, app):
@@ -168,14 +248,26 @@ def test_an_upload_too_large_is_refused_with_words(client, auth, app, monkeypatc
     monkeypatch.setattr(imports, "UPLOAD_MAX_BYTES", 100)
     token = sign_in(auth, "coordinator")
     response = upload(client, token, "groups", GROUPS.encode() * 3)
-    assert response.status_code == 413 and "iop import" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413 and "iop import" in html
+    assert html.index('id="import-result"') < html.index('id="exports-title"'), "the refusal is first on the page"
+    [event] = audit_events(app, "import.failed")
+    assert event.detail["reason"] == "too_large"
+    assert not list((Path(app.instance_path) / "imports").glob("*")), "nothing of it is kept"
 
 
 def test_a_non_utf8_upload_is_explained(client, auth, app):
     token = sign_in(auth, "coordinator")
     response = upload(client, token, "groups", GROUPS.replace("Morning", "Ma\xf1ana").encode("latin-1"))
-    assert response.status_code == 400
-    assert "line 2: this line holds bytes that are not UTF-8 text" in response.get_data(as_text=True)
+    html, _url = finished_job(client, response)
+    assert "line 2: this line holds bytes that are not UTF-8 text" in html
+
+
+def test_a_binary_upload_is_not_shown(client, auth, app):
+    token = sign_in(auth, "coordinator")
+    garbage = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR secret-name-Lopez\n" * 50
+    html, _url = finished_job(client, upload(client, token, "clients", garbage))
+    assert "the file is not a CSV text file" in html and "Lopez" not in html and "IHDR" not in html
 
 
 def test_no_file_chosen(client, auth):

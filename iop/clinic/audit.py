@@ -89,7 +89,7 @@ ACTIONS = {
     "kiosk.chime": "Changed a kiosk's chime",
     "curriculum.reload": "Reloaded the curriculum",
     "audit.export": "Downloaded the audit log (CSV)",
-    # (An import refused as a whole will be recorded as "import.failed" with what was refused, never the content.)
+    # A refused import: the kind, counts, the first problems' line numbers and codes, never the content.
     "import.failed": "An import was refused",
 }
 KIND_WORDS = {"hours": "weekly hours", "attendance": "attendance", "days": "billing days", "fhir": "attendance for the EHR",

@@ -359,17 +359,19 @@ def card_code_command(client_ids, reissue):
 
 @click.command("import")
 @click.argument("kind", type=click.Choice(["groups", "clients", "attendance", "authorizations"]))
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @with_appcontext
 def import_command(kind, file):
-    """Bulk load a CSV; loads nothing if any row is bad."""
-    from iop.files import imports
+    """Bulk load a CSV; loads nothing if any row is bad. FILE must be a regular file (not a device or pipe)."""
+    from iop.files import import_jobs, imports
 
     try:
-        result = imports.import_file(kind, Path(file), progress=sys.stderr.isatty())
+        result = import_jobs.run_here(kind, Path(file), show_progress=sys.stderr.isatty())
     except imports.ImportFailed as exc:
-        for problem in exc.problems:
+        for problem in exc.problems:  # the first imports.PROBLEMS_SHOWN, then how many more
             click.echo(problem, err=True)
+        if exc.more:
+            click.echo(f"... {exc.more}", err=True)
         raise UserError(exc.summary) from None
     click.echo(result.summary)
 

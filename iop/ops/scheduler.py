@@ -222,6 +222,13 @@ def _in_context(app: Flask, job: Callable[[], object], name: str) -> Callable[[]
     return run
 
 
+def tidy_imports() -> None:
+    """Fail the imports whose process stopped and take back what their loads wrote; forget old jobs."""
+    from iop.files import import_jobs
+
+    import_jobs.tidy()
+
+
 def start(app: Flask):
     """Start this process's background scheduler: catch up at once, then run on time."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -240,6 +247,8 @@ def start(app: Flask):
         ("flag_at_risk_catch_up", flag_at_risk, CronTrigger(minute="7,22,37,52", timezone=tz), 600),
         # At night, when no group meets; a server that sleeps then clears them at its next start.
         ("clear_old_scans", clear_old_scans, CronTrigger(hour=3, minute=15, timezone=tz), 3600),
+        # An import whose process stopped mid-load (a killed `iop import`) is taken back within minutes.
+        ("tidy_imports", tidy_imports, IntervalTrigger(minutes=1, timezone=tz), 60),
     ]
     for name, job, trigger, grace in jobs:
         scheduler.add_job(_in_context(app, job, name), trigger, id=name, name=name, misfire_grace_time=grace,

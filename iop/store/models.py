@@ -384,3 +384,28 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(60), index=True)
     target: Mapped[str] = mapped_column(String(120), default="")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ImportJob(Base):
+    """A CSV import from the web (or the command), run outside the request: its progress and its
+    outcome, in the database so any server process can answer the page that follows it. `problems`
+    holds the first reasons shown ("line N: reason"); the counts say how many there were in all.
+    `first_row_id` and `stamp` name the attendance rows a load wrote, to take them back if it stops."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    via: Mapped[str] = mapped_column(String(10), default="web")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|checking|loading|done|failed
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    problems: Mapped[dict] = mapped_column(JSON, default=dict)  # {"shown": [...], "count": n, "lines": n}
+    first_row_id: Mapped[int | None] = mapped_column(Integer)
+    stamp: Mapped[datetime | None]
