@@ -338,6 +338,23 @@
       submit(value);
     }
   });
+  // A scanner may start typing while a button still has focus (a client taps "Español", then
+  // scans at once): its characters go to the field all the same, so no card is read short. Space
+  // and Enter on a button stay the button's (card codes hold neither).
+  document.addEventListener("keydown", function (event) {
+    if (event.target === input || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key.length === 1 && event.key !== " ") {
+      event.preventDefault();
+      keepFocus();
+      input.value += event.key;
+    } else if (event.key === "Enter" && input.value) {
+      event.preventDefault();
+      keepFocus();
+      var value = input.value;
+      input.value = "";
+      submit(value);
+    }
+  });
   input.addEventListener("blur", function () { setTimeout(keepFocus, 0); });
   document.addEventListener("click", function () { setTimeout(keepFocus, 0); });
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { keepFocus(); refresh(); } });
