@@ -148,6 +148,11 @@ def test_attendance_keeps_its_rows_as_in_person_when_modality_and_authorizations
                 "'2026-04-30', '', '2026-03-01 00:00:00')"))
     from alembic import command
 
-    command.downgrade(migrate.alembic_config(application), "0004")  # and it can be undone
-    assert "authorization" not in inspect(engine).get_table_names()
-    assert "modality" not in {c["name"] for c in inspect(engine).get_columns("attendance")}
+    try:
+        command.downgrade(migrate.alembic_config(application), "0004")  # and it can be undone
+        assert "authorization" not in inspect(engine).get_table_names()
+        assert "modality" not in {c["name"] for c in inspect(engine).get_columns("attendance")}
+    finally:
+        # back to the newest schema: on PostgreSQL the suite's later tests share this schema
+        migrate.upgrade(application)
+    assert "modality" in {c["name"] for c in inspect(engine).get_columns("attendance")}
