@@ -138,6 +138,8 @@ def test_backup_lose_the_machine_restore_and_carry_on(stack, tmp_path):
         # The room display reconnects by itself and is back on step 2; the facilitator carries on.
         state = display.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=30)
         assert state["session_id"] == session_id
+        # The facilitator's control page reconnects by itself too (it may come back after the display).
+        control.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=30)
         pressed = time.monotonic()
         control.client.emit("step", {"session_id": session_id, "index": 3})
         display.wait_for("step", lambda s: s["step_index"] == 3, after=pressed)
