@@ -429,6 +429,7 @@ class _Import:
         self.problems = Problems()
         self.result = ImportResult(self.kind)
         self.row_count = 0
+        self.seen: dict = {}  # what must be once in a file -> the line it is on
 
     def problem(self, row: Row | int, reason: str, code: str = "row") -> None:
         self.problems.add(row if isinstance(row, int) else row.line, code, reason)
@@ -455,6 +456,28 @@ class _Import:
 
     def ok(self, row: Row) -> bool:
         return row.line not in self.problems.lines
+
+    def first_time(self, row: Row, key, what: str) -> bool:
+        """True on the first line with `key`; on a later one False, with "<what> is already on line N"."""
+        if key in self.seen:
+            self.problem(row, f"{what} is already on line {self.seen[key]}", "repeated")
+            return False
+        self.seen[key] = row.line
+        return True
+
+    def client_keys(self) -> dict[str, int]:
+        """Every client's key by client_id: two plain values a client, whatever the file holds."""
+        return dict(self.session.execute(select(Client.client_id, Client.id)).tuples().all())
+
+    def known_client(self, row: Row) -> tuple[str, int | None]:
+        """The row's client_id (or BAD) and the client's key in `self.clients` (None, its problem recorded)."""
+        client_id = self.cell(row, entry.client_id, row["client_id"])
+        if client_id is BAD:
+            return client_id, None
+        client_key = self.clients.get(client_id)
+        if client_key is None:
+            self.problem(row, f"unknown client_id {client_id!r}", "unknown_client")
+        return client_id, client_key
 
     def check_row(self, row: Row) -> None:
         raise NotImplementedError
@@ -490,15 +513,11 @@ class _GroupImport(_Import):
         self.tracks = catalog().tracks
         self.existing = {g.code: g for g in self.session.scalars(select(Group))}
         self.parsed: list[dict] = []
-        self.seen: dict[str, int] = {}
 
     def check_row(self, row):
         code = self.cell(row, entry.group_code, row["code"])
         if code is not BAD:
-            if code in self.seen:
-                self.problem(row, f"group {code} is already on line {self.seen[code]}", "repeated")
-            else:
-                self.seen[code] = row.line
+            self.first_time(row, code, f"group {code}")
         name = self.cell(row, entry.text, row["name"], entry.GROUP_NAME)
         track = self.cell(row, entry.text, row["track"], entry.TRACK)
         if track is not BAD and track not in self.tracks:
@@ -555,15 +574,11 @@ class _ClientImport(_Import):
             select(Client).options(selectinload(Client.plans).selectinload(Plan.phases),
                                    selectinload(Client.groups)))}
         self.parsed: list[_ClientRow] = []
-        self.seen: dict[str, int] = {}
 
     def check_row(self, row):
         client_id = self.cell(row, entry.client_id, row["client_id"])
         if client_id is not BAD:
-            if client_id in self.seen:
-                self.problem(row, f"client {client_id} is already on line {self.seen[client_id]}", "repeated")
-            else:
-                self.seen[client_id] = row.line
+            self.first_time(row, client_id, f"client {client_id}")
         first = self.cell(row, entry.text, row["first_name"], entry.FIRST_NAME)
         last = self.cell(row, entry.text, row["last_name"], entry.LAST_NAME)
         codes = self.cell(row, entry.group_codes, row["groups"])
@@ -719,22 +734,15 @@ class _AttendanceImport(_Import):
 
         self.tz = program_tz()
         self.now = clock.now()
-        # Every client's key by client_id: two plain values a client, whatever the file holds.
-        self.clients: dict[str, int] = dict(self.session.execute(select(Client.client_id, Client.id)).tuples().all())
+        self.clients = self.client_keys()
         self.groups = {g.code: g for g in self.session.scalars(select(Group))}
         self.parsed: list[_AttendanceRow] = []
-        self.seen: dict[tuple[int, int, date], int] = {}
         # No read transaction is held while the rows are checked (a minute for a big file): on SQLite
         # an old snapshot keeps the WAL from being checkpointed, and the kiosks' commits pay for it.
         db.end_snapshot()
 
     def check_row(self, row):
-        client_id = self.cell(row, entry.client_id, row["client_id"])
-        client_key = None
-        if client_id is not BAD:
-            client_key = self.clients.get(client_id)
-            if client_key is None:
-                self.problem(row, f"unknown client_id {client_id!r}", "unknown_client")
+        client_id, client_key = self.known_client(row)
         code = self.cell(row, entry.group_code, row["group"], GROUP_CELL)
         group = None
         if code is not BAD:
@@ -767,12 +775,7 @@ class _AttendanceImport(_Import):
                         self.problem(row, f"check_out {row['check_out']} is before check_in {row['check_in']}",
                                      "check_out_before")
         if client_key is not None and group is not None and day is not BAD:
-            key = (client_key, group.id, day)
-            if key in self.seen:
-                self.problem(row, f"{client_id} at {group.code} on {day} is already on line {self.seen[key]}",
-                             "repeated")
-            else:
-                self.seen[key] = row.line
+            self.first_time(row, (client_key, group.id, day), f"{client_id} at {group.code} on {day}")
         modality = self.cell(row, entry.modality, row["modality"])
         if self.ok(row):
             self.parsed.append(_AttendanceRow(row.line, client_key, client_id, group, day, status, check_in, check_out,
@@ -939,9 +942,8 @@ class _AuthorizationImport(_Import):
 
     def __init__(self, bar, actor):
         super().__init__(bar, actor)
-        self.clients: dict[str, int] = dict(self.session.execute(select(Client.client_id, Client.id)).tuples().all())
+        self.clients = self.client_keys()
         self.parsed: list[tuple[int, int, object]] = []  # (line, client key, the authorization's fields)
-        self.seen: dict[tuple[str, str, str], int] = {}
 
     @staticmethod
     def _fields(values: dict):
@@ -955,21 +957,13 @@ class _AuthorizationImport(_Import):
             raise
 
     def check_row(self, row):
-        client_id = self.cell(row, entry.client_id, row["client_id"])
-        client_key = None
-        if client_id is not BAD:
-            client_key = self.clients.get(client_id)
-            if client_key is None:
-                self.problem(row, f"unknown client_id {client_id!r}", "unknown_client")
+        client_id, client_key = self.known_client(row)
         fields = self.cell(row, self._fields, dict(row.values))
         if client_key is None or fields is BAD:
             return
-        key = (client_id, fields.service, fields.number)
-        if key in self.seen:
-            self.problem(row, f"{client_id}'s authorization {fields.number} for {fields.service} is already "
-                              f"on line {self.seen[key]}", "repeated")
+        if not self.first_time(row, (client_id, fields.service, fields.number),
+                               f"{client_id}'s authorization {fields.number} for {fields.service}"):
             return
-        self.seen[key] = row.line
         if self.ok(row):
             self.parsed.append((row.line, client_key, fields))
 
