@@ -93,29 +93,18 @@ def _register_error_pages(app: Flask) -> None:
             return jsonify(error={"code": code, "message": message}), status
         return render_template("error.html", status=status, message=message), status
 
-    @app.errorhandler(CSRFError)
-    def _csrf(_exc):
-        return error_page(400, "csrf_failed", "This form expired. Please go back, reload the page and try again.")
-
-    @app.errorhandler(400)
-    def _bad_request(_exc):
-        return error_page(400, "bad_request", "That request could not be read.")
-
-    @app.errorhandler(403)
-    def _forbidden(_exc):
-        return error_page(403, "forbidden", "Your role does not allow this page.")
-
-    @app.errorhandler(404)
-    def _not_found(_exc):
-        return error_page(404, "not_found", "There is nothing here.")
-
-    @app.errorhandler(405)
-    def _method(_exc):
-        return error_page(405, "method_not_allowed", "That action is not possible here.")
-
-    @app.errorhandler(413)
-    def _too_large(_exc):
-        return error_page(413, "too_large", "That is too large to send.")
+    # What each refusal says to the person who made the request (JSON for the APIs, a page otherwise).
+    refusals = {
+        CSRFError: (400, "csrf_failed", "This form expired. Please go back, reload the page and try again."),
+        400: (400, "bad_request", "That request could not be read."),
+        403: (403, "forbidden", "Your role does not allow this page."),
+        404: (404, "not_found", "There is nothing here."),
+        405: (405, "method_not_allowed", "That action is not possible here."),
+        413: (413, "too_large", "That is too large to send."),
+        500: (500, "server_error", "Something went wrong on our side. Please try again."),
+    }
+    for raised, answer in refusals.items():
+        app.register_error_handler(raised, lambda _exc, answer=answer: error_page(*answer))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -133,10 +122,6 @@ def _register_error_pages(app: Flask) -> None:
         response = make_response(error_page(503, "try_again", "The system is busy for a moment. Please try again."))
         response.headers["Retry-After"] = "2"
         return response
-
-    @app.errorhandler(500)
-    def _server_error(_exc):
-        return error_page(500, "server_error", "Something went wrong on our side. Please try again.")
 
 
 class _NoQueryStrings(logging.Filter):
