@@ -29,16 +29,11 @@ KEY = "drill-backup-key-kept-elsewhere-0001"
 def stack(request, tmp_path):
     """(environment, database URL, process kind, lose the database) of the embedded default or the scale-out."""
     with ExitStack() as cleanup:
-        if request.param == "sqlite-serve":
-            database_url = f"sqlite:///{tmp_path / 'instance' / 'iop.sqlite3'}"
-            kind = "serve"
-
+        database_url, kind = servers.stack_database(request.param, tmp_path, cleanup)
+        if kind == "serve":
             def lose_database():
                 pass  # it is in the instance folder
         else:
-            database_url = cleanup.enter_context(servers.fresh_schema(servers.required_postgres()))
-            kind = "gunicorn"
-
             def lose_database():
                 engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
                 try:
@@ -90,24 +85,11 @@ def test_backup_lose_the_machine_restore_and_carry_on(stack, tmp_path):
     env, kind, lose_database = stack
     program = servers.Program(env, tmp_path, clients=40)
     server = servers.WebProcess("server", env, tmp_path, kind=kind).start()
-    screens = []
+    group = None
     try:
         server.wait_healthy()
-        kiosk = servers.enrolled_kiosk(server.url, program.kiosk_link())
-        first = servers.scan(kiosk, server.url, program.codes[0])
-        assert first.status_code == 200, first.text
-        session_id = first.json()["session"]["id"]
-        coordinator = program.coordinator(server.url)
-        token = servers.display_token(coordinator, server.url, session_id)
-        control = servers.Screen("control", cookies=servers.cookie_header(coordinator)).connect(server.url)
-        display = servers.Screen("display").connect(server.url, auth={"display_token": token})
-        screens += [control, display]
-        control.follow(session_id)
-        display.follow(session_id)
-        display.wait_for("state")
-        pressed = time.monotonic()
-        control.client.emit("step", {"session_id": session_id, "index": 2})
-        display.wait_for("step", lambda s: s["step_index"] == 2, after=pressed)
+        group = servers.RunningGroup(server, program, step=2)
+        kiosk = group.kiosk
 
         # A backup while kiosks scan: a consistent copy (it verifies: its rows are its manifest's).
         scanning = Scanning(server.url, kiosk, program.codes[1:20]).start()
@@ -135,20 +117,16 @@ def test_backup_lose_the_machine_restore_and_carry_on(stack, tmp_path):
         assert exports(program, backed_up_at) == at_backup
         server.start()
         server.wait_healthy()
-        # The room display reconnects by itself and is back on step 2; the facilitator carries on.
-        state = display.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=30)
-        assert state["session_id"] == session_id
-        # The facilitator's control page reconnects by itself too (it may come back after the display).
-        control.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=30)
-        pressed = time.monotonic()
-        control.client.emit("step", {"session_id": session_id, "index": 3})
-        display.wait_for("step", lambda s: s["step_index"] == 3, after=pressed)
+        # The room display and the control page reconnect by themselves and are back on step 2 (either may
+        # come back first); the facilitator carries on.
+        group.back_after(killed, step=2, timeout=30)
+        group.press(3)
         # The kiosk scans on, with its enrollment and the clients' cards from before.
         after = Scanning(server.url, kiosk, program.codes[20:30]).start().join()
         assert [body["result"] for _status, body in after] == ["checked_in"] * 10, after
         again = servers.scan(kiosk, server.url, program.codes[5])
         assert again.status_code == 200 and again.json()["result"] != "checked_in", "scanned before the backup"
     finally:
-        for screen in screens:
-            screen.close()
+        if group is not None:
+            group.close()
         server.stop()

@@ -103,12 +103,7 @@ def unvoided_attendance_by_client(database_url: str, session_id: int) -> dict[st
 def stack(request, tmp_path):
     """(environment, database URL, process kind) of the embedded default or the scale-out stack."""
     with ExitStack() as cleanup:
-        if request.param == "sqlite-serve":
-            database_url = f"sqlite:///{tmp_path / 'instance' / 'iop.sqlite3'}"
-            kind = "serve"
-        else:
-            database_url = cleanup.enter_context(servers.fresh_schema(servers.required_postgres()))
-            kind = "gunicorn"
+        database_url, kind = servers.stack_database(request.param, tmp_path, cleanup)
         env = servers.environment(tmp_path / "instance", database_url)
         yield env, database_url, kind
 
@@ -117,32 +112,18 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
     env, database_url, kind = stack
     program = servers.Program(env, tmp_path, clients=45)
     server = servers.WebProcess("server", env, tmp_path, kind=kind).start()
-    screens = []
+    group = None
     try:
         server.wait_healthy()
-        kiosk = servers.enrolled_kiosk(server.url, program.kiosk_link())
-        first = servers.scan(kiosk, server.url, program.codes[0])
-        assert first.status_code == 200, first.text
-        session_id = first.json()["session"]["id"]
-        coordinator = program.coordinator(server.url)
-        token = servers.display_token(coordinator, server.url, session_id)
-        control = servers.Screen("control", cookies=servers.cookie_header(coordinator)).connect(server.url)
-        display = servers.Screen("display").connect(server.url, auth={"display_token": token})
-        screens += [control, display]
-        control.follow(session_id)
-        display.follow(session_id)
-        display.wait_for("state")
-        control.wait_for("state")
-        pressed = time.monotonic()
-        control.client.emit("step", {"session_id": session_id, "index": 2})
-        display.wait_for("step", lambda s: s["step_index"] == 2, after=pressed)
+        group = servers.RunningGroup(server, program, step=2)
+        session_id = group.session_id
 
-        scanning = Kiosks(server.url, kiosk, program.codes[1:]).start()
+        scanning = Kiosks(server.url, group.kiosk, program.codes[1:]).start()
         deadline = time.monotonic() + 20
         while scanning.answered() < 8 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert scanning.answered() >= 8, f"scans are not being answered:\n{server.log()[-2000:]}"
-        display_connects = display.connects
+        display_connects = group.display.connects
 
         server.kill()  # SIGKILL, scans in flight and screens connected
         killed = time.monotonic()
@@ -152,11 +133,9 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
         server.wait_healthy()
         healthy = time.monotonic()
         # The screens reconnect and ask for the state by themselves: back on step 2 within 5 s.
-        state = display.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=5)
+        group.back_after(killed, step=2, timeout=5)
         back = time.monotonic()
-        assert state["session_id"] == session_id
-        assert display.connects > display_connects
-        control.wait_for("state", lambda s: s["step_index"] == 2, after=killed, timeout=5)
+        assert group.display.connects > display_connects
         print(f"\n[{kind}] restart: healthy {healthy - spawned:.2f}s after spawn; display back on the current "
               f"step {back - healthy:.2f}s after that ({back - killed:.2f}s after the kill); "
               f"{answered_before} scans answered before the kill, {scanning.failures} requests failed in the gap")
@@ -174,12 +153,10 @@ def test_kill_9_mid_session_loses_no_answered_scan_and_screens_come_back(stack, 
         assert {scan_id for _i, scan_id, _s, _b in scanning.answers} <= stored
 
         # The group goes on after the restart: a step reaches the display.
-        pressed = time.monotonic()
-        control.client.emit("step", {"session_id": session_id, "index": 3})
-        display.wait_for("step", lambda s: s["step_index"] == 3, after=pressed)
+        group.press(3)
     finally:
-        for screen in screens:
-            screen.close()
+        if group is not None:
+            group.close()
         server.stop()
 
 

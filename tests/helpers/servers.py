@@ -529,6 +529,58 @@ def display_token(http: requests.Session, base_url: str, session_id: int) -> str
     return match.group(1)
 
 
+class RunningGroup:
+    """Today's group under way on a real server: a kiosk enrolled and the first card scanned (which opens
+    the session), the facilitator's control page and the room display following it, on `step`."""
+
+    def __init__(self, server: "WebProcess", program: Program, step: int = 2):
+        self.kiosk = enrolled_kiosk(server.url, program.kiosk_link())
+        first = scan(self.kiosk, server.url, program.codes[0])
+        assert first.status_code == 200, first.text
+        self.session_id = first.json()["session"]["id"]
+        coordinator = program.coordinator(server.url)
+        token = display_token(coordinator, server.url, self.session_id)
+        self.screens: list[Screen] = []
+        try:
+            self.control = Screen("control", cookies=cookie_header(coordinator)).connect(server.url)
+            self.screens.append(self.control)
+            self.display = Screen("display").connect(server.url, auth={"display_token": token})
+            self.screens.append(self.display)
+            self.control.follow(self.session_id)
+            self.display.follow(self.session_id)
+            self.display.wait_for("state")
+            self.control.wait_for("state")
+            self.press(step)
+        except BaseException:
+            self.close()
+            raise
+
+    def press(self, step: int) -> None:
+        """The facilitator moves to `step`; it is on the room display."""
+        pressed = time.monotonic()
+        self.control.client.emit("step", {"session_id": self.session_id, "index": step})
+        self.display.wait_for("step", lambda s: s["step_index"] == step, after=pressed)
+
+    def back_after(self, killed: float, step: int, timeout: float) -> dict:
+        """Both screens reconnect by themselves after a restart and are shown `step` again (the display's state)."""
+        state = self.display.wait_for("state", lambda s: s["step_index"] == step, after=killed, timeout=timeout)
+        assert state["session_id"] == self.session_id
+        self.control.wait_for("state", lambda s: s["step_index"] == step, after=killed, timeout=timeout)
+        return state
+
+    def close(self) -> None:
+        for screen in self.screens:
+            screen.close()
+
+
+def stack_database(kind: str, folder: Path, cleanup: contextlib.ExitStack) -> tuple[str, str]:
+    """(database URL, process kind) of a stack: "sqlite-serve" (the embedded default in the instance
+    folder, `iop serve`) or "postgres-gunicorn" (a fresh schema on the test PostgreSQL, gunicorn)."""
+    if kind == "sqlite-serve":
+        return f"sqlite:///{folder / 'instance' / 'iop.sqlite3'}", "serve"
+    return cleanup.enter_context(fresh_schema(required_postgres())), "gunicorn"
+
+
 # ---- the sample nginx site (deploy/nginx.conf) in front of the web processes ---------------------
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
