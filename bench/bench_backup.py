@@ -22,13 +22,13 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_export  # noqa: E402
-from bench_scan import KIOSKS, KioskStand, figures, run_open  # noqa: E402  (puts tests/ on the path)
+from bench_scan import KIOSKS, KioskStand  # noqa: E402  (puts tests/ on the path)
 
 from helpers import servers  # noqa: E402
 
@@ -155,26 +155,18 @@ def scans_during_backups(database: str, server_kind: str, clients: int, weeks: i
         env = {**stand.server.env, "IOP_BACKUP_KEY": KEY}
         print(f"  {seeded['attendances']:,} attendances loaded; {KIOSKS} kiosks at a rush (each every {pace} s); "
               f"{os.cpu_count()} cores shared by the server, the kiosks and the backups")
-        alone, during, rates = [], [], {"alone": [], "during": []}
         backups = []
-        for number in range(1, rounds + 1):
-            rate, latencies, bad = run_open(stand.clients, stand.scan, rush_scans, pace)
-            stand.check(bad)
-            alone += latencies
-            rates["alone"].append(rate)
-            figures(f"round {number}: scans alone", rate, latencies)
-            with BackingUp(env, instance.parent) as backing_up:
-                rate, latencies, bad = run_open(stand.clients, stand.scan, rush_scans, pace)
-            stand.check(bad)
-            during += latencies
-            rates["during"].append(rate)
-            backups += backing_up.seconds
-            figures(f"round {number}: scans during backups", rate, latencies)
-            print(f"    {len(backing_up.seconds)} backups finished in the rush "
-                  f"({', '.join(f'{s:.1f} s' for s in backing_up.seconds)} each, the command's start included)")
-        base = figures("all rounds: scans alone", sum(rates["alone"]) / rounds, alone)
-        loaded = figures("all rounds: scans during backups", sum(rates["during"]) / rounds, during)
-        ratio = loaded["p99_ms"] / base["p99_ms"]
+
+        @contextmanager
+        def backing_up():
+            with BackingUp(env, instance.parent) as running:
+                yield
+            backups.extend(running.seconds)
+            print(f"    {len(running.seconds)} backups finished in the rush "
+                  f"({', '.join(f'{s:.1f} s' for s in running.seconds)} each, the command's start included)")
+
+        base, loaded, ratio = stand.rush_alone_and_loaded(rounds, rush_scans, pace, backing_up,
+                                                          "scans during backups")
         print(f"  RATIO scan p99 during/without backups: {ratio:.2f} (goal <= {GOAL}); p99 {loaded['p99_ms']:.1f} ms "
               f"vs {base['p99_ms']:.1f} ms; p50 {loaded['p50_ms']:.1f} vs {base['p50_ms']:.1f} ms")
         return {"ratio": ratio, "alone": base, "during": loaded, "backups": backups, "ok": ratio <= GOAL}

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,15 +78,30 @@ class Client:
 
 def run_closed(clients: list[Client], work, per_client: int) -> tuple[float, list[float], list]:
     """Every client does `per_client` requests back to back; (requests per second, latencies, failures)."""
+    return _kiosks(clients, work, per_client, lambda _rng: 0.0)
+
+
+def run_open(clients: list[Client], work, per_client: int, pace: float) -> tuple[float, list[float], list]:
+    """Every client waits an exponential time (mean `pace` s) before each request: arrivals like people."""
+    return _kiosks(clients, work, per_client, lambda rng: rng.expovariate(1 / pace))
+
+
+def _kiosks(clients: list[Client], work, per_client: int, pause) -> tuple[float, list[float], list]:
+    """Every client, each in a thread and all starting together, waits `pause(its rng)` seconds before each
+    of its `per_client` requests; (requests per second, latencies, failures)."""
     latencies: list[float] = []
     failures: list = []
     lock = threading.Lock()
     ready = threading.Barrier(len(clients) + 1)
 
     def kiosk(number: int, client: Client):
+        rng = random.Random(number)
         mine, bad = [], []
         ready.wait()
         for n in range(per_client):
+            wait = pause(rng)
+            if wait:
+                time.sleep(wait)
             started = time.perf_counter()
             status, body = work(client, number, n)
             mine.append(time.perf_counter() - started)
@@ -101,36 +116,6 @@ def run_closed(clients: list[Client], work, per_client: int) -> tuple[float, lis
         thread.start()
     ready.wait()
     began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, latencies, failures
-
-
-def run_open(clients: list[Client], work, per_client: int, pace: float) -> tuple[float, list[float], list]:
-    """Every client waits an exponential time (mean `pace` s) before each request: arrivals like people."""
-    latencies: list[float] = []
-    failures: list = []
-    lock = threading.Lock()
-
-    def kiosk(number: int, client: Client):
-        rng = random.Random(number)
-        mine, bad = [], []
-        for n in range(per_client):
-            time.sleep(rng.expovariate(1 / pace))
-            started = time.perf_counter()
-            status, body = work(client, number, n)
-            mine.append(time.perf_counter() - started)
-            if status != 200:
-                bad.append((status, body[:200]))
-        with lock:
-            latencies.extend(mine)
-            failures.extend(bad)
-
-    threads = [threading.Thread(target=kiosk, args=(i, c)) for i, c in enumerate(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
     for thread in threads:
         thread.join()
     return len(latencies) / (time.perf_counter() - began), latencies, failures
@@ -261,6 +246,23 @@ class KioskStand:
         if bad:
             print(self.server.log()[-4000:])
             raise SystemExit(f"failures: {bad[:3]}")
+
+    def rush_alone_and_loaded(self, rounds: int, rush_scans: int, pace: float, load, loaded_name: str):
+        """`rounds` rounds of a rush (open loop, each kiosk `rush_scans` scans every `pace` s on average):
+        alone, then inside `load()` (a context manager: what the benchmark puts beside the kiosks).
+        Returns the figures of all rounds alone and loaded, and the p99 ratio loaded / alone."""
+        latencies_of, rates_of = {"alone": [], "loaded": []}, {"alone": [], "loaded": []}
+        for number in range(1, rounds + 1):
+            for kind, name in (("alone", "scans alone"), ("loaded", loaded_name)):
+                with load() if kind == "loaded" else nullcontext():
+                    rate, latencies, bad = run_open(self.clients, self.scan, rush_scans, pace)
+                self.check(bad)
+                latencies_of[kind] += latencies
+                rates_of[kind].append(rate)
+                figures(f"round {number}: {name}", rate, latencies)
+        base = figures("all rounds: scans alone", sum(rates_of["alone"]) / rounds, latencies_of["alone"])
+        loaded = figures(f"all rounds: {loaded_name}", sum(rates_of["loaded"]) / rounds, latencies_of["loaded"])
+        return base, loaded, loaded["p99_ms"] / base["p99_ms"]
 
 
 def bench(database: str, server_kind: str, closed_scans: int, open_scans: int, pace: float, threads: int,

@@ -21,12 +21,12 @@ import socket
 import sys
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scan import KIOSKS, KioskStand, figures, run_open  # noqa: E402  (bench_scan puts tests/ on the path)
+from bench_scan import KIOSKS, KioskStand  # noqa: E402  (bench_scan puts tests/ on the path)
 
 
 class Strangers:
@@ -101,25 +101,16 @@ def bench(database: str, server_kind: str, connections: int, attackers: int, rus
         strangers = Strangers(stand.server.port, connections, attackers)
         print(f"  {KIOSKS} kiosks at a rush (each every {pace} s); {connections} stranger connections a round, "
               f"opened by {attackers} threads; {os.cpu_count()} cores shared by all")
-        alone, attacked, rates = [], [], {"alone": [], "attacked": []}
-        for number in range(1, rounds + 1):
-            rate, latencies, bad = run_open(stand.clients, stand.scan, rush_scans, pace)
-            stand.check(bad)
-            alone += latencies
-            rates["alone"].append(rate)
-            figures(f"round {number}: scans alone", rate, latencies)
+        @contextmanager
+        def strangers_knocking():
             strangers.start()
-            rate, latencies, bad = run_open(stand.clients, stand.scan, rush_scans, pace)
+            yield
             strangers.finish()
-            stand.check(bad)
-            attacked += latencies
-            rates["attacked"].append(rate)
-            figures(f"round {number}: with the strangers", rate, latencies)
             print(f"    strangers: {strangers.opened} connections opened in {strangers.seconds:.1f} s at the "
                   f"rush's start, answers {strangers.answers}, held {strangers.held}")
-        base = figures("all rounds: scans alone", sum(rates["alone"]) / rounds, alone)
-        loaded = figures("all rounds: with the strangers", sum(rates["attacked"]) / rounds, attacked)
-        ratio = loaded["p99_ms"] / base["p99_ms"]
+
+        base, loaded, ratio = stand.rush_alone_and_loaded(rounds, rush_scans, pace, strangers_knocking,
+                                                          "with the strangers")
         print(f"  RATIO scan p99 with/without strangers: {ratio:.2f} (goal <= 1.5); "
               f"p99 {loaded['p99_ms']:.1f} ms vs {base['p99_ms']:.1f} ms; p50 {loaded['p50_ms']:.1f} vs "
               f"{base['p50_ms']:.1f} ms; {strangers.opened} stranger connections, {strangers.held} held; "
