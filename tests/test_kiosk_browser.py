@@ -18,6 +18,8 @@ from iop.store.models import Attendance
 
 pytestmark = pytest.mark.browser
 
+ASKED_ABOUT_9_05 = re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$")
+
 
 def open_kiosk(page, live_server, scene):
     page.context.add_cookies([{"name": kiosks.COOKIE_NAME, "value": scene.cookie, "domain": "127.0.0.1",
@@ -74,7 +76,7 @@ def test_scanner_checks_in_then_out_and_the_greeting_leaves_no_trace(kiosk_scene
     clock.advance(timedelta(minutes=6))
     scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
     question = page.locator("#state-confirm")
-    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    expect(question.get_by_role("heading")).to_have_text(ASKED_ABOUT_9_05)
     page.get_by_role("button", name="Check out").click()
     goodbye = page.locator("#state-out")
     expect(goodbye).to_be_visible()
@@ -316,7 +318,7 @@ def test_a_second_scan_asks_and_stay_writes_nothing(kiosk_scene, live_server, pa
     scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
     question = page.locator("#state-confirm")
     expect(question).to_be_visible()
-    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    expect(question.get_by_role("heading")).to_have_text(ASKED_ABOUT_9_05)
     expect(question).to_contain_text("Maria G.")
     leave = question.get_by_role("button", name="Check out")
     stay = question.get_by_role("button", name="Stay")
@@ -382,8 +384,22 @@ def test_the_question_in_spanish(kiosk_scene, live_server, page, app):
     expect(question.get_by_role("button", name="Me quedo")).to_be_visible()
     assert_accessible(page, "the kiosk's question before a check-out, in Spanish")
     page.get_by_role("button", name="English").click()  # switched while asking: the question follows
-    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
+    expect(question.get_by_role("heading")).to_have_text(ASKED_ABOUT_9_05)
     expect(question.get_by_role("button", name="Check out")).to_be_visible()
+
+
+def twenty_minutes_on_one_leaves_one_stays(page, kiosk_scene, leaving, staying):
+    """Twenty minutes after their 9:05 check-ins, the network still gone, both scan again and are asked:
+    `leaving` presses "Check out" (kept to send), `staying` presses "Stay" (nothing kept)."""
+    page.clock.fast_forward("20:00")
+    clock.advance(timedelta(minutes=20))
+    question = page.locator("#state-confirm")
+    for person, choice in ((leaving, "Check out"), (staying, "Stay")):
+        scan_like_a_scanner(page, kiosk_scene.card(person))
+        expect(question.get_by_role("heading")).to_have_text(ASKED_ABOUT_9_05)
+        question.get_by_role("button", name=choice).click()
+        expect(page.locator("#state-saved" if choice == "Check out" else "#state-ready")).to_be_visible()
+        page.clock.run_for(5000)
 
 
 def test_offline_the_person_chooses_and_the_choice_is_what_is_recorded(kiosk_scene, live_server, page, app):
@@ -400,18 +416,8 @@ def test_offline_the_person_chooses_and_the_choice_is_what_is_recorded(kiosk_sce
         scan_like_a_scanner(page, kiosk_scene.card(person))
         expect(page.locator("#state-saved")).to_be_visible()
     expect(page.locator("#pending")).to_have_text(re.compile("2 waiting to sync"))
-    page.clock.fast_forward("20:00")  # twenty minutes later, still offline
-    clock.advance(timedelta(minutes=20))
-    scan_like_a_scanner(page, kiosk_scene.card(kiosk_scene.maria))
-    question = page.locator("#state-confirm")
-    expect(question.get_by_role("heading")).to_have_text(re.compile(r"^You checked in at 9:05( AM)?\. Leaving now\?$"))
-    question.get_by_role("button", name="Check out").click()
-    expect(page.locator("#state-saved")).to_be_visible()
-    page.clock.run_for(5000)
-    scan_like_a_scanner(page, kiosk_scene.card(james))
-    expect(question).to_be_visible()
-    question.get_by_role("button", name="Stay").click()  # James stays: nothing queued for him
-    expect(page.locator("#pending")).to_have_text(re.compile("3 waiting to sync"))
+    twenty_minutes_on_one_leaves_one_stays(page, kiosk_scene, leaving=kiosk_scene.maria, staying=james)
+    expect(page.locator("#pending")).to_have_text(re.compile("3 waiting to sync"))  # nothing queued for James
     assert unvoided_attendances(app) == []
 
     page.unroute("**/kiosk/api/**")
@@ -423,3 +429,38 @@ def test_offline_the_person_chooses_and_the_choice_is_what_is_recorded(kiosk_sce
     left = records[kiosk_scene.maria.id].check_out_at
     assert local(kiosk_scene.day, 9, 25) <= left <= local(kiosk_scene.day, 9, 26)  # when she pressed it
     assert records[james.id].check_out_at is None
+
+
+def test_offline_a_card_checked_in_online_is_asked_about_too(kiosk_scene, live_server, page, app):
+    """Checked in while the network was up, the same card scanned again after it went asks "Leaving now?"
+    as the server would: "Check out" is queued and recorded at its own time; "Stay" queues nothing; once
+    the session has ended the card is not asked about (the close checks everyone out)."""
+    james = kiosk_scene.world.client("C2", "James", "Whitfield", groups=[kiosk_scene.group],
+                                     plan_start=kiosk_scene.day)
+    page.clock.install()
+    open_kiosk(page, live_server, kiosk_scene)
+    for person in (kiosk_scene.maria, james):  # online at 9:05: the server checks them in
+        scan_like_a_scanner(page, kiosk_scene.card(person))
+        expect(page.locator("#state-in")).to_be_visible()
+        page.clock.run_for(6000)
+        expect(page.locator("#state-ready")).to_be_visible()
+    assert len(unvoided_attendances(app)) == 2
+
+    page.route("**/kiosk/api/**", lambda route: route.abort("internetdisconnected"))  # the network goes
+    twenty_minutes_on_one_leaves_one_stays(page, kiosk_scene, leaving=kiosk_scene.maria, staying=james)
+    expect(page.locator("#pending")).to_have_text(re.compile("1 waiting to sync"))  # nothing queued for James
+
+    page.unroute("**/kiosk/api/**")
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(page.locator("#pending")).to_be_hidden(timeout=10_000)
+    records = {r.client_key: r for r in unvoided_attendances(app)}
+    left = records[kiosk_scene.maria.id].check_out_at
+    assert local(kiosk_scene.day, 9, 25) <= left <= local(kiosk_scene.day, 9, 26)  # when she pressed it
+    assert records[james.id].check_out_at is None
+
+    # After the group's end (12:00) the kiosk no longer asks about James's check-in: the scan waits plainly.
+    page.route("**/kiosk/api/**", lambda route: route.abort("internetdisconnected"))
+    page.clock.fast_forward("02:45:00")
+    scan_like_a_scanner(page, kiosk_scene.card(james))
+    expect(page.locator("#state-saved")).to_be_visible()
+    expect(page.locator("#pending")).to_have_text(re.compile("1 waiting to sync"))

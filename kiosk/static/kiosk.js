@@ -22,6 +22,9 @@
   var lastCode = "", lastCodeAt = 0;
   var flushing = false;
   var asking = null; // while "Leaving now?" shows: { code, checkedInAt } of the card it asks about (in memory only)
+  // Check-ins the server answered here, by card, until their session ends: { at, until } (in memory only), so a
+  // second scan while offline asks "Leaving now?" as the server would.
+  var present = {};
 
   // ---- words ------------------------------------------------------------------------------
   function t(key, values) {
@@ -219,13 +222,30 @@
     queue.push(scan);
     saveQueue(queue);
   }
-  // Offline, a second scan of a card whose check-in waits here is asked about as the server would
-  // ask: the waiting check-in, if it is at least REPEAT_MINUTES older and the card's last scan here.
-  function queuedCheckIn(scan) {
+  // Offline, a second scan of a card is asked about as the server would ask: about the check-in waiting
+  // in the queue (the card's last scan here), or else the one the server answered here, while its
+  // session lasts; either at least REPEAT_MINUTES before. The time it was checked in, or null.
+  function earlierCheckIn(scan) {
     var same = loadQueue().filter(function (s) { return s.code === scan.code; });
-    var last = same[same.length - 1];
-    if (!last || last.action) return null;
-    return Date.parse(scan.scanned_at) - Date.parse(last.scanned_at) >= REPEAT_MINUTES * 60000 ? last : null;
+    var last = same[same.length - 1], known = present[scan.code], at = null;
+    var scannedAt = Date.parse(scan.scanned_at);
+    if (last) at = last.action ? null : last.scanned_at;
+    else if (known && scannedAt < known.until) at = known.at;
+    return at && scannedAt - Date.parse(at) >= REPEAT_MINUTES * 60000 ? at : null;
+  }
+  // What the server said of a scan's card: checked in (remembered until the session ends), or out.
+  function remember(scan, answer) {
+    if (answer.result === "checked_out") { delete present[scan.code]; return; }
+    var at = answer.result === "checked_in" ? scan.scanned_at : answer.check_in_at;
+    if (at && answer.session) present[scan.code] = { at: at, until: sessionEnd(answer.session.ends) };
+  }
+  // When a session ending at "HH:MM" (the program's time) ends, from now on the kiosk's clock.
+  function sessionEnd(ends) {
+    var now = Date.now() + serverOffset;
+    var local = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+                                                   timeZone: root.dataset.tz }).format(new Date(now));
+    var minutes = function (hhmm) { var p = hhmm.split(":"); return Number(p[0]) * 60 + Number(p[1]); };
+    return now + Math.max(0, minutes(ends) - minutes(local)) * 60000;
   }
   // Send waiting scans oldest first; stop at the first that cannot be sent yet (order matters:
   // a check-in must reach the server before the same person's check-out).
@@ -240,6 +260,7 @@
       return post(root.dataset.scanUrl, queue[0]).then(function (r) {
         if (retryable(r.status)) return;
         if (r.status === 403 && r.data.error && r.data.error.code === "not_enrolled") { location.reload(); return; }
+        if (r.status === 200 && r.data.result) remember(queue[0], r.data);
         saveQueue(loadQueue().filter(function (s) { return s.scan_id !== queue[0].scan_id; }));
         return next();
       }, function () { /* still offline */ });
@@ -262,8 +283,9 @@
     var spinner = setTimeout(function () { show("checking"); }, SPINNER_AFTER);
     function offline() {
       clearTimeout(spinner);
-      var earlier = scan.action ? null : queuedCheckIn(scan);
-      if (earlier) { askToLeave("", earlier.scanned_at, scan.code); return; } // asked here; only a "Check out" is kept
+      var earlier = scan.action ? null : earlierCheckIn(scan);
+      if (earlier) { askToLeave("", earlier, scan.code); return; } // asked here; only a "Check out" is kept
+      if (scan.action) delete present[scan.code];
       enqueue(scan);
       show("saved", SHOW_FOR.saved);
       announce(t("saved.title"));
@@ -277,7 +299,7 @@
       return post(root.dataset.scanUrl, online).then(function (r) {
         clearTimeout(spinner);
         if (retryable(r.status) && r.status !== 429) { offline(); return; }
-        if (r.status === 200 && r.data.result) { greet(r.data, scan); return; }
+        if (r.status === 200 && r.data.result) { remember(scan, r.data); greet(r.data, scan); return; }
         var error = r.data.error || {};
         if (error.code === "not_enrolled") { location.reload(); return; }
         problem(error.code || "server_error", error.message);
