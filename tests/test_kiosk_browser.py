@@ -464,3 +464,26 @@ def test_offline_a_card_checked_in_online_is_asked_about_too(kiosk_scene, live_s
     scan_like_a_scanner(page, kiosk_scene.card(james))
     expect(page.locator("#state-saved")).to_be_visible()
     expect(page.locator("#pending")).to_have_text(re.compile("1 waiting to sync"))
+
+
+def test_offline_a_card_the_server_said_is_out_is_not_asked_about(kiosk_scene, live_server, page, app):
+    """Checked in here, then out at another kiosk: this kiosk, told so when the card is scanned here again,
+    no longer asks "Leaving now?" about that check-in once the network is gone."""
+    page.clock.install()
+    open_kiosk(page, live_server, kiosk_scene)
+    code = kiosk_scene.card(kiosk_scene.maria)
+    scan_like_a_scanner(page, code)
+    expect(page.locator("#state-in")).to_be_visible()
+    page.clock.run_for(6000)
+    clock.advance(timedelta(minutes=10))
+    elsewhere = kiosk_scene.scan(code, action="check_out")  # the front desk's other kiosk
+    assert elsewhere.get_json()["result"] == "checked_out"
+    scan_like_a_scanner(page, code)
+    expect(page.locator("#state-problem")).to_be_visible()  # already checked out
+
+    page.route("**/kiosk/api/**", lambda route: route.abort("internetdisconnected"))
+    page.clock.fast_forward("20:00")
+    clock.advance(timedelta(minutes=20))
+    scan_like_a_scanner(page, code)
+    expect(page.locator("#state-saved")).to_be_visible()
+    expect(page.locator("#state-confirm")).to_be_hidden()

@@ -261,6 +261,7 @@
         if (retryable(r.status)) return;
         if (r.status === 403 && r.data.error && r.data.error.code === "not_enrolled") { location.reload(); return; }
         if (r.status === 200 && r.data.result) remember(queue[0], r.data);
+        if (r.status === 409) delete present[queue[0].code];
         saveQueue(loadQueue().filter(function (s) { return s.scan_id !== queue[0].scan_id; }));
         return next();
       }, function () { /* still offline */ });
@@ -302,6 +303,7 @@
         if (r.status === 200 && r.data.result) { remember(scan, r.data); greet(r.data, scan); return; }
         var error = r.data.error || {};
         if (error.code === "not_enrolled") { location.reload(); return; }
+        if (r.status === 409) delete present[scan.code]; // checked out elsewhere, by staff, or the session is over
         problem(error.code || "server_error", error.message);
       }, offline);
     });
