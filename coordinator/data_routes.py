@@ -122,23 +122,25 @@ def import_upload(kind: str):
     return redirect(url_for("coordinator.import_job", job_id=job_id), 303)
 
 
+def _job_or_404(job_id: str) -> import_jobs.JobState:
+    job = import_jobs.state(job_id)
+    if job is None:
+        abort(404)
+    return job
+
+
 @bp.route("/imports/jobs/<job_id>")
 @staff_required("coordinator")
 def import_job(job_id: str):
     """The import's progress bar while it runs (polled by import_job.js; refreshed without JS), then its result."""
-    job = import_jobs.state(job_id)
-    if job is None:
-        abort(404)
+    job = _job_or_404(job_id)
     return render_template("coordinator/import_job.html", job=job, title=IMPORT_TITLES[job.kind][0])
 
 
 @bp.route("/imports/jobs/<job_id>.json")
 @staff_required("coordinator")
 def import_job_status(job_id: str):
-    job = import_jobs.state(job_id)
-    if job is None:
-        abort(404)
-    response = jsonify(job.as_json())
+    response = jsonify(_job_or_404(job_id).as_json())
     response.headers["Cache-Control"] = "no-store"
     return response
 

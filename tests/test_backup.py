@@ -104,16 +104,22 @@ def source(tmp_path_factory):
             "exports": {kind: export(env, kind, at) for kind in ("hours", "attendance", "days")}}
 
 
-@pytest.fixture
-def target(tmp_path, source):
-    """Another instance holding a program (a copy of the source's database, changed a little)."""
-    instance = tmp_path / "target"
+def changed_copy(source, instance: Path, change: str) -> Path:
+    """A new instance folder holding a copy of the source's database with one SQL statement applied."""
     instance.mkdir(mode=0o700)
     shutil.copy(source["instance"] / "iop.sqlite3", instance / "iop.sqlite3")
     connection = sqlite3.connect(instance / "iop.sqlite3")
-    connection.execute("UPDATE client SET first_name = 'Changed' WHERE client_id = (SELECT min(client_id) FROM client)")
+    connection.execute(change)
     connection.commit()
     connection.close()
+    return instance
+
+
+@pytest.fixture
+def target(tmp_path, source):
+    """Another instance holding a program (a copy of the source's database, changed a little)."""
+    instance = changed_copy(source, tmp_path / "target",
+                            "UPDATE client SET first_name = 'Changed' WHERE client_id = (SELECT min(client_id) FROM client)")
     return {"instance": instance, "env": environment(instance), "before": everything(instance)}
 
 
@@ -250,13 +256,7 @@ def test_verify_refuses_every_kind_of_bad_file_in_one_line(source, tmp_path):
 @pytest.fixture
 def newer_schema_backup(source, tmp_path):
     """A backup whose schema revision this version does not know (as if made by a later version)."""
-    instance = tmp_path / "newer"
-    instance.mkdir(mode=0o700)
-    shutil.copy(source["instance"] / "iop.sqlite3", instance / "iop.sqlite3")
-    connection = sqlite3.connect(instance / "iop.sqlite3")
-    connection.execute("UPDATE alembic_version SET version_num = '0099'")
-    connection.commit()
-    connection.close()
+    instance = changed_copy(source, tmp_path / "newer", "UPDATE alembic_version SET version_num = '0099'")
     path = tmp_path / "newer.iopbak"
     assert iop(environment(instance), "backup", "-o", str(path)).returncode == 0
     return path

@@ -202,6 +202,7 @@ def test_the_job_page_shows_a_named_progress_bar_while_it_runs(client, auth, app
     assert "import_job.js" in html
     assert client.get("/coordinator/imports/jobs/" + "a" * 32 + ".json").get_json()["percent"] == 35
     assert client.get("/coordinator/imports/jobs/" + "b" * 32).status_code == 404
+    assert client.get("/coordinator/imports/jobs/" + "b" * 32 + ".json").status_code == 404
     assert import_jobs.state("../../etc") is None
     del token
 
